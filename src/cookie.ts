@@ -1,0 +1,182 @@
+/**
+ * Pure cookie utilities: option validation, reading the session cookie from a Cookie header,
+ * and writing Set-Cookie values. No framework, no I/O.
+ *
+ * @packageDocumentation
+ */
+import { serialize } from 'cookie';
+import { SessionError } from './errors.js';
+
+/** How the session cookie is written. */
+export interface CookieOptions {
+  /**
+   * The cookie name. When the cookie is Secure, has no Domain and Path is `/`, the `__Host-`
+   * prefix is added (see {@link CookieOptions.hostPrefix}).
+   * @defaultValue `'sid'`
+   */
+  name?: string;
+  /** @defaultValue `'/'` */
+  path?: string;
+  /** No Domain by default, so the cookie stays on the exact host. */
+  domain?: string;
+  /**
+   * Never left to the browser's default. `'none'` requires `secure: true`.
+   * @defaultValue `'lax'`
+   */
+  sameSite?: 'lax' | 'strict' | 'none';
+  /**
+   * `'auto'` marks the cookie Secure when the request is HTTPS (see the manager's `trustProxy`).
+   * @defaultValue `'auto'`
+   */
+  secure?: 'auto' | boolean;
+  /** @defaultValue true */
+  httpOnly?: boolean;
+  /**
+   * Adds the `__Host-` prefix to Secure cookies that have no Domain and Path `/`.
+   * @defaultValue true
+   */
+  hostPrefix?: boolean;
+  /**
+   * Gives the cookie a Max-Age reaching the session's absolute deadline. With `false` it is a
+   * browser-session cookie. Either way the server enforces expiry: Max-Age is never trusted.
+   * @defaultValue true
+   */
+  persistent?: boolean;
+  /** Adds the `Partitioned` attribute (CHIPS); requires `secure: true`. @defaultValue false */
+  partitioned?: boolean;
+}
+
+/** Cookie options after defaults and validation. */
+export interface ResolvedCookieOptions {
+  readonly name: string;
+  readonly path: string;
+  readonly domain: string | undefined;
+  readonly sameSite: 'lax' | 'strict' | 'none';
+  readonly secure: 'auto' | boolean;
+  readonly httpOnly: boolean;
+  readonly hostPrefix: boolean;
+  readonly persistent: boolean;
+  readonly partitioned: boolean;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const PATH = /^\/[\u0021-\u002B\u002D-\u003A\u003C-\u007E]*$/;
+const DOMAIN = /^\.?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+function invalid(message: string): never {
+  throw new SessionError('INVALID_OPTION', `cookie: ${message}`);
+}
+
+/**
+ * Applies defaults and rejects unsafe or impossible combinations with an `INVALID_OPTION`
+ * error: SameSite=None without Secure, a `__Host-` name with a Domain or another Path, a
+ * `__Secure-` name that is not always Secure, and any control character, `;`, `,` or white
+ * space in the name, path or domain.
+ */
+export function resolveCookieOptions(options: CookieOptions = {}): ResolvedCookieOptions {
+  const name = options.name ?? 'sid';
+  const path = options.path ?? '/';
+  const domain = options.domain;
+  const sameSite = options.sameSite ?? 'lax';
+  const secure = options.secure ?? 'auto';
+  if (typeof name !== 'string' || !TOKEN.test(name)) invalid(`invalid name ${JSON.stringify(name)}`);
+  if (typeof path !== 'string' || !PATH.test(path)) invalid(`invalid path ${JSON.stringify(path)}`);
+  if (domain !== undefined && (typeof domain !== 'string' || !DOMAIN.test(domain))) {
+    invalid(`invalid domain ${JSON.stringify(domain)}`);
+  }
+  if (!['lax', 'strict', 'none'].includes(sameSite)) invalid(`sameSite must be 'lax', 'strict' or 'none'`);
+  if (secure !== 'auto' && typeof secure !== 'boolean') invalid(`secure must be 'auto', true or false`);
+  if (sameSite === 'none' && secure !== true) invalid('SameSite=None requires secure: true');
+  if (options.partitioned === true && secure !== true) invalid('partitioned requires secure: true');
+  const lower = name.toLowerCase();
+  if (lower.startsWith('__host-')) {
+    if (domain !== undefined) invalid('a __Host- cookie cannot have a Domain');
+    if (path !== '/') invalid('a __Host- cookie must have Path=/');
+    if (secure !== true) invalid('a __Host- cookie requires secure: true');
+  }
+  if (lower.startsWith('__secure-') && secure !== true) invalid('a __Secure- cookie requires secure: true');
+  return {
+    name,
+    path,
+    domain,
+    sameSite,
+    secure,
+    httpOnly: options.httpOnly ?? true,
+    hostPrefix: options.hostPrefix ?? true,
+    persistent: options.persistent ?? true,
+    partitioned: options.partitioned ?? false,
+  };
+}
+
+/** Whether the cookie carries the Secure attribute on a request that is (or is not) HTTPS. */
+export function isSecureCookie(options: ResolvedCookieOptions, httpsRequest: boolean): boolean {
+  return options.secure === 'auto' ? httpsRequest : options.secure;
+}
+
+/** The cookie name on a request that is (or is not) HTTPS: `__Host-` is added where it applies. */
+export function cookieNameFor(options: ResolvedCookieOptions, httpsRequest: boolean): string {
+  const prefixed =
+    options.hostPrefix &&
+    isSecureCookie(options, httpsRequest) &&
+    options.domain === undefined &&
+    options.path === '/' &&
+    !options.name.startsWith('__');
+  return prefixed ? `__Host-${options.name}` : options.name;
+}
+
+/**
+ * Every value of the cookie named exactly `name` (case-sensitive) in a Cookie header, in the
+ * order sent, at most `limit` of them. Linear in the header's length; never throws.
+ */
+export function readCookieValues(header: string | null | undefined, name: string, limit = 4): string[] {
+  if (typeof header !== 'string' || header.length === 0) return [];
+  const values: string[] = [];
+  let from = header.indexOf(name);
+  while (from !== -1 && values.length < limit) {
+    const start = header.lastIndexOf(';', from - 1) + 1;
+    const before = header.slice(start, from);
+    const equals = from + name.length;
+    if (before.trim() === '' && header.charCodeAt(equals) === 61 /* = */) {
+      let end = header.indexOf(';', equals);
+      if (end === -1) end = header.length;
+      values.push(header.slice(equals + 1, end).trim());
+      from = header.indexOf(name, end);
+    } else {
+      from = header.indexOf(name, equals);
+    }
+  }
+  return values;
+}
+
+/** A Set-Cookie value that stores `value`, with Max-Age in seconds when given. */
+export function serializeCookie(
+  options: ResolvedCookieOptions,
+  name: string,
+  value: string,
+  httpsRequest: boolean,
+  maxAgeSeconds: number | undefined,
+): string {
+  return serialize(name, value, {
+    path: options.path,
+    domain: options.domain,
+    sameSite: options.sameSite,
+    secure: isSecureCookie(options, httpsRequest),
+    httpOnly: options.httpOnly,
+    partitioned: options.partitioned,
+    maxAge: maxAgeSeconds,
+  });
+}
+
+/** A Set-Cookie value that removes the cookie: same Name, Path and Domain, expired. */
+export function serializeClearingCookie(options: ResolvedCookieOptions, name: string, httpsRequest: boolean): string {
+  return serialize(name, '', {
+    path: options.path,
+    domain: options.domain,
+    sameSite: options.sameSite,
+    secure: isSecureCookie(options, httpsRequest),
+    httpOnly: options.httpOnly,
+    partitioned: options.partitioned,
+    expires: new Date(0),
+    maxAge: 0,
+  });
+}

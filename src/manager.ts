@@ -1,0 +1,686 @@
+/**
+ * The framework-agnostic session manager: it takes what a request carries (the Cookie header,
+ * whether the request is HTTPS) and answers the session and, at the end, the headers to send.
+ *
+ * @packageDocumentation
+ */
+import type { CookieOptions, ResolvedCookieOptions } from './cookie.js';
+import {
+  cookieNameFor,
+  readCookieValues,
+  resolveCookieOptions,
+  serializeClearingCookie,
+  serializeCookie,
+} from './cookie.js';
+import type { CryptoProvider } from './crypto.js';
+import { defaultCryptoProvider } from './crypto.js';
+import type { Envelope, EncryptionOptions } from './codec.js';
+import { Codec } from './codec.js';
+import { SessionError } from './errors.js';
+import type { DefaultSessionData, RegenerateOptions, SessionHost, SessionState } from './session.js';
+import { Session, stateOf } from './session.js';
+import type { SessionRecord, SessionStore, StoredRecord } from './store.js';
+import { CookieSigner, generateSessionId, storeKeyFor } from './token.js';
+
+/** Options of {@link SessionManager}. */
+export interface SessionManagerOptions {
+  /** Where sessions are kept. */
+  store: SessionStore;
+  /**
+   * Cookie signing secrets, each at least 32 bytes. The first signs; all verify, so a new secret
+   * goes first and an old one stays listed until its cookies have expired.
+   */
+  secrets: ReadonlyArray<string | Uint8Array>;
+  /**
+   * Idle timeout in milliseconds: a session unused this long expires.
+   * @defaultValue 1_800_000 (30 minutes)
+   */
+  idleTimeout?: number;
+  /**
+   * Absolute timeout in milliseconds, from creation; activity never extends it.
+   * @defaultValue 43_200_000 (12 hours)
+   */
+  absoluteTimeout?: number;
+  /**
+   * A read-only request extends the stored expiry at most once per this many milliseconds.
+   * @defaultValue `min(60_000, idleTimeout / 10)`: one touch a minute with the default idle
+   * timeout, and proportionally more often for short ones, so an active session never idles out.
+   */
+  touchInterval?: number;
+  /** The session cookie. */
+  cookie?: CookieOptions;
+  /**
+   * Believe the first value of `X-Forwarded-Proto` when deciding whether a request is HTTPS.
+   * Only enable behind a proxy that sets it.
+   * @defaultValue false
+   */
+  trustProxy?: boolean;
+  /** Encrypt session data at rest with AES-256-GCM. */
+  encryption?: EncryptionOptions;
+  /**
+   * How long one store call may take before it fails with `STORE_UNAVAILABLE`, in milliseconds.
+   * @defaultValue 5_000
+   */
+  storeTimeout?: number;
+  /**
+   * How many times a save that meets a newer version is re-applied before `WRITE_CONFLICT`.
+   * @defaultValue 16
+   */
+  maxRetries?: number;
+  /**
+   * The most live sessions one user may have; the oldest are ended when a session binds to the
+   * user beyond it.
+   * @defaultValue Infinity
+   */
+  maxSessionsPerUser?: number;
+  /**
+   * The largest encoded session, in bytes; a larger save fails with `DATA_TOO_LARGE`.
+   * @defaultValue 262_144
+   */
+  maxDataBytes?: number;
+  /** The clock, epoch milliseconds. Tests inject one. @defaultValue `Date.now` */
+  now?: () => number;
+  /** Cryptographic primitives. @defaultValue `node:crypto` on Node.js, Web Crypto elsewhere */
+  crypto?: CryptoProvider;
+}
+
+/** What a request carries that matters to its session. */
+export interface RequestInfo {
+  /** The Cookie header. */
+  cookie?: string | null | undefined;
+  /** Whether the connection is TLS. */
+  https?: boolean;
+  /** The X-Forwarded-Proto header, used only with `trustProxy`. */
+  forwardedProto?: string | null | undefined;
+  /** The User-Agent header, kept with new sessions for the session list. */
+  userAgent?: string | null | undefined;
+  /** The client address, kept with new sessions for the session list. */
+  ip?: string | null | undefined;
+}
+
+/** The headers a response must carry for its session. */
+export interface ResponseHeaders {
+  /** Set-Cookie values, possibly none. */
+  setCookie: string[];
+  /** `'no-store'` when the response sets a session cookie or belongs to a signed-in user. */
+  cacheControl: 'no-store' | undefined;
+}
+
+/** One live session of a user, as listed by {@link SessionManager.listUserSessions}. */
+export interface SessionInfo {
+  /** An opaque handle for {@link SessionManager.revokeUserSession}; not the session ID. */
+  handle: string;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  authenticatedAt: number | undefined;
+  userAgent: string | undefined;
+  ip: string | undefined;
+  /** Whether this is the session of the request passed in. */
+  current: boolean;
+}
+
+/** Why a cookie was not accepted. */
+export type RejectReason = 'malformed' | 'signature' | 'unknown' | 'undecodable';
+
+/** Lifecycle events. None carries a session ID. */
+export interface SessionEvents {
+  created: { userId: string | null };
+  regenerated: { userId: string | null };
+  destroyed: { userId: string | null; reason: 'destroy' | 'revoked' | 'cap' };
+  expired: { userId: string | null; reason: 'idle' | 'absolute' };
+  rejected: { reason: RejectReason };
+}
+
+const MINUTE = 60_000;
+
+function positive(name: string, value: number | undefined, fallback: number, allowZero = false): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new SessionError('INVALID_OPTION', `${name} must be a ${allowZero ? 'non-negative' : 'positive'} number`);
+  }
+  return value;
+}
+
+function emptyData(): Record<string, unknown> {
+  return Object.create(null) as Record<string, unknown>;
+}
+
+function copyData(data: Record<string, unknown>): Record<string, unknown> {
+  return Object.assign(emptyData(), data);
+}
+
+function truncate(value: string | null | undefined, length: number): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value.slice(0, length) : undefined;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Creates, finds, saves, expires and ends sessions on a {@link SessionStore}. One manager serves
+ * a whole application; framework adapters wrap it.
+ *
+ * @typeParam Data - the session data type; see {@link SessionData}
+ *
+ * @example
+ * ```ts
+ * const manager = new SessionManager({ store: new MemoryStore(), secrets: [process.env.SESSION_SECRET!] });
+ * const session = await manager.load({ cookie: req.headers.cookie, https: false });
+ * session.set('visits', (session.get('visits') ?? 0) + 1);
+ * const { setCookie } = await manager.commit(session);
+ * ```
+ */
+export class SessionManager<Data extends object = DefaultSessionData> {
+  /** The store sessions are kept in. */
+  readonly store: SessionStore;
+  /** Resolved cookie options. */
+  readonly cookie: ResolvedCookieOptions;
+  readonly #idle: number;
+  readonly #absolute: number;
+  readonly #touchInterval: number;
+  readonly #trustProxy: boolean;
+  readonly #storeTimeout: number;
+  readonly #maxRetries: number;
+  readonly #maxPerUser: number;
+  readonly #maxDataBytes: number;
+  readonly #clock: () => number;
+  readonly #ready: Promise<{ crypto: CryptoProvider; signer: CookieSigner; codec: Codec }>;
+  #resolved: { crypto: CryptoProvider; signer: CookieSigner; codec: Codec } | undefined;
+  readonly #listeners = new Map<keyof SessionEvents, Set<(event: any) => void>>();
+  readonly #host: SessionHost;
+
+  /** Validates every option; a bad one throws `SessionError` with code `INVALID_OPTION`. */
+  constructor(options: SessionManagerOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new SessionError('INVALID_OPTION', 'SessionManager needs an options object');
+    }
+    const store = options.store;
+    if (typeof store !== 'object' || store === null || typeof store.get !== 'function') {
+      throw new SessionError('INVALID_OPTION', 'store: give a SessionStore');
+    }
+    this.store = store;
+    this.cookie = resolveCookieOptions(options.cookie);
+    this.#idle = positive('idleTimeout', options.idleTimeout, 30 * MINUTE);
+    this.#absolute = positive('absoluteTimeout', options.absoluteTimeout, 12 * 60 * MINUTE);
+    this.#touchInterval = positive('touchInterval', options.touchInterval, Math.min(MINUTE, this.#idle / 10), true);
+    if (this.#touchInterval >= this.#idle) {
+      throw new SessionError('INVALID_OPTION', 'touchInterval must be shorter than idleTimeout');
+    }
+    this.#trustProxy = options.trustProxy ?? false;
+    this.#storeTimeout = positive('storeTimeout', options.storeTimeout, 5_000);
+    this.#maxRetries = positive('maxRetries', options.maxRetries, 16, true);
+    this.#maxPerUser = positive('maxSessionsPerUser', options.maxSessionsPerUser, Infinity);
+    this.#maxDataBytes = positive('maxDataBytes', options.maxDataBytes, 262_144);
+    this.#clock = options.now ?? Date.now;
+    const build = (crypto: CryptoProvider) => ({
+      crypto,
+      signer: new CookieSigner(crypto, options.secrets),
+      codec: new Codec(crypto, options.encryption),
+    });
+    if (options.crypto !== undefined) {
+      this.#resolved = build(options.crypto);
+      this.#ready = Promise.resolve(this.#resolved);
+    } else {
+      // Secrets and keys are checked synchronously so that a bad configuration fails at start-up.
+      const check = { randomBytes: () => new Uint8Array(0) } as unknown as CryptoProvider;
+      build(check);
+      this.#ready = defaultCryptoProvider().then((crypto) => (this.#resolved = build(crypto)));
+    }
+    this.#ready.catch(() => undefined);
+    const manager = this;
+    this.#host = {
+      regenerate: (state, opts) => manager.#regenerate(state, opts),
+      destroy: (state) => manager.#destroy(state),
+      persist: (state) => manager.#persist(state),
+      reload: (state) => manager.#reload(state),
+      now: () => manager.#clock(),
+    };
+  }
+
+  /** The idle timeout, in milliseconds. */
+  get idleTimeout(): number {
+    return this.#idle;
+  }
+
+  /** The absolute timeout, in milliseconds. */
+  get absoluteTimeout(): number {
+    return this.#absolute;
+  }
+
+  /** Subscribes to an event; answers a function that unsubscribes. A listener that throws is ignored. */
+  on<E extends keyof SessionEvents>(event: E, listener: (payload: SessionEvents[E]) => void): () => void {
+    let set = this.#listeners.get(event);
+    if (set === undefined) this.#listeners.set(event, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  #emit<E extends keyof SessionEvents>(event: E, payload: SessionEvents[E]): void {
+    const set = this.#listeners.get(event);
+    if (set === undefined) return;
+    for (const listener of set) {
+      try {
+        listener(payload);
+      } catch {
+        // A broken listener must not break the request it observes.
+      }
+    }
+  }
+
+  async #deps() {
+    return this.#resolved ?? (await this.#ready);
+  }
+
+  /** Runs one store call within the store timeout, turning any failure into STORE_UNAVAILABLE. */
+  async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new SessionError('STORE_UNAVAILABLE', `store ${operation} did not answer within ${this.#storeTimeout} ms`)),
+        this.#storeTimeout,
+      );
+    });
+    try {
+      return await Promise.race([run(), timeout]);
+    } catch (cause) {
+      if (cause instanceof SessionError) throw cause;
+      throw new SessionError('STORE_UNAVAILABLE', `store ${operation} failed`, { cause });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #isHttps(info: RequestInfo): boolean {
+    if (info.https === true) return true;
+    if (!this.#trustProxy || typeof info.forwardedProto !== 'string') return false;
+    const first = info.forwardedProto.split(',')[0]!.trim().toLowerCase();
+    return first === 'https';
+  }
+
+  #freshState(https: boolean, cookieName: string, hadCookie: boolean, info: RequestInfo): SessionState {
+    const now = this.#clock();
+    return {
+      id: null,
+      key: null,
+      persisted: false,
+      version: 0,
+      expiresAt: 0,
+      createdAt: now,
+      lastWrite: now,
+      idle: this.#idle,
+      absolute: this.#absolute,
+      authenticatedAt: undefined,
+      userId: null,
+      userAgent: truncate(info.userAgent, 256),
+      ip: truncate(info.ip, 64),
+      data: emptyData(),
+      changed: new Set(),
+      watched: new Map(),
+      userChanged: false,
+      timeoutsChanged: false,
+      ended: false,
+      issueCookie: false,
+      clearCookie: false,
+      forceTouch: false,
+      https,
+      cookieName,
+      hadCookie,
+    };
+  }
+
+  #adopt(state: SessionState, record: StoredRecord, envelope: Envelope): void {
+    state.version = record.version;
+    state.expiresAt = record.expiresAt;
+    state.userId = record.userId;
+    state.createdAt = envelope.c;
+    state.lastWrite = envelope.w;
+    state.idle = envelope.i;
+    state.absolute = envelope.x - envelope.c;
+    state.authenticatedAt = envelope.a;
+    state.userAgent = envelope.ua;
+    state.ip = envelope.ip;
+    state.data = copyData(envelope.d);
+  }
+
+  /**
+   * Reads a stored record and checks it against the server's clock; answers its envelope, or a
+   * reason it cannot be used.
+   */
+  async #readLive(key: string): Promise<{ record: StoredRecord; envelope: Envelope } | RejectReason | 'expired'> {
+    const { codec } = await this.#deps();
+    const record = await this.#call('get', () => this.store.get(key));
+    if (record === null) return 'unknown';
+    const now = this.#clock();
+    const envelope = await codec.decode(record.data, key);
+    if (envelope === null) return 'undecodable';
+    if (record.expiresAt <= now || envelope.x <= now) {
+      this.#emit('expired', { userId: record.userId, reason: envelope.x <= now ? 'absolute' : 'idle' });
+      return 'expired';
+    }
+    return { record, envelope };
+  }
+
+  /**
+   * Finds the session a request belongs to. A missing, malformed, tampered, unknown or expired
+   * cookie gives a fresh anonymous session (nothing is stored until it holds data). A store
+   * failure rejects with `STORE_UNAVAILABLE`, never with an empty session.
+   */
+  async load(info: RequestInfo): Promise<Session<Data>> {
+    const { signer, crypto } = await this.#deps();
+    const https = this.#isHttps(info);
+    const cookieName = cookieNameFor(this.cookie, https);
+    const values = readCookieValues(info.cookie, cookieName);
+    const state = this.#freshState(https, cookieName, values.length > 0, info);
+    let reason: RejectReason | 'expired' | undefined;
+    for (const value of values) {
+      const id = await signer.verify(value);
+      if (id === null) {
+        reason = value.length === 87 ? 'signature' : 'malformed';
+        continue;
+      }
+      const key = await storeKeyFor(crypto, id);
+      const found = await this.#readLive(key);
+      if (typeof found === 'string') {
+        reason = found;
+        continue;
+      }
+      state.id = id;
+      state.key = key;
+      state.persisted = true;
+      this.#adopt(state, found.record, found.envelope);
+      return new Session<Data>(this.#host, state);
+    }
+    if (reason !== undefined && reason !== 'expired') this.#emit('rejected', { reason });
+    return new Session<Data>(this.#host, state);
+  }
+
+  /**
+   * Saves what the request changed (or touches a read-only session when due) and answers the
+   * headers for the response. Call it once, before the response's headers go out. Rejects with
+   * `STORE_UNAVAILABLE` when the store fails: the response must then not carry a session cookie.
+   */
+  async commit(session: Session<Data>): Promise<ResponseHeaders> {
+    const state = stateOf(session);
+    if (!state.ended) await this.#persist(state);
+    const setCookie: string[] = [];
+    if (state.issueCookie && !state.ended && state.id !== null) {
+      const { signer } = await this.#deps();
+      const maxAge = this.cookie.persistent
+        ? Math.max(0, Math.floor((state.createdAt + state.absolute - this.#clock()) / 1000))
+        : undefined;
+      setCookie.push(serializeCookie(this.cookie, state.cookieName, await signer.sign(state.id), state.https, maxAge));
+    } else if (state.clearCookie) {
+      setCookie.push(serializeClearingCookie(this.cookie, state.cookieName, state.https));
+    }
+    state.issueCookie = false;
+    state.clearCookie = false;
+    const cacheControl = setCookie.length > 0 || state.userId !== null ? 'no-store' : undefined;
+    return { setCookie, cacheControl };
+  }
+
+  /** The headers for a response whose session could not be loaded or saved: none that touch the cookie. */
+  static failureHeaders(): ResponseHeaders {
+    return { setCookie: [], cacheControl: 'no-store' };
+  }
+
+  async #envelopeOf(state: SessionState, now: number): Promise<SessionRecord> {
+    const { codec } = await this.#deps();
+    const envelope: Envelope = {
+      d: state.data,
+      c: state.createdAt,
+      w: now,
+      i: state.idle,
+      x: state.createdAt + state.absolute,
+    };
+    if (state.authenticatedAt !== undefined) envelope.a = state.authenticatedAt;
+    if (state.userAgent !== undefined) envelope.ua = state.userAgent;
+    if (state.ip !== undefined) envelope.ip = state.ip;
+    const data = await codec.encode(envelope, state.key!);
+    const tooLarge =
+      data.length > this.#maxDataBytes ||
+      (data.length * 3 > this.#maxDataBytes && new TextEncoder().encode(data).length > this.#maxDataBytes);
+    if (tooLarge) {
+      throw new SessionError('DATA_TOO_LARGE', `the session exceeds maxDataBytes (${this.#maxDataBytes} bytes)`);
+    }
+    return { data, expiresAt: this.#expiryOf(state, now), userId: state.userId };
+  }
+
+  #expiryOf(state: SessionState, now: number): number {
+    return Math.min(now + state.idle, state.createdAt + state.absolute);
+  }
+
+  #collectInPlaceChanges(state: SessionState): void {
+    for (const [key, before] of state.watched) {
+      if (JSON.stringify(state.data[key]) !== before) state.changed.add(key);
+    }
+    state.watched.clear();
+  }
+
+  #markEnded(state: SessionState): void {
+    state.ended = true;
+    state.persisted = false;
+    state.issueCookie = false;
+    state.data = emptyData();
+    state.changed.clear();
+  }
+
+  async #persist(state: SessionState): Promise<void> {
+    if (state.ended) return;
+    this.#collectInPlaceChanges(state);
+    if (!state.persisted) {
+      // Lazy: a session is stored only once it holds data or a user.
+      if (state.userId !== null || Object.keys(state.data).length > 0) await this.#create(state);
+      else state.changed.clear();
+      return;
+    }
+    const now = this.#clock();
+    if (state.changed.size > 0 || state.userChanged || state.timeoutsChanged) {
+      await this.#save(state);
+      return;
+    }
+    const target = this.#expiryOf(state, now);
+    if (state.forceTouch ? target > state.expiresAt : target - state.expiresAt >= this.#touchInterval) {
+      const found = await this.#call('touch', () => this.store.touch(state.key!, target));
+      if (found) state.expiresAt = target;
+      else this.#markEnded(state);
+    }
+    state.forceTouch = false;
+  }
+
+  async #create(state: SessionState): Promise<void> {
+    const { crypto } = await this.#deps();
+    const now = this.#clock();
+    for (let attempt = 0; ; attempt++) {
+      state.id = generateSessionId(crypto);
+      state.key = await storeKeyFor(crypto, state.id);
+      const record = await this.#envelopeOf(state, now);
+      if (await this.#call('create', () => this.store.create(state.key!, record))) {
+        state.persisted = true;
+        state.version = 1;
+        state.expiresAt = record.expiresAt;
+        state.lastWrite = now;
+        break;
+      }
+      // 256 random bits do not collide; a store answering "exists" twice is broken.
+      if (attempt >= 1) throw new SessionError('STORE_UNAVAILABLE', 'the store refused to create a new session');
+    }
+    this.#settled(state);
+    state.issueCookie = true;
+    state.clearCookie = false;
+    this.#emit('created', { userId: state.userId });
+    if (state.userId !== null) await this.#enforceCap(state);
+  }
+
+  #settled(state: SessionState): void {
+    state.changed.clear();
+    state.userChanged = false;
+    state.timeoutsChanged = false;
+    state.forceTouch = false;
+  }
+
+  /** Compare-and-set with rebase: on a newer version, re-apply only this request's changes. */
+  async #save(state: SessionState): Promise<void> {
+    const bindsUser = state.userChanged && state.userId !== null;
+    for (let attempt = 0; ; attempt++) {
+      const now = this.#clock();
+      const record = await this.#envelopeOf(state, now);
+      const result = await this.#call('update', () => this.store.update(state.key!, record, state.version));
+      if (result.status === 'ok') {
+        state.version = result.version;
+        state.expiresAt = record.expiresAt;
+        state.lastWrite = now;
+        this.#settled(state);
+        if (bindsUser) await this.#enforceCap(state);
+        return;
+      }
+      if (result.status === 'missing') {
+        this.#markEnded(state);
+        return;
+      }
+      if (attempt >= this.#maxRetries) {
+        throw new SessionError('WRITE_CONFLICT', `the session changed under ${attempt + 1} attempts to save it`);
+      }
+      await delay(Math.random() * Math.min(50, 2 ** attempt));
+      const fresh = await this.#readLive(state.key!);
+      if (typeof fresh === 'string') {
+        this.#markEnded(state);
+        return;
+      }
+      this.#rebase(state, fresh.record, fresh.envelope);
+    }
+  }
+
+  #rebase(state: SessionState, record: StoredRecord, envelope: Envelope): void {
+    const data = copyData(envelope.d);
+    for (const key of state.changed) {
+      if (Object.prototype.hasOwnProperty.call(state.data, key)) data[key] = state.data[key];
+      else delete data[key];
+    }
+    state.data = data;
+    state.version = record.version;
+    state.expiresAt = record.expiresAt;
+    if (!state.userChanged) {
+      state.userId = record.userId;
+      state.authenticatedAt = envelope.a;
+    }
+    if (!state.timeoutsChanged) {
+      state.idle = envelope.i;
+      state.absolute = envelope.x - envelope.c;
+    }
+  }
+
+  async #regenerate(state: SessionState, options: RegenerateOptions): Promise<void> {
+    if (state.ended) throw new SessionError('SESSION_ENDED', 'the session was destroyed');
+    const keep = options.keep ?? false;
+    this.#collectInPlaceChanges(state);
+    if (state.persisted) await this.#call('delete', () => this.store.delete(state.key!));
+    const data = emptyData();
+    if (keep === true) Object.assign(data, state.data);
+    else if (Array.isArray(keep)) {
+      for (const key of keep) if (Object.prototype.hasOwnProperty.call(state.data, key)) data[key] = state.data[key];
+    }
+    const wasStored = state.persisted || state.hadCookie;
+    state.id = null;
+    state.key = null;
+    state.persisted = false;
+    state.version = 0;
+    state.createdAt = this.#clock();
+    state.data = data;
+    state.changed = new Set(Object.keys(data));
+    state.watched.clear();
+    state.issueCookie = false;
+    state.clearCookie = wasStored;
+    this.#emit('regenerated', { userId: state.userId });
+  }
+
+  async #destroy(state: SessionState): Promise<void> {
+    if (state.ended) return;
+    if (state.persisted) await this.#call('delete', () => this.store.delete(state.key!));
+    const userId = state.userId;
+    const wasStored = state.persisted || state.hadCookie;
+    this.#markEnded(state);
+    state.clearCookie = wasStored;
+    this.#emit('destroyed', { userId, reason: 'destroy' });
+  }
+
+  async #reload(state: SessionState): Promise<void> {
+    if (state.ended) throw new SessionError('SESSION_ENDED', 'the session was destroyed');
+    state.changed.clear();
+    state.watched.clear();
+    state.userChanged = false;
+    state.timeoutsChanged = false;
+    if (!state.persisted) {
+      state.data = emptyData();
+      return;
+    }
+    const found = await this.#readLive(state.key!);
+    if (typeof found === 'string') {
+      this.#markEnded(state);
+      throw new SessionError('SESSION_ENDED', 'the session no longer exists');
+    }
+    this.#adopt(state, found.record, found.envelope);
+  }
+
+  async #enforceCap(state: SessionState): Promise<void> {
+    if (!Number.isFinite(this.#maxPerUser) || state.userId === null) return;
+    const sessions = await this.listUserSessions(state.userId);
+    const others = sessions.filter((info) => info.handle !== state.key).sort((a, b) => b.createdAt - a.createdAt);
+    const excess = others.slice(Math.max(0, this.#maxPerUser - 1));
+    for (const info of excess) {
+      await this.#call('delete', () => this.store.delete(info.handle));
+      this.#emit('destroyed', { userId: state.userId, reason: 'cap' });
+    }
+  }
+
+  /**
+   * A user's live sessions, most recently seen first, without session IDs. Pass the current
+   * request's session to have it marked `current`.
+   */
+  async listUserSessions(userId: string, current?: Session<Data>): Promise<SessionInfo[]> {
+    const { codec } = await this.#deps();
+    const currentKey = current === undefined ? null : stateOf(current).key;
+    const records = await this.#call('listByUser', () => this.store.listByUser(userId));
+    const now = this.#clock();
+    const sessions: SessionInfo[] = [];
+    for (const record of records) {
+      if (record.expiresAt <= now) continue;
+      const envelope = await codec.decode(record.data, record.key);
+      if (envelope === null || envelope.x <= now) continue;
+      const idleDerived = record.expiresAt < envelope.x ? record.expiresAt - envelope.i : envelope.w;
+      sessions.push({
+        handle: record.key,
+        createdAt: envelope.c,
+        lastSeenAt: Math.max(envelope.w, idleDerived),
+        expiresAt: record.expiresAt,
+        authenticatedAt: envelope.a,
+        userAgent: envelope.ua,
+        ip: envelope.ip,
+        current: record.key === currentKey,
+      });
+    }
+    return sessions.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+  }
+
+  /**
+   * Ends all of a user's sessions (logout everywhere, a password change), optionally all but
+   * the given one. Answers how many were ended.
+   */
+  async revokeUserSessions(userId: string, options: { except?: Session<Data> } = {}): Promise<number> {
+    const exceptKey = options.except === undefined ? undefined : (stateOf(options.except).key ?? undefined);
+    const removed = await this.#call('deleteByUser', () => this.store.deleteByUser(userId, exceptKey));
+    for (let i = 0; i < removed; i++) this.#emit('destroyed', { userId, reason: 'revoked' });
+    return removed;
+  }
+
+  /** Ends one of a user's sessions by the handle from {@link SessionManager.listUserSessions}. */
+  async revokeUserSession(userId: string, handle: string): Promise<boolean> {
+    const record = await this.#call('get', () => this.store.get(handle));
+    if (record === null || record.userId !== userId) return false;
+    await this.#call('delete', () => this.store.delete(handle));
+    this.#emit('destroyed', { userId, reason: 'revoked' });
+    return true;
+  }
+}

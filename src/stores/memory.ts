@@ -1,0 +1,189 @@
+import type { SessionRecord, SessionStore, StoredRecord, UpdateResult, UserRecord } from '../store.js';
+import { SessionError } from '../errors.js';
+
+/** Options of {@link MemoryStore}. */
+export interface MemoryStoreOptions {
+  /**
+   * The most sessions kept at once; creating one more evicts the least recently used.
+   * @defaultValue 100_000
+   */
+  maxSessions?: number;
+  /**
+   * How often expired sessions are swept, in milliseconds; `0` disables the timer (expired
+   * sessions are still never returned). The timer never holds the process open.
+   * @defaultValue 60_000
+   */
+  sweepInterval?: number;
+  /**
+   * The clock, in epoch milliseconds. Tests inject one to move time without sleeping.
+   * @defaultValue `Date.now`
+   */
+  now?: () => number;
+}
+
+interface Entry {
+  data: string;
+  expiresAt: number;
+  userId: string | null;
+  version: number;
+}
+
+/**
+ * Keeps sessions in this process: for tests, development and single-process apps.
+ * Bounded (least-recently-used eviction), swept on a timer that never holds the process
+ * open, and complete, user index included. Sessions are lost when the process exits.
+ *
+ * @example
+ * ```ts
+ * const store = new MemoryStore({ maxSessions: 50_000 });
+ * ```
+ */
+export class MemoryStore implements SessionStore {
+  readonly #entries = new Map<string, Entry>();
+  readonly #byUser = new Map<string, Set<string>>();
+  readonly #maxSessions: number;
+  readonly #now: () => number;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    const maxSessions = options.maxSessions ?? 100_000;
+    if (!Number.isInteger(maxSessions) || maxSessions < 1) {
+      throw new SessionError('INVALID_OPTION', 'MemoryStore: maxSessions must be a positive integer');
+    }
+    const sweepInterval = options.sweepInterval ?? 60_000;
+    if (!(sweepInterval >= 0)) {
+      throw new SessionError('INVALID_OPTION', 'MemoryStore: sweepInterval must be 0 or more');
+    }
+    this.#maxSessions = maxSessions;
+    this.#now = options.now ?? Date.now;
+    if (sweepInterval > 0) {
+      this.#timer = setInterval(() => void this.prune(), sweepInterval);
+      this.#timer.unref?.();
+    }
+  }
+
+  /** How many records are held, expired ones not yet swept included. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  #live(key: string): Entry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= this.#now()) {
+      this.#remove(key, entry);
+      return undefined;
+    }
+    return entry;
+  }
+
+  #remove(key: string, entry: Entry): void {
+    this.#entries.delete(key);
+    if (entry.userId !== null) this.#unindex(entry.userId, key);
+  }
+
+  #index(userId: string, key: string): void {
+    let keys = this.#byUser.get(userId);
+    if (keys === undefined) this.#byUser.set(userId, (keys = new Set()));
+    keys.add(key);
+  }
+
+  #unindex(userId: string, key: string): void {
+    const keys = this.#byUser.get(userId);
+    if (keys === undefined) return;
+    keys.delete(key);
+    if (keys.size === 0) this.#byUser.delete(userId);
+  }
+
+  async get(key: string): Promise<StoredRecord | null> {
+    const entry = this.#live(key);
+    if (entry === undefined) return null;
+    // Re-inserting moves the key to the young end of the map's order: that order is the LRU.
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return { data: entry.data, expiresAt: entry.expiresAt, userId: entry.userId, version: entry.version };
+  }
+
+  async create(key: string, record: SessionRecord): Promise<boolean> {
+    if (this.#live(key) !== undefined) return false;
+    while (this.#entries.size >= this.#maxSessions) {
+      const oldest = this.#entries.keys().next();
+      if (oldest.done === true) break;
+      this.#remove(oldest.value, this.#entries.get(oldest.value)!);
+    }
+    this.#entries.set(key, { ...record, version: 1 });
+    if (record.userId !== null) this.#index(record.userId, key);
+    return true;
+  }
+
+  async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
+    const entry = this.#live(key);
+    if (entry === undefined) return { status: 'missing' };
+    if (entry.version !== expectedVersion) return { status: 'conflict' };
+    if (entry.userId !== record.userId) {
+      if (entry.userId !== null) this.#unindex(entry.userId, key);
+      if (record.userId !== null) this.#index(record.userId, key);
+    }
+    entry.data = record.data;
+    entry.expiresAt = record.expiresAt;
+    entry.userId = record.userId;
+    entry.version = expectedVersion + 1;
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return { status: 'ok', version: entry.version };
+  }
+
+  async touch(key: string, expiresAt: number): Promise<boolean> {
+    const entry = this.#live(key);
+    if (entry === undefined) return false;
+    entry.expiresAt = expiresAt;
+    return true;
+  }
+
+  async delete(key: string): Promise<void> {
+    const entry = this.#entries.get(key);
+    if (entry !== undefined) this.#remove(key, entry);
+  }
+
+  async listByUser(userId: string): Promise<UserRecord[]> {
+    const keys = this.#byUser.get(userId);
+    if (keys === undefined) return [];
+    const records: UserRecord[] = [];
+    for (const key of [...keys]) {
+      const entry = this.#live(key);
+      if (entry !== undefined) records.push({ key, ...entry });
+    }
+    return records;
+  }
+
+  async deleteByUser(userId: string, exceptKey?: string): Promise<number> {
+    const keys = this.#byUser.get(userId);
+    if (keys === undefined) return 0;
+    let removed = 0;
+    for (const key of [...keys]) {
+      if (key === exceptKey) continue;
+      const entry = this.#entries.get(key);
+      if (entry === undefined) continue;
+      if (entry.expiresAt > this.#now()) removed++;
+      this.#remove(key, entry);
+    }
+    return removed;
+  }
+
+  async prune(): Promise<number> {
+    const now = this.#now();
+    let removed = 0;
+    for (const [key, entry] of this.#entries) {
+      if (entry.expiresAt <= now) {
+        this.#remove(key, entry);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
