@@ -1,0 +1,79 @@
+/**
+ * `tessera/express`: Express middleware that gives each request `req.session`.
+ *
+ * @packageDocumentation
+ */
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { SessionManager } from '../manager.js';
+import type { DefaultSessionData, Session } from '../session.js';
+import { attachSession, sendSessionError } from './node.js';
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** The request's session, set by Tessera's middleware. */
+      session: Session<DefaultSessionData>;
+      /** The manager that loaded `req.session`, for listing and revoking a user's sessions. */
+      sessionManager: SessionManager<DefaultSessionData>;
+    }
+  }
+}
+
+/**
+ * Answers a request whose session could not be loaded or saved. Call `next(error)` to hand it
+ * to the application's own error handler instead of the default 503.
+ */
+export type ExpressErrorHandler = (error: unknown, req: Request, res: Response, next: NextFunction) => void;
+
+/** Options of {@link session}. */
+export interface ExpressSessionOptions {
+  /**
+   * What to answer when the store fails or does not answer.
+   * @defaultValue a plain 503 with `Retry-After: 1` and no session cookie
+   */
+  onError?: ExpressErrorHandler;
+}
+
+/**
+ * The session middleware. Mount it before the routes that use `req.session`.
+ *
+ * The session is saved, and its cookie set, before the response's headers go out, whether the
+ * handler sends, redirects, streams or ends early. A store outage answers 503 by default.
+ *
+ * @example
+ * ```ts
+ * import express from 'express';
+ * import { SessionManager } from 'tessera';
+ * import { session } from 'tessera/express';
+ * import { MemoryStore } from 'tessera/stores/memory';
+ *
+ * const manager = new SessionManager({ store: new MemoryStore(), secrets: [process.env.SESSION_SECRET!] });
+ * const app = express();
+ * app.use(session(manager));
+ * app.get('/', (req, res) => {
+ *   req.session.set('visits', ((req.session.get('visits') as number) ?? 0) + 1);
+ *   res.send(`visit ${req.session.get('visits')}`);
+ * });
+ * ```
+ */
+export function session<Data extends object = DefaultSessionData>(
+  manager: SessionManager<Data>,
+  options: ExpressSessionOptions = {},
+): RequestHandler {
+  const onError: ExpressErrorHandler = options.onError ?? ((error, req, res) => sendSessionError(error, req, res));
+  return (req, res, next) => {
+    if (req.session !== undefined && req.sessionManager !== undefined) {
+      next();
+      return;
+    }
+    attachSession(manager, req, res, (error) => onError(error, req, res, next), req.ip).then(
+      (loaded) => {
+        req.session = loaded as unknown as Session<DefaultSessionData>;
+        req.sessionManager = manager as unknown as SessionManager<DefaultSessionData>;
+        next();
+      },
+      (error: unknown) => onError(error, req, res, next),
+    );
+  };
+}

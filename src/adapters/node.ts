@@ -1,0 +1,181 @@
+/**
+ * `tessera/node`: sessions for plain `node:http` handlers, and the response plumbing that the
+ * Express adapter shares.
+ *
+ * @packageDocumentation
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { RequestInfo, ResponseHeaders, SessionManager } from '../manager.js';
+import type { DefaultSessionData, Session } from '../session.js';
+import { SessionError } from '../errors.js';
+
+/**
+ * Answers a request whose session could not be loaded or saved. The default sends 503 (or the
+ * error's status) with a short plain-text body and `Retry-After: 1`, never a session cookie and
+ * never the error's details.
+ */
+export type NodeErrorHandler = (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
+
+/** Options of the node:http adapter. */
+export interface NodeSessionOptions {
+  /** What to answer when the store fails. @defaultValue {@link sendSessionError} */
+  onError?: NodeErrorHandler;
+}
+
+/** The default error answer: 503 for store trouble, 500 otherwise, nothing internal shown. */
+export function sendSessionError(error: unknown, _req: IncomingMessage, res: ServerResponse): void {
+  const status = error instanceof SessionError ? error.status : 500;
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  const body = status === 503 ? 'Service Unavailable\n' : 'Internal Server Error\n';
+  res.writeHead(status, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'Cache-Control': 'no-store',
+    ...(status === 503 ? { 'Retry-After': '1' } : {}),
+  });
+  res.end(body);
+}
+
+/** The parts of a node:http request that matter to its session. */
+export function requestInfoOf(req: IncomingMessage, ip?: string): RequestInfo {
+  const forwarded = req.headers['x-forwarded-proto'];
+  return {
+    cookie: req.headers.cookie,
+    https: (req.socket as TLSSocket | undefined)?.encrypted === true,
+    forwardedProto: Array.isArray(forwarded) ? forwarded[0] : forwarded,
+    userAgent: req.headers['user-agent'],
+    ip: ip ?? req.socket?.remoteAddress,
+  };
+}
+
+/** Adds the session's headers to a response that has not sent its headers yet. */
+export function applyResponseHeaders(res: ServerResponse, headers: ResponseHeaders): void {
+  if (headers.setCookie.length > 0) {
+    const existing = res.getHeader('set-cookie');
+    const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
+    res.setHeader('Set-Cookie', [...list, ...headers.setCookie]);
+  }
+  if (headers.cacheControl !== undefined) res.setHeader('Cache-Control', headers.cacheControl);
+}
+
+type Deferred = (...args: any[]) => any;
+
+/**
+ * Holds back everything that would send the response's headers (`writeHead`, `write`, `end`,
+ * `flushHeaders`) until `commit` has saved the session, then adds its cookie and lets the held
+ * calls through in order. If the commit fails, the held output is dropped and `onFailure`
+ * answers instead (a 503 by default), so no cookie is sent for a session that was not saved.
+ */
+export function commitBeforeHeaders(
+  res: ServerResponse,
+  commit: () => Promise<ResponseHeaders>,
+  onFailure: (error: unknown) => void,
+): void {
+  const original = {
+    writeHead: res.writeHead,
+    write: res.write,
+    end: res.end,
+    flushHeaders: res.flushHeaders,
+  };
+  const held: [Deferred, unknown[]][] = [];
+  let started = false;
+  const restore = () => {
+    res.writeHead = original.writeHead;
+    res.write = original.write;
+    res.end = original.end;
+    res.flushHeaders = original.flushHeaders;
+  };
+  const start = () => {
+    started = true;
+    commit().then(
+      (headers) => {
+        restore();
+        if (!res.headersSent) applyResponseHeaders(res, headers);
+        for (const [method, args] of held) method.apply(res, args);
+        held.length = 0;
+      },
+      (error: unknown) => {
+        restore();
+        held.length = 0;
+        onFailure(error);
+      },
+    );
+  };
+  const hold = (method: Deferred, answer: (args: unknown[]) => unknown) =>
+    function (this: ServerResponse, ...args: unknown[]) {
+      held.push([method, args]);
+      if (!started) start();
+      return answer(args);
+    };
+  res.writeHead = hold(original.writeHead, () => res) as typeof res.writeHead;
+  res.write = hold(original.write, () => true) as typeof res.write;
+  res.end = hold(original.end, () => res) as typeof res.end;
+  res.flushHeaders = hold(original.flushHeaders, () => undefined) as typeof res.flushHeaders;
+}
+
+/**
+ * Loads the request's session and arranges for it to be saved, and its cookie set, before the
+ * response's headers go out. Rejects (after nothing was sent) when the store fails at load.
+ */
+export async function attachSession<Data extends object = DefaultSessionData>(
+  manager: SessionManager<Data>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  onError: NodeErrorHandler = sendSessionError,
+  ip?: string,
+): Promise<Session<Data>> {
+  const session = await manager.load(requestInfoOf(req, ip));
+  commitBeforeHeaders(
+    res,
+    () => manager.commit(session),
+    (error) => onError(error, req, res),
+  );
+  return session;
+}
+
+/** A plain node:http handler that receives the session as a third argument. */
+export type SessionHandler<Data extends object> = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  session: Session<Data>,
+) => unknown;
+
+/**
+ * Wraps a node:http handler so it receives the request's session.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http';
+ * import { withSession } from 'tessera/node';
+ * createServer(withSession(manager, (req, res, session) => {
+ *   session.set('visits', (session.get('visits') ?? 0) + 1);
+ *   res.end(`visit ${session.get('visits')}`);
+ * })).listen(3000);
+ * ```
+ */
+export function withSession<Data extends object = DefaultSessionData>(
+  manager: SessionManager<Data>,
+  handler: SessionHandler<Data>,
+  options: NodeSessionOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const onError = options.onError ?? sendSessionError;
+  return (req, res) => {
+    attachSession(manager, req, res, onError).then(
+      async (session) => {
+        try {
+          await handler(req, res, session);
+        } catch (error) {
+          if (!res.headersSent) {
+            sendSessionError(error instanceof SessionError ? error : new Error('handler failed'), req, res);
+          } else res.destroy();
+        }
+      },
+      (error: unknown) => onError(error, req, res),
+    );
+  };
+}
