@@ -123,7 +123,13 @@ export interface SessionInfo {
 /** Why a cookie was not accepted. */
 export type RejectReason = 'malformed' | 'signature' | 'unknown' | 'undecodable';
 
-/** Lifecycle events. None carries a session ID. */
+/**
+ * Lifecycle events. None carries a session ID.
+ *
+ * `expired` fires when the manager finds a stored record past its expiry. Stores drop expired
+ * records themselves (Redis and Memcached natively, the others on read), so a cookie whose
+ * session expired there is reported as `rejected` with reason `unknown`.
+ */
 export interface SessionEvents {
   created: { userId: string | null };
   regenerated: { userId: string | null };

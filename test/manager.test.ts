@@ -1,0 +1,725 @@
+import { describe, expect, it } from 'vitest';
+import { SessionError, SessionManager } from '../src/index.js';
+import { MemoryStore } from '../src/stores/memory.js';
+import { FakeClock, InstrumentedStore, SECRET, cookiePair, rawIdOf, setup, sha256 } from './support/fixtures.js';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+async function login(manager: SessionManager<any>, data: Record<string, unknown> = { user: 'alice' }) {
+  const session = await manager.load({});
+  for (const [key, value] of Object.entries(data)) session.set(key, value);
+  const headers = await manager.commit(session);
+  return { session, cookie: cookiePair(headers.setCookie), headers };
+}
+
+describe('session IDs and the store key', () => {
+  it('issues 256-bit base64url IDs that never repeat', async () => {
+    const { manager } = setup();
+    const ids = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const { cookie } = await login(manager, { n: i });
+      const id = rawIdOf(cookie);
+      expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      ids.add(id);
+    }
+    expect(ids.size).toBe(2000);
+  });
+
+  it('gives two logins of one user unrelated IDs that carry no user data', async () => {
+    const { manager } = setup();
+    const a = rawIdOf((await login(manager, { user: 'alice' })).cookie);
+    const b = rawIdOf((await login(manager, { user: 'alice' })).cookie);
+    expect(a).not.toBe(b);
+    expect(a.slice(0, 8)).not.toBe(b.slice(0, 8));
+    expect(Buffer.from(a, 'base64url').toString('latin1')).not.toContain('alice');
+  });
+
+  it('hands the store only the SHA-256 of the ID', async () => {
+    const { manager, store, memory } = setup();
+    const { cookie } = await login(manager);
+    const id = rawIdOf(cookie);
+    expect(memory.size).toBe(1);
+    expect(await store.inner.get(id)).toBeNull();
+    expect(await store.inner.get(sha256(id))).not.toBeNull();
+  });
+});
+
+describe('secrets', () => {
+  it('refuses to start without a secret of at least 32 bytes', () => {
+    const store = new MemoryStore();
+    expect(() => new SessionManager({ store, secrets: [] })).toThrow(SessionError);
+    expect(() => new SessionManager({ store, secrets: ['short'] })).toThrow(/32 bytes/);
+    expect(() => new SessionManager({ store, secrets: [SECRET, 'x'.repeat(31)] })).toThrow(/secrets\[1\]/);
+    try {
+      new SessionManager({ store, secrets: ['short'] });
+    } catch (error) {
+      expect((error as SessionError).code).toBe('INVALID_OPTION');
+    }
+  });
+
+  it('rotates: the first secret signs, every listed secret verifies, a removed one is rejected', async () => {
+    const clock = new FakeClock();
+    const store = new MemoryStore({ now: clock.now });
+    const oldSecret = 'o'.repeat(32);
+    const newSecret = 'n'.repeat(32);
+    const before = new SessionManager({ store, secrets: [oldSecret], now: clock.now });
+    const { cookie } = await login(before);
+    const rotated = new SessionManager({ store, secrets: [newSecret, oldSecret], now: clock.now });
+    expect((await rotated.load({ cookie })).get('user')).toBe('alice');
+    const fresh = await login(rotated);
+    expect((await before.load({ cookie: fresh.cookie })).isNew).toBe(true);
+    const retired = new SessionManager({ store, secrets: [newSecret], now: clock.now });
+    const reasons: string[] = [];
+    retired.on('rejected', (event) => reasons.push(event.reason));
+    expect((await retired.load({ cookie })).isNew).toBe(true);
+    expect(reasons).toEqual(['signature']);
+  });
+});
+
+describe('rejected cookies', () => {
+  it('gives a fresh anonymous session for tampered, unsigned, malformed and unknown cookies', async () => {
+    const { manager } = setup();
+    const { cookie } = await login(manager, { secret: 'data' });
+    const value = cookie.slice(4);
+    const [id, signature] = value.split('.') as [string, string];
+    const flip = (text: string) => text.slice(0, -1) + (text.endsWith('A') ? 'B' : 'A');
+    const otherId = 'A'.repeat(43);
+    const variants = [
+      `sid=${id}.${flip(signature)}`,
+      `sid=${flip(id)}.${signature}`,
+      `sid=${id}`,
+      `sid=${value}garbage`,
+      `sid=${value}.`,
+      `sid=${id}.${signature.slice(0, 20)}`,
+      `sid=s%3A${value}`,
+      `sid=${otherId}.${signature}`,
+      'sid=',
+      'sid',
+    ];
+    for (const variant of variants) {
+      const session = await manager.load({ cookie: variant });
+      expect(session.isNew, variant).toBe(true);
+      expect(session.get('secret'), variant).toBeUndefined();
+    }
+  });
+
+  it('never adopts an ID it did not issue: data set after a rejected cookie gets a new ID', async () => {
+    const { manager } = setup();
+    const forged = `sid=${'F'.repeat(43)}.${'G'.repeat(43)}`;
+    const session = await manager.load({ cookie: forged });
+    session.set('x', 1);
+    const headers = await manager.commit(session);
+    expect(rawIdOf(cookiePair(headers.setCookie))).not.toBe('F'.repeat(43));
+  });
+
+  it('rejects a validly signed ID that has no record, and sets no cookie for it', async () => {
+    const { manager } = setup();
+    const { session, cookie } = await login(manager);
+    await session.destroy();
+    const events: string[] = [];
+    manager.on('rejected', (event) => events.push(event.reason));
+    const again = await manager.load({ cookie });
+    expect(again.isNew).toBe(true);
+    expect((await manager.commit(again)).setCookie).toEqual([]);
+    expect(events).toEqual(['unknown']);
+  });
+
+  it('survives hostile Cookie headers without throwing and stays linear', async () => {
+    const { manager } = setup();
+    const { cookie } = await login(manager);
+    const hostile = [
+      '%',
+      'sid=%E0%A4%A',
+      'sid="unterminated',
+      `sid=${'a'.repeat(8192)}`,
+      ';'.repeat(5000),
+      Array.from({ length: 1000 }, (_, i) => `c${i}=v${i}`).join('; '),
+      '__proto__=1; constructor=2; hasOwnProperty=3; sid=x',
+      'sïd=ünïcödé; sid=日本',
+      `${'sid=x;'.repeat(2000)}`,
+      '=;=;=;sid',
+      '\u0000sid=\u0000',
+    ];
+    for (const header of hostile) {
+      const session = await manager.load({ cookie: header });
+      expect(session.isNew).toBe(true);
+    }
+    const started = process.hrtime.bigint();
+    await manager.load({ cookie: 'a=b; '.repeat(20_000) });
+    expect(Number(process.hrtime.bigint() - started) / 1e9).toBeLessThan(5);
+    expect((await manager.load({ cookie: `${cookie}; __proto__=x` })).isNew).toBe(false);
+  });
+
+  it('finds the valid cookie among duplicates in either order', async () => {
+    const { manager } = setup();
+    const { cookie } = await login(manager);
+    const bogus = `sid=${'Z'.repeat(43)}.${'Y'.repeat(43)}`;
+    expect((await manager.load({ cookie: `${bogus}; ${cookie}` })).get('user')).toBe('alice');
+    expect((await manager.load({ cookie: `${cookie}; ${bogus}` })).get('user')).toBe('alice');
+  });
+
+  it('matches the cookie name case-exactly and only from the Cookie header', async () => {
+    const { manager } = setup();
+    const { cookie } = await login(manager);
+    expect((await manager.load({ cookie: cookie.replace('sid=', 'SID=') })).isNew).toBe(true);
+    expect((await manager.load({ cookie: cookie.replace('sid=', 'xsid=') })).isNew).toBe(true);
+  });
+});
+
+describe('laziness and round trips', () => {
+  it('stores nothing and sets no cookie until the session holds data', async () => {
+    const { manager, store, memory } = setup();
+    const session = await manager.load({});
+    session.get('anything');
+    const headers = await manager.commit(session);
+    expect(headers.setCookie).toEqual([]);
+    expect(headers.cacheControl).toBeUndefined();
+    expect(store.total()).toBe(0);
+    expect(memory.size).toBe(0);
+  });
+
+  it('costs a read-only request exactly one store call and no write', async () => {
+    const { manager, store } = setup();
+    const { cookie } = await login(manager, { user: 'alice', prefs: { theme: 'dark' } });
+    store.reset();
+    const session = await manager.load({ cookie });
+    expect(session.get('user')).toBe('alice');
+    expect(session.get('prefs')).toEqual({ theme: 'dark' });
+    const headers = await manager.commit(session);
+    expect(headers.setCookie).toEqual([]);
+    expect(store.calls).toEqual({ get: 1 });
+  });
+
+  it('costs a read+write request one read and one conditional write', async () => {
+    const { manager, store } = setup();
+    const { cookie } = await login(manager);
+    store.reset();
+    const session = await manager.load({ cookie });
+    session.set('count', 1);
+    await manager.commit(session);
+    expect(store.calls).toEqual({ get: 1, update: 1 });
+  });
+});
+
+describe('expiry, enforced on the server', () => {
+  it('expires after the idle timeout', async () => {
+    const { manager, clock } = setup();
+    const { cookie } = await login(manager);
+    clock.advance(29 * MINUTE);
+    expect((await manager.load({ cookie })).get('user')).toBe('alice');
+    clock.advance(31 * MINUTE);
+    const session = await manager.load({ cookie });
+    expect(session.isNew).toBe(true);
+    expect(session.get('user')).toBeUndefined();
+  });
+
+  it('throttles touches: at most one per touch interval, and activity keeps the session alive', async () => {
+    const { manager, clock, store } = setup();
+    const { cookie } = await login(manager);
+    store.reset();
+    for (let i = 0; i < 10; i++) {
+      clock.advance(5_000);
+      await manager.commit(await manager.load({ cookie }));
+    }
+    expect(store.count('touch')).toBe(0);
+    clock.advance(15_000);
+    await manager.commit(await manager.load({ cookie }));
+    expect(store.count('touch')).toBe(1);
+    for (let i = 0; i < 20; i++) {
+      clock.advance(20 * MINUTE);
+      expect((await manager.load({ cookie })).get('user')).toBe('alice');
+      await manager.commit(await manager.load({ cookie }));
+    }
+  });
+
+  it('scales the default touch interval with a short idle timeout', async () => {
+    const { manager, clock } = setup({ idleTimeout: 20_000 });
+    const { cookie } = await login(manager);
+    for (let i = 0; i < 30; i++) {
+      clock.advance(15_000);
+      const session = await manager.load({ cookie });
+      expect(session.get('user')).toBe('alice');
+      await manager.commit(session);
+    }
+  });
+
+  it('ends the session at the absolute timeout however active it is', async () => {
+    const { manager, clock } = setup();
+    const { cookie } = await login(manager);
+    let alive = 0;
+    for (let i = 0; i < 13 * 6; i++) {
+      clock.advance(10 * MINUTE);
+      const session = await manager.load({ cookie });
+      if (session.isNew) break;
+      expect(session.expiresAt).toBeLessThanOrEqual(session.absoluteExpiresAt);
+      session.set('tick', i);
+      await manager.commit(session);
+      alive += 10;
+    }
+    expect(alive).toBe(11 * 60 + 50);
+  });
+
+  it('checks expiry itself, even when the store still returns the record', async () => {
+    const clock = new FakeClock();
+    const lagging = new MemoryStore({ now: () => clock.now() - 24 * HOUR });
+    const manager = new SessionManager({ store: lagging, secrets: [SECRET], now: clock.now });
+    const reasons: string[] = [];
+    manager.on('expired', (event) => reasons.push(event.reason));
+    const idle = await login(manager);
+    clock.advance(31 * MINUTE);
+    expect((await manager.load({ cookie: idle.cookie })).isNew).toBe(true);
+    const absolute = await login(manager);
+    for (let i = 0; i < 50; i++) {
+      clock.advance(15 * MINUTE);
+      const session = await manager.load({ cookie: absolute.cookie });
+      if (session.isNew) break;
+      session.set('tick', i);
+      await manager.commit(session);
+    }
+    expect(reasons).toEqual(['idle', 'absolute']);
+  });
+
+  it('keeps the stored expiry rules on load, whatever the configuration says now', async () => {
+    const clock = new FakeClock();
+    const store = new MemoryStore({ now: clock.now });
+    const strict = new SessionManager({ store, secrets: [SECRET], now: clock.now, idleTimeout: 10 * MINUTE });
+    const { cookie } = await login(strict);
+    const lax = new SessionManager({ store, secrets: [SECRET], now: clock.now, idleTimeout: 10 * HOUR });
+    clock.advance(11 * MINUTE);
+    expect((await lax.load({ cookie })).isNew).toBe(true);
+  });
+
+  it('gives a remember-me session its own timeouts and a cookie to match', async () => {
+    const { manager, clock } = setup();
+    const { session, cookie } = await login(manager);
+    const same = await manager.load({ cookie });
+    same.setTimeouts({ idle: 7 * 24 * HOUR, absolute: 30 * 24 * HOUR });
+    const headers = await manager.commit(same);
+    expect(headers.setCookie[0]).toMatch(/Max-Age=2592000/);
+    clock.advance(3 * 24 * HOUR);
+    expect((await manager.load({ cookie })).get('user')).toBe('alice');
+    expect(session.createdAt).toBe(same.createdAt);
+    expect(() => same.setTimeouts({ idle: -1 })).toThrow(SessionError);
+  });
+});
+
+describe('dirty tracking and concurrency', () => {
+  it('keeps concurrent writes of different keys', async () => {
+    const { manager } = setup();
+    const { cookie } = await login(manager);
+    const sessions = await Promise.all(Array.from({ length: 20 }, () => manager.load({ cookie })));
+    sessions.forEach((session, i) => session.set(`k${i}`, i));
+    await Promise.all(sessions.map((session) => manager.commit(session)));
+    const final = await manager.load({ cookie });
+    for (let i = 0; i < 20; i++) expect(final.get(`k${i}`)).toBe(i);
+    expect(final.get('user')).toBe('alice');
+  });
+
+  it('lets the last writer of one key win, and re-applies deletions', async () => {
+    const { manager } = setup();
+    const { cookie } = await login(manager, { user: 'alice', a: 1, b: 2 });
+    const first = await manager.load({ cookie });
+    const second = await manager.load({ cookie });
+    first.set('a', 'first');
+    second.set('a', 'second');
+    second.delete('b');
+    await manager.commit(first);
+    await manager.commit(second);
+    const final = await manager.load({ cookie });
+    expect(final.get('a')).toBe('second');
+    expect(final.has('b')).toBe(false);
+  });
+
+  it('notices objects changed in place', async () => {
+    const { manager } = setup();
+    const { cookie } = await login(manager, { cart: ['apple'] });
+    const session = await manager.load({ cookie });
+    (session.get('cart') as string[]).push('pear');
+    await manager.commit(session);
+    expect((await manager.load({ cookie })).get('cart')).toEqual(['apple', 'pear']);
+  });
+
+  it('never brings back a session that a concurrent request destroyed', async () => {
+    const { manager, memory } = setup();
+    const { cookie } = await login(manager);
+    const slow = await manager.load({ cookie });
+    const logout = await manager.load({ cookie });
+    await logout.destroy();
+    await manager.commit(logout);
+    slow.set('late', 'write');
+    const headers = await manager.commit(slow);
+    expect(headers.setCookie).toEqual([]);
+    expect(slow.isEnded).toBe(true);
+    expect(memory.size).toBe(0);
+    expect((await manager.load({ cookie })).isNew).toBe(true);
+  });
+
+  it('gives up with WRITE_CONFLICT when the version never settles', async () => {
+    const clock = new FakeClock();
+    const inner = new MemoryStore({ now: clock.now });
+    const store = new InstrumentedStore(inner);
+    store.update = async () => ({ status: 'conflict' });
+    const manager = new SessionManager({ store, secrets: [SECRET], now: clock.now, maxRetries: 2 });
+    const { cookie } = await login(manager);
+    const session = await manager.load({ cookie });
+    session.set('x', 1);
+    await expect(manager.commit(session)).rejects.toMatchObject({ code: 'WRITE_CONFLICT', status: 503 });
+  });
+});
+
+describe('regenerate and destroy', () => {
+  it('moves to a new ID and kills the old one at once', async () => {
+    const { manager, store } = setup();
+    const { cookie } = await login(manager, { user: 'alice', cart: [1] });
+    const session = await manager.load({ cookie });
+    await session.regenerate();
+    expect((await store.inner.get(sha256(rawIdOf(cookie))))).toBeNull();
+    expect(session.get('cart')).toBeUndefined();
+    session.set('user', 'alice');
+    const headers = await manager.commit(session);
+    const next = cookiePair(headers.setCookie);
+    expect(rawIdOf(next)).not.toBe(rawIdOf(cookie));
+    expect((await manager.load({ cookie })).isNew).toBe(true);
+    expect((await manager.load({ cookie: next })).get('user')).toBe('alice');
+  });
+
+  it('keeps all, none or some of the data as asked', async () => {
+    const { manager } = setup();
+    const data = { user: 'alice', cart: [1], theme: 'dark' };
+    for (const [keep, expected] of [
+      [true, ['cart', 'theme', 'user']],
+      [false, []],
+      [['theme'], ['theme']],
+    ] as const) {
+      const { cookie } = await login(manager, data);
+      const session = await manager.load({ cookie });
+      await session.regenerate({ keep: keep as boolean | string[] });
+      expect(session.keys().sort()).toEqual(expected);
+    }
+  });
+
+  it('clears the old cookie when the regenerated session stays empty', async () => {
+    const { manager } = setup({ cookie: { path: '/app', domain: 'example.com' } });
+    const { cookie } = await login(manager);
+    const session = await manager.load({ cookie });
+    await session.regenerate();
+    const headers = await manager.commit(session);
+    expect(headers.setCookie).toHaveLength(1);
+    expect(headers.setCookie[0]).toMatch(/^sid=; /);
+    expect(headers.setCookie[0]).toMatch(/Path=\/app/);
+    expect(headers.setCookie[0]).toMatch(/Domain=example.com/);
+  });
+
+  it('login() regenerates and binds the user with an authentication time', async () => {
+    const { manager, clock } = setup();
+    const session = await manager.load({});
+    session.set('anonymous', 'cart');
+    await session.login('alice');
+    expect(session.get('anonymous')).toBeUndefined();
+    expect(session.userId).toBe('alice');
+    expect(session.authenticatedAt).toBe(clock.now());
+  });
+
+  it('destroy deletes the record and clears the cookie with its Path and Domain', async () => {
+    const { manager, memory } = setup({ cookie: { path: '/app', domain: 'example.com' } });
+    const { cookie } = await login(manager);
+    const session = await manager.load({ cookie });
+    await session.destroy();
+    expect(memory.size).toBe(0);
+    expect(session.get('user')).toBeUndefined();
+    expect(() => session.set('user', 'x')).toThrow(/destroyed/);
+    const headers = await manager.commit(session);
+    expect(headers.setCookie[0]).toMatch(/^sid=; Max-Age=0; /);
+    expect(headers.setCookie[0]).toMatch(/; Path=\/app;/);
+    expect(headers.setCookie[0]).toMatch(/; Domain=example.com;/);
+    expect(headers.setCookie[0]).toMatch(/; Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
+    expect(headers.cacheControl).toBe('no-store');
+  });
+});
+
+describe("a user's sessions", () => {
+  it('lists them without IDs, marks the current one, and revokes the others', async () => {
+    const { manager, clock } = setup();
+    const devices = [];
+    for (const agent of ['Firefox', 'Chrome', 'Safari']) {
+      const session = await manager.load({ userAgent: agent, ip: '203.0.113.9' });
+      await session.login('alice');
+      const headers = await manager.commit(session);
+      devices.push(cookiePair(headers.setCookie));
+      clock.advance(MINUTE);
+    }
+    const current = await manager.load({ cookie: devices[1] });
+    const list = await manager.listUserSessions('alice', current);
+    expect(list).toHaveLength(3);
+    expect(list.filter((s) => s.current)).toHaveLength(1);
+    expect(list.find((s) => s.current)?.userAgent).toBe('Chrome');
+    expect(list[0]!.ip).toBe('203.0.113.9');
+    const text = JSON.stringify(list);
+    for (const device of devices) expect(text).not.toContain(rawIdOf(device));
+    expect(await manager.revokeUserSessions('alice', { except: current })).toBe(2);
+    expect((await manager.load({ cookie: devices[0] })).isNew).toBe(true);
+    expect((await manager.load({ cookie: devices[1] })).userId).toBe('alice');
+    expect(await manager.revokeUserSessions('alice')).toBe(1);
+    expect((await manager.load({ cookie: devices[1] })).isNew).toBe(true);
+  });
+
+  it('caps sessions per user: the oldest goes', async () => {
+    const { manager, clock } = setup({ maxSessionsPerUser: 2 });
+    const cookies = [];
+    for (let i = 0; i < 3; i++) {
+      const session = await manager.load({});
+      await session.login('bob');
+      cookies.push(cookiePair((await manager.commit(session)).setCookie));
+      clock.advance(MINUTE);
+    }
+    expect((await manager.load({ cookie: cookies[0] })).isNew).toBe(true);
+    expect((await manager.load({ cookie: cookies[1] })).userId).toBe('bob');
+    expect((await manager.load({ cookie: cookies[2] })).userId).toBe('bob');
+    expect(await manager.listUserSessions('bob')).toHaveLength(2);
+  });
+
+  it('revokes one session by its handle, only for its own user', async () => {
+    const { manager } = setup();
+    const session = await manager.load({});
+    await session.login('carol');
+    const cookie = cookiePair((await manager.commit(session)).setCookie);
+    const [info] = await manager.listUserSessions('carol');
+    expect(await manager.revokeUserSession('mallory', info!.handle)).toBe(false);
+    expect(await manager.revokeUserSession('carol', info!.handle)).toBe(true);
+    expect((await manager.load({ cookie })).isNew).toBe(true);
+  });
+});
+
+describe('cookie attributes', () => {
+  it('defaults to HttpOnly, SameSite=Lax, Path=/, no Domain, and Cache-Control: no-store', async () => {
+    const { manager } = setup();
+    const { headers } = await login(manager);
+    const setCookie = headers.setCookie[0]!;
+    expect(setCookie).toMatch(/HttpOnly/);
+    expect(setCookie).toMatch(/SameSite=Lax/);
+    expect(setCookie).toMatch(/Path=\//);
+    expect(setCookie).not.toMatch(/Domain/);
+    expect(setCookie).not.toMatch(/Secure/);
+    expect(headers.cacheControl).toBe('no-store');
+  });
+
+  it('is Secure with the __Host- prefix on HTTPS, and reads it back only there', async () => {
+    const { manager } = setup();
+    const session = await manager.load({ https: true });
+    session.set('a', 1);
+    const headers = await manager.commit(session);
+    expect(headers.setCookie[0]).toMatch(/^__Host-sid=/);
+    expect(headers.setCookie[0]).toMatch(/; Secure/);
+    const cookie = cookiePair(headers.setCookie);
+    expect((await manager.load({ cookie, https: true })).get('a')).toBe(1);
+    expect((await manager.load({ cookie, https: false })).isNew).toBe(true);
+  });
+
+  it('trusts X-Forwarded-Proto only with trustProxy', async () => {
+    const plain = setup();
+    const s1 = await plain.manager.load({ forwardedProto: 'https' });
+    s1.set('a', 1);
+    expect((await plain.manager.commit(s1)).setCookie[0]).not.toMatch(/Secure/);
+    const proxied = setup({ trustProxy: true });
+    const s2 = await proxied.manager.load({ forwardedProto: 'https, http' });
+    s2.set('a', 1);
+    expect((await proxied.manager.commit(s2)).setCookie[0]).toMatch(/^__Host-sid=.*Secure/);
+  });
+
+  it('fails at start-up on unsafe or impossible cookie options', () => {
+    const bad = [
+      { sameSite: 'none' as const },
+      { sameSite: 'none' as const, secure: 'auto' as const },
+      { name: '__Host-sid', secure: true, domain: 'example.com' },
+      { name: '__Host-sid', secure: true, path: '/app' },
+      { name: '__Secure-sid' },
+      { path: '/a;b' },
+      { path: '/a\r\nSet-Cookie: x=y' },
+      { domain: 'example.com;x' },
+      { domain: 'exa mple.com' },
+      { name: 'bad name' },
+      { name: 'a,b' },
+      { partitioned: true },
+    ];
+    for (const cookie of bad) {
+      expect(() => setup({ cookie }), JSON.stringify(cookie)).toThrow(SessionError);
+    }
+    expect(() => setup({ cookie: { sameSite: 'none', secure: true } })).not.toThrow();
+  });
+
+  it('rejects bad manager options with a typed error', () => {
+    for (const options of [
+      { idleTimeout: 0 },
+      { idleTimeout: -5 },
+      { absoluteTimeout: Number.NaN },
+      { touchInterval: 40 * MINUTE },
+      { storeTimeout: 0 },
+      { store: undefined },
+      { encryption: { keys: [] } },
+      { encryption: { keys: [{ id: 'k1', key: 'too-short' }] } },
+    ]) {
+      expect(() => setup(options as never), JSON.stringify(options)).toThrow(SessionError);
+    }
+  });
+});
+
+describe('encryption at rest', () => {
+  const key1 = Buffer.alloc(32, 1).toString('base64');
+  const key2 = Buffer.alloc(32, 2).toString('base64url');
+
+  it('stores sealed data that reveals nothing, with a fresh IV per write', async () => {
+    const { manager, store, clock } = setup({ encryption: { keys: [{ id: 'k1', key: key1 }] } });
+    const { cookie } = await login(manager, { user: 'alice', card: '4111-1111' });
+    const key = sha256(rawIdOf(cookie));
+    const first = (await store.inner.get(key))!.data;
+    expect(first).toMatch(/^e1\.k1\./);
+    expect(first).not.toContain('alice');
+    expect(first).not.toContain('4111');
+    const session = await manager.load({ cookie });
+    session.set('card', '4111-1111');
+    session.touch();
+    clock.advance(1);
+    session.set('n', 1);
+    await manager.commit(session);
+    const second = (await store.inner.get(key))!.data;
+    expect(second.split('.')[2]).not.toBe(first.split('.')[2]);
+    expect((await manager.load({ cookie })).get('card')).toBe('4111-1111');
+  });
+
+  it('decrypts under an older key and seals with the newest', async () => {
+    const clock = new FakeClock();
+    const memory = new MemoryStore({ now: clock.now });
+    const base = { store: memory, secrets: [SECRET], now: clock.now };
+    const old = new SessionManager({ ...base, encryption: { keys: [{ id: 'k1', key: key1 }] } });
+    const { cookie } = await login(old);
+    const ring = new SessionManager({
+      ...base,
+      encryption: { keys: [{ id: 'k2', key: key2 }, { id: 'k1', key: key1 }] },
+    });
+    const session = await ring.load({ cookie });
+    expect(session.get('user')).toBe('alice');
+    session.set('n', 2);
+    await ring.commit(session);
+    expect((await memory.get(sha256(rawIdOf(cookie))))!.data).toMatch(/^e1\.k2\./);
+    const dropped = new SessionManager({ ...base, encryption: { keys: [{ id: 'k3', key: key1 }] } });
+    expect((await dropped.load({ cookie })).isNew).toBe(true);
+  });
+
+  it('rejects plaintext, tampered blobs and blobs moved to another record', async () => {
+    const { manager, store } = setup({ encryption: { keys: [{ id: 'k1', key: key1 }] } });
+    const a = await login(manager, { user: 'alice' });
+    const b = await login(manager, { user: 'bob' });
+    const keyA = sha256(rawIdOf(a.cookie));
+    const keyB = sha256(rawIdOf(b.cookie));
+    const blobA = (await store.inner.get(keyA))!;
+    await store.inner.update(keyB, { ...blobA }, 1);
+    expect((await manager.load({ cookie: b.cookie })).get('user')).toBeUndefined();
+    const flipped = blobA.data.slice(0, -2) + (blobA.data.endsWith('AA') ? 'BB' : 'AA');
+    await store.inner.update(keyA, { ...blobA, data: flipped }, 1);
+    expect((await manager.load({ cookie: a.cookie })).isNew).toBe(true);
+    const plain = await login(setup().manager);
+    void plain;
+    await store.inner.update(keyA, { ...blobA, data: '{"d":{"user":"mallory"},"c":0,"w":0,"i":1e12,"x":1e15}' }, 2);
+    expect((await manager.load({ cookie: a.cookie })).get('user')).toBeUndefined();
+  });
+});
+
+describe('store failures', () => {
+  it('turns a failing store into STORE_UNAVAILABLE, never an empty session', async () => {
+    const { manager, store } = setup();
+    const { cookie } = await login(manager);
+    store.failing.add('get');
+    const error = await manager.load({ cookie }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SessionError);
+    expect((error as SessionError).code).toBe('STORE_UNAVAILABLE');
+    expect((error as SessionError).status).toBe(503);
+    expect((error as Error).message).not.toContain(rawIdOf(cookie));
+    store.failing.clear();
+    expect((await manager.load({ cookie })).get('user')).toBe('alice');
+  });
+
+  it('bounds a store that does not answer', async () => {
+    const { manager, store } = setup({ storeTimeout: 50 });
+    const { cookie } = await login(manager);
+    store.hanging.add('get');
+    await expect(manager.load({ cookie })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+
+  it('fails the commit of a new session without a cookie when create fails', async () => {
+    const { manager, store } = setup();
+    store.failing.add('create');
+    const session = await manager.load({});
+    session.set('a', 1);
+    await expect(manager.commit(session)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+});
+
+describe('data', () => {
+  it('keeps method-like and prototype keys as plain data', async () => {
+    const { manager } = setup();
+    const session = await manager.load({});
+    for (const key of ['save', 'regenerate', 'destroy', 'constructor', 'hasOwnProperty', 'toString']) session.set(key, key);
+    session.set('__proto__', { polluted: true });
+    const cookie = cookiePair((await manager.commit(session)).setCookie);
+    const loaded = await manager.load({ cookie });
+    expect(typeof loaded.save).toBe('function');
+    expect(loaded.get('save')).toBe('save');
+    expect(loaded.get('hasOwnProperty')).toBe('hasOwnProperty');
+    expect(loaded.get('__proto__')).toEqual({ polluted: true });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('refuses values that are not JSON and sessions over maxDataBytes', async () => {
+    const { manager } = setup({ maxDataBytes: 1024 });
+    const a = await manager.load({});
+    a.set('n', 10n);
+    await expect(manager.commit(a)).rejects.toMatchObject({ code: 'INVALID_DATA' });
+    const b = await manager.load({});
+    b.set('big', 'x'.repeat(2000));
+    await expect(manager.commit(b)).rejects.toMatchObject({ code: 'DATA_TOO_LARGE' });
+  });
+
+  it('reloads from the store, dropping unsaved changes', async () => {
+    const { manager } = setup();
+    const { cookie } = await login(manager, { user: 'alice' });
+    const session = await manager.load({ cookie });
+    session.set('user', 'mallory');
+    await session.reload();
+    expect(session.get('user')).toBe('alice');
+  });
+});
+
+describe('events', () => {
+  it('report the lifecycle and never carry a session ID', async () => {
+    const { manager, clock } = setup();
+    const seen: string[] = [];
+    for (const name of ['created', 'regenerated', 'destroyed', 'expired', 'rejected'] as const) {
+      manager.on(name, (payload) => seen.push(`${name}:${JSON.stringify(payload)}`));
+    }
+    const { cookie } = await login(manager);
+    const s = await manager.load({ cookie });
+    await s.regenerate({ keep: true });
+    const next = cookiePair((await manager.commit(s)).setCookie);
+    await manager.load({ cookie: cookie.slice(0, -3) + 'abc' });
+    clock.advance(HOUR);
+    await manager.load({ cookie: next });
+    const t = await login(manager);
+    await (await manager.load({ cookie: t.cookie })).destroy();
+    expect(seen.map((line) => line.split(':')[0])).toEqual([
+      'created',
+      'regenerated',
+      'created',
+      'rejected',
+      'rejected',
+      'created',
+      'destroyed',
+    ]);
+    expect(seen[4]).toContain('"reason":"unknown"');
+    const text = seen.join('\n');
+    for (const c of [cookie, next, t.cookie]) {
+      expect(text).not.toContain(rawIdOf(c));
+      expect(text).not.toContain(sha256(rawIdOf(c)));
+    }
+  });
+});

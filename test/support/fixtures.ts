@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto';
+import { SessionManager, type SessionManagerOptions } from '../../src/index.js';
+import { MemoryStore } from '../../src/stores/memory.js';
+import type { SessionRecord, SessionStore, StoredRecord, UpdateResult, UserRecord } from '../../src/store.js';
+
+export const SECRET = 'test-secret-that-is-at-least-32-bytes-long';
+
+/** A clock tests move by hand. */
+export class FakeClock {
+  time = Date.UTC(2026, 0, 1);
+  now = (): number => this.time;
+  advance(ms: number): void {
+    this.time += ms;
+  }
+}
+
+/** The `name=value` pair of the first Set-Cookie, as a browser would send it back. */
+export function cookiePair(setCookie: readonly string[]): string {
+  const first = setCookie[0];
+  if (first === undefined) throw new Error('no Set-Cookie');
+  return first.split(';')[0]!;
+}
+
+/** The raw session ID inside a cookie pair `name=ID.SIG`. */
+export function rawIdOf(pair: string): string {
+  return pair.slice(pair.indexOf('=') + 1).split('.')[0]!;
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
+}
+
+type Operation = keyof SessionStore;
+
+/**
+ * Wraps a store to count calls per operation and to make operations fail or hang on demand,
+ * as a real server that goes away would.
+ */
+export class InstrumentedStore implements SessionStore {
+  readonly calls: Record<string, number> = {};
+  failing = new Set<Operation>();
+  hanging = new Set<Operation>();
+
+  constructor(readonly inner: SessionStore) {}
+
+  reset(): void {
+    for (const key of Object.keys(this.calls)) delete this.calls[key];
+  }
+
+  count(operation: Operation): number {
+    return this.calls[operation] ?? 0;
+  }
+
+  total(): number {
+    return Object.values(this.calls).reduce((sum, n) => sum + n, 0);
+  }
+
+  async #run<T>(operation: Operation, run: () => Promise<T>): Promise<T> {
+    this.calls[operation] = (this.calls[operation] ?? 0) + 1;
+    if (this.hanging.has(operation)) return new Promise<T>(() => undefined);
+    if (this.failing.has(operation)) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
+    return run();
+  }
+
+  get(key: string): Promise<StoredRecord | null> {
+    return this.#run('get', () => this.inner.get(key));
+  }
+  create(key: string, record: SessionRecord): Promise<boolean> {
+    return this.#run('create', () => this.inner.create(key, record));
+  }
+  update(key: string, record: SessionRecord, version: number): Promise<UpdateResult> {
+    return this.#run('update', () => this.inner.update(key, record, version));
+  }
+  touch(key: string, expiresAt: number): Promise<boolean> {
+    return this.#run('touch', () => this.inner.touch(key, expiresAt));
+  }
+  delete(key: string): Promise<void> {
+    return this.#run('delete', () => this.inner.delete(key));
+  }
+  listByUser(userId: string): Promise<UserRecord[]> {
+    return this.#run('listByUser', () => this.inner.listByUser(userId));
+  }
+  deleteByUser(userId: string, exceptKey?: string): Promise<number> {
+    return this.#run('deleteByUser', () => this.inner.deleteByUser(userId, exceptKey));
+  }
+}
+
+/** A manager on an instrumented memory store with a fake clock. */
+export function setup<Data extends object = Record<string, unknown>>(
+  options: Partial<SessionManagerOptions> = {},
+) {
+  const clock = new FakeClock();
+  const memory = new MemoryStore({ now: clock.now, sweepInterval: 0 });
+  const store = new InstrumentedStore(memory);
+  const manager = new SessionManager<Data>({ store, secrets: [SECRET], now: clock.now, ...options });
+  return { clock, memory, store, manager };
+}
