@@ -235,13 +235,12 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       this.#ready = defaultCryptoProvider().then((crypto) => (this.#resolved = build(crypto)));
     }
     this.#ready.catch(() => undefined);
-    const manager = this;
     this.#host = {
-      regenerate: (state, opts) => manager.#regenerate(state, opts),
-      destroy: (state) => manager.#destroy(state),
-      persist: (state) => manager.#persist(state),
-      reload: (state) => manager.#reload(state),
-      now: () => manager.#clock(),
+      regenerate: (state, opts) => this.#regenerate(state, opts),
+      destroy: (state) => this.#destroy(state),
+      persist: (state) => this.#persist(state),
+      reload: (state) => this.#reload(state),
+      now: () => this.#clock(),
     };
   }
 

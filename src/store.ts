@@ -104,7 +104,7 @@ export interface SessionStore {
 
   /**
    * Removes every record of `userId` except the one under `exceptKey`, and answers how many
-   * were removed.
+   * live records were removed (expired ones may be removed too, but are not counted).
    */
   deleteByUser(userId: string, exceptKey?: string): Promise<number>;
 

@@ -1,0 +1,359 @@
+/**
+ * A session store on SQLite, through better-sqlite3.
+ *
+ * @packageDocumentation
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type Database from 'better-sqlite3';
+import type {
+  SessionRecord,
+  SessionStore,
+  StoredRecord,
+  UpdateResult,
+  UserRecord,
+} from '../store.js';
+import { SessionError } from '../errors.js';
+
+/** Options of {@link SqliteStore}. */
+export interface SqliteStoreOptions {
+  /**
+   * An open better-sqlite3 `Database` the application created. The store never closes it:
+   * the application owns the file, its location and its lifetime.
+   */
+  db: Database.Database;
+  /**
+   * The table sessions are kept in: a plain SQL identifier (letters, digits and `_`, not
+   * starting with a digit, at most 63 characters). Its indexes are named after it.
+   * @defaultValue `'tessera_sessions'`
+   */
+  table?: string;
+  /**
+   * Create the table and its indexes at construction (`CREATE ... IF NOT EXISTS`). Set
+   * `false` when migrations own the schema; the table must then exist before construction.
+   * @defaultValue true
+   */
+  createTable?: boolean;
+  /**
+   * Switch the database to write-ahead logging (`PRAGMA journal_mode = WAL`), which lets
+   * readers and one writer work at once. WAL does not apply to `':memory:'` databases, which
+   * keep their own journal mode.
+   * @defaultValue true
+   */
+  wal?: boolean;
+  /**
+   * How long a statement waits for another connection's lock before failing, in milliseconds
+   * (`PRAGMA busy_timeout`). A call that gives up rejects.
+   * @defaultValue 5_000
+   */
+  busyTimeout?: number;
+  /**
+   * How often expired sessions are pruned, in milliseconds; `0` disables the timer (expired
+   * sessions are still never returned). The timer never holds the process open.
+   * @defaultValue 300_000 (5 minutes)
+   */
+  pruneInterval?: number;
+  /**
+   * The most rows one prune statement deletes. Pruning loops over batches and yields to the
+   * event loop between them, so a large backlog never holds the write lock or the event loop
+   * for long.
+   * @defaultValue 1_000
+   */
+  pruneBatchSize?: number;
+  /**
+   * The clock, in epoch milliseconds, that expiry is compared against. Tests inject one to move
+   * time without sleeping.
+   * @defaultValue `Date.now`
+   */
+  now?: () => number;
+}
+
+interface Row {
+  data: string;
+  expires_at: number;
+  version: number;
+  user_id: string | null;
+}
+
+interface KeyedRow extends Row {
+  key: string;
+}
+
+type Statement<Params extends unknown[], Result = unknown> = Database.Statement<Params, Result>;
+
+interface Statements {
+  get: Statement<[key: string, now: number], Row>;
+  create: Statement<
+    [key: string, data: string, expiresAt: number, userId: string | null, now: number]
+  >;
+  update: Statement<
+    [
+      data: string,
+      expiresAt: number,
+      userId: string | null,
+      key: string,
+      expectedVersion: number,
+      now: number,
+    ]
+  >;
+  exists: Statement<[key: string, now: number], number>;
+  touch: Statement<[expiresAt: number, key: string, now: number]>;
+  delete: Statement<[key: string]>;
+  listByUser: Statement<[userId: string, now: number], KeyedRow>;
+  deleteByUser: Statement<[userId: string, exceptKey: string | null], number>;
+  pruneBatch: Statement<[now: number, limit: number]>;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+function invalid(message: string, cause?: unknown): SessionError {
+  return new SessionError(
+    'INVALID_OPTION',
+    `SqliteStore: ${message}`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+function wholeNumber(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  minimum: number,
+): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum) {
+    throw invalid(`${name} must be an integer of at least ${minimum}`);
+  }
+  return value;
+}
+
+/**
+ * The statements that create the store's table and indexes, for an application whose
+ * migrations own the schema (then construct the store with `createTable: false`).
+ *
+ * @param table - the table name; the same rules as {@link SqliteStoreOptions.table}
+ * @example
+ * ```ts
+ * db.exec(sqliteSchema('tessera_sessions'));
+ * ```
+ */
+export function sqliteSchema(table = 'tessera_sessions'): string {
+  if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
+    throw invalid('table must match /^[A-Za-z_][A-Za-z0-9_]{0,62}$/');
+  }
+  return [
+    `CREATE TABLE IF NOT EXISTS "${table}" (
+  key TEXT NOT NULL PRIMARY KEY,
+  data TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  user_id TEXT NULL
+);`,
+    `CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON "${table}" (expires_at);`,
+    `CREATE INDEX IF NOT EXISTS "${table}_user_id" ON "${table}" (user_id) WHERE user_id IS NOT NULL;`,
+  ].join('\n');
+}
+
+/**
+ * Keeps sessions in a SQLite database through better-sqlite3: one file, shared by every
+ * process on the machine that opens it, surviving restarts. Expiry is compared against the
+ * store's clock; expired rows are never returned and are pruned in batches on a timer that
+ * never holds the process open.
+ *
+ * better-sqlite3 is synchronous, so each method does its work before its promise settles; the
+ * methods are `async` to fit the {@link SessionStore} contract, and any SQLite error (a closed
+ * database, a lock held past the busy timeout, a full disk) becomes a rejection.
+ *
+ * @example
+ * ```ts
+ * import Database from 'better-sqlite3';
+ * import { SessionManager } from 'tessera';
+ * import { SqliteStore } from 'tessera/stores/sqlite';
+ *
+ * const db = new Database('sessions.db');
+ * const store = new SqliteStore({ db });
+ * const manager = new SessionManager({ store, secrets: [process.env.SESSION_SECRET!] });
+ * ```
+ */
+export class SqliteStore implements SessionStore {
+  /** The table sessions are kept in. */
+  readonly table: string;
+  readonly #statements: Statements;
+  readonly #pruneBatchSize: number;
+  readonly #now: () => number;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #pruning = false;
+
+  /** Validates the options, prepares the schema and statements, and starts the prune timer. */
+  constructor(options: SqliteStoreOptions) {
+    if (typeof options !== 'object' || options === null) throw invalid('needs an options object');
+    const db = options.db;
+    if (typeof db !== 'object' || db === null || typeof db.prepare !== 'function') {
+      throw invalid('db must be a better-sqlite3 Database');
+    }
+    if (!db.open) throw invalid('db is not open');
+    if (db.readonly) throw invalid('db is read-only; sessions need a writable database');
+    const table = options.table ?? 'tessera_sessions';
+    if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
+      throw invalid('table must match /^[A-Za-z_][A-Za-z0-9_]{0,62}$/');
+    }
+    const busyTimeout = wholeNumber('busyTimeout', options.busyTimeout, 5_000, 0);
+    const pruneInterval = options.pruneInterval ?? 300_000;
+    if (
+      typeof pruneInterval !== 'number' ||
+      !(pruneInterval >= 0) ||
+      pruneInterval > 2_147_483_647
+    ) {
+      throw invalid('pruneInterval must be 0 (off) or a number of milliseconds up to 2^31 - 1');
+    }
+    this.#pruneBatchSize = wholeNumber('pruneBatchSize', options.pruneBatchSize, 1_000, 1);
+    const now = options.now ?? Date.now;
+    if (typeof now !== 'function') throw invalid('now must be a function');
+    this.#now = now;
+    this.table = table;
+
+    db.pragma(`busy_timeout = ${busyTimeout}`);
+    if (options.wal ?? true) db.pragma('journal_mode = WAL');
+    if (options.createTable ?? true) db.exec(sqliteSchema(table));
+    try {
+      this.#statements = prepareStatements(db, table);
+    } catch (cause) {
+      throw invalid(
+        `table "${table}" is missing or lacks the expected columns (see sqliteSchema())`,
+        cause,
+      );
+    }
+
+    if (pruneInterval > 0) {
+      this.#timer = setInterval(() => this.#prunePeriodically(), pruneInterval);
+      this.#timer.unref();
+    }
+  }
+
+  async get(key: string): Promise<StoredRecord | null> {
+    const row = this.#statements.get.get(key, this.#now());
+    return row === undefined ? null : toRecord(row);
+  }
+
+  async create(key: string, record: SessionRecord): Promise<boolean> {
+    const { changes } = this.#statements.create.run(
+      key,
+      record.data,
+      record.expiresAt,
+      record.userId,
+      this.#now(),
+    );
+    return changes > 0;
+  }
+
+  async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
+    const now = this.#now();
+    const { changes } = this.#statements.update.run(
+      record.data,
+      record.expiresAt,
+      record.userId,
+      key,
+      expectedVersion,
+      now,
+    );
+    if (changes > 0) return { status: 'ok', version: expectedVersion + 1 };
+    return this.#statements.exists.get(key, now) === undefined
+      ? { status: 'missing' }
+      : { status: 'conflict' };
+  }
+
+  async touch(key: string, expiresAt: number): Promise<boolean> {
+    return this.#statements.touch.run(expiresAt, key, this.#now()).changes > 0;
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#statements.delete.run(key);
+  }
+
+  async listByUser(userId: string): Promise<UserRecord[]> {
+    return this.#statements.listByUser
+      .all(userId, this.#now())
+      .map((row) => ({ key: row.key, ...toRecord(row) }));
+  }
+
+  async deleteByUser(userId: string, exceptKey?: string): Promise<number> {
+    const now = this.#now();
+    // Expired rows of the user go too, but only live sessions count as ended.
+    const removedExpiries = this.#statements.deleteByUser.all(userId, exceptKey ?? null);
+    return removedExpiries.filter((expiresAt) => expiresAt > now).length;
+  }
+
+  /**
+   * Deletes expired rows in batches of `pruneBatchSize`, yielding to the event loop between
+   * batches, and answers how many were deleted.
+   */
+  async prune(): Promise<number> {
+    const now = this.#now();
+    let removed = 0;
+    for (;;) {
+      const { changes } = this.#statements.pruneBatch.run(now, this.#pruneBatchSize);
+      removed += changes;
+      if (changes < this.#pruneBatchSize) return removed;
+      await nextTurn();
+    }
+  }
+
+  /** Stops the prune timer. The database stays open: it belongs to the application. */
+  async close(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #prunePeriodically(): void {
+    if (this.#pruning) return;
+    this.#pruning = true;
+    // A failed timed prune (a closed database, a busy lock) is retried at the next tick; the
+    // store's own calls report such trouble to the manager.
+    this.prune()
+      .catch(() => undefined)
+      .finally(() => {
+        this.#pruning = false;
+      });
+  }
+}
+
+function toRecord(row: Row): StoredRecord {
+  return { data: row.data, expiresAt: row.expires_at, userId: row.user_id, version: row.version };
+}
+
+function prepareStatements(db: Database.Database, table: string): Statements {
+  const t = `"${table}"`;
+  const columns = 'data, expires_at, version, user_id';
+  const statements: Statements = {
+    get: db.prepare(`SELECT ${columns} FROM ${t} WHERE key = ? AND expires_at > ?`),
+    // Replaces an expired row (the WHERE of DO UPDATE) but never a live one: then nothing changes.
+    create: db.prepare(
+      `INSERT INTO ${t} (key, data, expires_at, version, user_id) VALUES (?, ?, ?, 1, ?)
+       ON CONFLICT(key) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at,
+         version = 1, user_id = excluded.user_id
+       WHERE ${t}.expires_at <= ?`,
+    ),
+    update: db.prepare(
+      `UPDATE ${t} SET data = ?, expires_at = ?, user_id = ?, version = version + 1
+       WHERE key = ? AND version = ? AND expires_at > ?`,
+    ),
+    exists: db
+      .prepare<[string, number], number>(`SELECT 1 FROM ${t} WHERE key = ? AND expires_at > ?`)
+      .pluck(),
+    touch: db.prepare(`UPDATE ${t} SET expires_at = ? WHERE key = ? AND expires_at > ?`),
+    delete: db.prepare(`DELETE FROM ${t} WHERE key = ?`),
+    listByUser: db.prepare(`SELECT key, ${columns} FROM ${t} WHERE user_id = ? AND expires_at > ?`),
+    deleteByUser: db
+      .prepare<[string, string | null], number>(
+        `DELETE FROM ${t} WHERE user_id = ? AND key IS NOT ? RETURNING expires_at`,
+      )
+      .pluck(),
+    pruneBatch: db.prepare(
+      `DELETE FROM ${t} WHERE key IN (SELECT key FROM ${t} WHERE expires_at <= ? LIMIT ?)`,
+    ),
+  };
+  // An application may have turned on BigInt integers for the whole database; the store's
+  // numbers (epoch milliseconds, versions) fit a double, and the contract speaks numbers.
+  for (const statement of Object.values(statements) as Statement<unknown[]>[])
+    statement.safeIntegers(false);
+  return statements;
+}
