@@ -414,7 +414,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     if (state.issueCookie && !state.ended && state.id !== null) {
       const { signer } = await this.#deps();
       const maxAge = this.cookie.persistent
-        ? Math.max(0, Math.floor((state.createdAt + state.absolute - this.#clock()) / 1000))
+        ? Math.max(0, Math.ceil((state.createdAt + state.absolute - this.#clock()) / 1000))
         : undefined;
       setCookie.push(serializeCookie(this.cookie, state.cookieName, await signer.sign(state.id), state.https, maxAge));
     } else if (state.clearCookie) {
