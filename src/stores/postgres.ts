@@ -1,0 +1,422 @@
+/**
+ * The PostgreSQL store, for node-postgres (`pg`).
+ *
+ * @packageDocumentation
+ */
+import type {
+  SessionRecord,
+  SessionStore,
+  StoredRecord,
+  UpdateResult,
+  UserRecord,
+} from '../store.js';
+import { SessionError } from '../errors.js';
+
+/**
+ * What the store needs from a PostgreSQL client: a `query(text, values)` that answers rows and a
+ * row count. A `pg.Pool` fits, and so do `pg.Client` and a checked-out `pg.PoolClient`; a Pool is
+ * the usual choice, since the store runs concurrent queries.
+ */
+export interface PostgresQueryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
+}
+
+/** Options of {@link createPostgresTable}. */
+export interface PostgresTableOptions {
+  /**
+   * The table, optionally schema-qualified (`schema.table`). Each part is letters, digits and
+   * underscores, not starting with a digit; the table part at most 48 characters (room for the
+   * index names), the schema part at most 63. Names are quoted in SQL, so their case is kept.
+   * @defaultValue `'tessera_sessions'`
+   */
+  table?: string;
+}
+
+/** Options of {@link PostgresStore}. */
+export interface PostgresStoreOptions extends PostgresTableOptions {
+  /**
+   * The client the application created, usually a `pg.Pool`. The store never ends it. Configure
+   * `connectionTimeoutMillis` and `query_timeout` (or `statement_timeout`) on it so that no call
+   * waits forever, and listen for its `'error'` event.
+   */
+  pool: PostgresQueryable;
+  /**
+   * How often expired rows are deleted, in milliseconds; `0` disables the timer (expired rows are
+   * still never returned). The timer never holds the process open.
+   * @defaultValue 300_000 (5 minutes)
+   */
+  pruneInterval?: number;
+  /**
+   * The most rows one prune statement deletes; {@link PostgresStore.prune} repeats the statement
+   * until a batch comes back short, so no single statement holds many locks for long.
+   * @defaultValue 1000
+   */
+  pruneBatchSize?: number;
+  /**
+   * The clock, in epoch milliseconds, that expiry is compared against. The server's clock is not
+   * used, so every process must keep reasonable time. Tests inject one to move time without
+   * sleeping.
+   * @defaultValue `Date.now`
+   */
+  now?: () => number;
+}
+
+interface QualifiedTable {
+  /** The quoted, possibly schema-qualified name, ready for SQL. */
+  sql: string;
+  /** The unquoted table part, the base of the index names. */
+  base: string;
+  /** The name as given, for the advisory lock of {@link createPostgresTable}. */
+  plain: string;
+}
+
+interface SessionRow {
+  data: string;
+  expires_at: string | number | bigint;
+  version: number;
+  user_id: string | null;
+}
+
+interface UserRow extends SessionRow {
+  key: string;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const MAX_TABLE_LENGTH = 48;
+const MAX_SCHEMA_LENGTH = 63;
+const MAX_TIMER_DELAY = 2_147_483_647;
+
+function parseTable(table: unknown): QualifiedTable {
+  const fail = (why: string): never => {
+    throw new SessionError('INVALID_OPTION', `PostgresStore: table ${why}`);
+  };
+  if (typeof table !== 'string') return fail('must be a string');
+  const parts = table.split('.');
+  if (parts.length > 2) fail('may have at most one dot (schema.table)');
+  for (const part of parts) {
+    if (!IDENTIFIER.test(part)) {
+      fail('parts must be letters, digits and underscores, not starting with a digit');
+    }
+  }
+  const base = parts[parts.length - 1]!;
+  if (base.length > MAX_TABLE_LENGTH) fail(`name must be at most ${MAX_TABLE_LENGTH} characters`);
+  if (parts.length === 2 && parts[0]!.length > MAX_SCHEMA_LENGTH) {
+    fail(`schema must be at most ${MAX_SCHEMA_LENGTH} characters`);
+  }
+  return { sql: parts.map((part) => `"${part}"`).join('.'), base, plain: table };
+}
+
+function checkPool(pool: unknown): PostgresQueryable {
+  if (
+    typeof pool !== 'object' ||
+    pool === null ||
+    typeof (pool as PostgresQueryable).query !== 'function'
+  ) {
+    throw new SessionError(
+      'INVALID_OPTION',
+      'PostgresStore: pool must be a pg.Pool (anything with query(text, values))',
+    );
+  }
+  return pool as PostgresQueryable;
+}
+
+function schemaScript(table: QualifiedTable): string {
+  const statements = [
+    `CREATE TABLE IF NOT EXISTS ${table.sql} (
+  key TEXT COLLATE "C" PRIMARY KEY,
+  data TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  version INTEGER NOT NULL,
+  user_id TEXT COLLATE "C"
+)`,
+    `CREATE INDEX IF NOT EXISTS "${table.base}_expires_at_idx" ON ${table.sql} (expires_at)`,
+    `CREATE INDEX IF NOT EXISTS "${table.base}_user_id_idx" ON ${table.sql} (user_id) WHERE user_id IS NOT NULL`,
+  ];
+  return statements.map((statement) => `${statement};\n`).join('');
+}
+
+/**
+ * The SQL that creates the session table and its indexes (`CREATE ... IF NOT EXISTS`), as
+ * semicolon-terminated statements, for migration tools that own the schema.
+ *
+ * @param table - the table, as in {@link PostgresTableOptions.table}; `'tessera_sessions'` when
+ *   omitted
+ *
+ * @example
+ * ```ts
+ * writeFileSync('migrations/001_sessions.sql', postgresSchema('app.sessions'));
+ * ```
+ */
+export function postgresSchema(table = 'tessera_sessions'): string {
+  return schemaScript(parseTable(table));
+}
+
+/** The statement that creates the table and its indexes, safe to run at once from many processes. */
+function createTableSql(table: QualifiedTable): string {
+  // A DO block is one statement and one transaction: the advisory lock makes concurrent callers
+  // take turns, so CREATE ... IF NOT EXISTS never races into a duplicate-key error.
+  return `DO $tessera$
+BEGIN
+PERFORM pg_advisory_xact_lock(hashtext('tessera'), hashtext('${table.plain}'));
+${schemaScript(table)}END
+$tessera$`;
+}
+
+/**
+ * Creates the session table and its indexes if they do not exist yet (`CREATE TABLE IF NOT
+ * EXISTS`). Idempotent, and safe when several processes call it at once: they take turns on a
+ * transaction-scoped advisory lock. The schema of a qualified name must already exist.
+ *
+ * @param pool - the application's client, usually a `pg.Pool`
+ * @param options - the table name
+ *
+ * @example
+ * ```ts
+ * await createPostgresTable(pool, { table: 'app.sessions' });
+ * ```
+ */
+export async function createPostgresTable(
+  pool: PostgresQueryable,
+  options: PostgresTableOptions = {},
+): Promise<void> {
+  const table = parseTable(options.table ?? 'tessera_sessions');
+  await checkPool(pool).query(createTableSql(table));
+}
+
+/** Rounds an instant down to whole milliseconds, the resolution of the `expires_at` column. */
+function millis(instant: number): number {
+  return Math.floor(instant);
+}
+
+function toStored(row: SessionRow): StoredRecord {
+  return {
+    data: row.data,
+    expiresAt: Number(row.expires_at),
+    userId: row.user_id,
+    version: Number(row.version),
+  };
+}
+
+/** Every statement the store runs, for one table. */
+function statementsFor(t: string) {
+  return {
+    get: `SELECT data, expires_at, version, user_id FROM ${t} WHERE key = $1 AND expires_at > $2`,
+    create: `INSERT INTO ${t} AS s (key, data, expires_at, version, user_id) VALUES ($1, $2, $3, 1, $4)
+      ON CONFLICT (key) DO UPDATE
+      SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at, version = 1, user_id = EXCLUDED.user_id
+      WHERE s.expires_at <= $5`,
+    // The locking read returns the newest committed row (after waiting for a concurrent writer),
+    // so a record deleted or bumped meanwhile reads as missing or conflict, never a stale answer;
+    // joining it makes the update run after the lock is held.
+    update: `WITH cur AS (
+        SELECT key, version FROM ${t} WHERE key = $1 AND expires_at > $6 FOR UPDATE
+      ), upd AS (
+        UPDATE ${t} AS s SET data = $2, expires_at = $3, user_id = $4, version = s.version + 1
+        FROM cur WHERE s.key = cur.key AND cur.version = $5
+        RETURNING s.version
+      )
+      SELECT (SELECT version FROM upd) AS new_version, (SELECT version FROM cur) AS current_version`,
+    touch: `UPDATE ${t} SET expires_at = $2 WHERE key = $1 AND expires_at > $3`,
+    delete: `DELETE FROM ${t} WHERE key = $1`,
+    list: `SELECT key, data, expires_at, version, user_id FROM ${t} WHERE user_id = $1 AND expires_at > $2`,
+    deleteByUser: `WITH gone AS (
+        DELETE FROM ${t} WHERE user_id = $1 AND key <> COALESCE($2::text, '') RETURNING expires_at
+      )
+      SELECT count(*)::int AS removed FROM gone WHERE expires_at > $3`,
+    // The picked rows are locked until the delete, so a touch cannot revive one in between;
+    // SKIP LOCKED lets concurrent pruners split the work instead of queueing on each other, and
+    // the ARRAY keeps the delete on the primary key whatever the backlog.
+    prune: `DELETE FROM ${t} WHERE key = ANY (ARRAY(
+        SELECT key FROM ${t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED
+      ))`,
+  } as const;
+}
+
+/**
+ * Keeps sessions in a PostgreSQL table through node-postgres. The application creates the pool
+ * (pooling, TLS, credentials and timeouts are its choice) and passes it in; the store never ends
+ * it. Every operation is one statement, so one round trip; updates are compare-and-set and stay
+ * correct under concurrent requests at the default READ COMMITTED isolation.
+ *
+ * Expiry is an epoch-millisecond column compared against the store's clock; expired rows are
+ * never returned and are deleted by {@link PostgresStore.prune}, which also runs on a timer.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * import { SessionManager } from 'tessera';
+ * import { PostgresStore } from 'tessera/stores/postgres';
+ *
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 2_000, query_timeout: 5_000 });
+ * pool.on('error', (err) => console.error('idle PostgreSQL client failed', err));
+ * const store = new PostgresStore({ pool });
+ * await store.createTable();
+ * const manager = new SessionManager({ store, secrets: [process.env.SESSION_SECRET!] });
+ * ```
+ */
+export class PostgresStore implements SessionStore {
+  readonly #pool: PostgresQueryable;
+  readonly #table: QualifiedTable;
+  readonly #pruneBatchSize: number;
+  readonly #now: () => number;
+  readonly #sql: ReturnType<typeof statementsFor>;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #pruning: Promise<unknown> | undefined;
+
+  /** Validates every option; a bad one throws `SessionError` with code `INVALID_OPTION`. */
+  constructor(options: PostgresStoreOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new SessionError('INVALID_OPTION', 'PostgresStore needs an options object');
+    }
+    this.#pool = checkPool(options.pool);
+    this.#table = parseTable(options.table ?? 'tessera_sessions');
+    const pruneInterval = options.pruneInterval ?? 300_000;
+    if (
+      typeof pruneInterval !== 'number' ||
+      !(pruneInterval >= 0 && pruneInterval <= MAX_TIMER_DELAY)
+    ) {
+      throw new SessionError(
+        'INVALID_OPTION',
+        `PostgresStore: pruneInterval must be 0 to ${MAX_TIMER_DELAY} ms`,
+      );
+    }
+    const pruneBatchSize = options.pruneBatchSize ?? 1000;
+    if (!Number.isSafeInteger(pruneBatchSize) || pruneBatchSize < 1) {
+      throw new SessionError(
+        'INVALID_OPTION',
+        'PostgresStore: pruneBatchSize must be a positive integer',
+      );
+    }
+    if (options.now !== undefined && typeof options.now !== 'function') {
+      throw new SessionError('INVALID_OPTION', 'PostgresStore: now must be a function');
+    }
+    this.#pruneBatchSize = pruneBatchSize;
+    this.#now = options.now ?? Date.now;
+    this.#sql = statementsFor(this.#table.sql);
+    if (pruneInterval > 0) {
+      this.#timer = setInterval(() => this.#pruneInBackground(), pruneInterval);
+      this.#timer.unref?.();
+    }
+  }
+
+  /** The quoted, possibly schema-qualified table name the store uses. */
+  get table(): string {
+    return this.#table.sql;
+  }
+
+  /**
+   * Creates the table and its indexes if missing; see {@link createPostgresTable}. Call it at
+   * start-up, or create the table with a migration tool instead.
+   */
+  async createTable(): Promise<void> {
+    await this.#pool.query(createTableSql(this.#table));
+  }
+
+  /** One `SELECT` by primary key, live rows only. */
+  async get(key: string): Promise<StoredRecord | null> {
+    const { rows } = await this.#pool.query(this.#sql.get, [key, millis(this.#now())]);
+    const row = rows[0] as SessionRow | undefined;
+    return row === undefined ? null : toStored(row);
+  }
+
+  /**
+   * One `INSERT ... ON CONFLICT DO UPDATE` that replaces only an expired row; answers whether a
+   * row was written.
+   */
+  async create(key: string, record: SessionRecord): Promise<boolean> {
+    const { rowCount } = await this.#pool.query(this.#sql.create, [
+      key,
+      record.data,
+      millis(record.expiresAt),
+      record.userId,
+      millis(this.#now()),
+    ]);
+    return rowCount === 1;
+  }
+
+  /**
+   * One statement: a locking read of the live row and a compare-and-set `UPDATE` joined to it,
+   * which together tell `ok`, `conflict` and `missing` apart.
+   */
+  async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
+    const { rows } = await this.#pool.query(this.#sql.update, [
+      key,
+      record.data,
+      millis(record.expiresAt),
+      record.userId,
+      expectedVersion,
+      millis(this.#now()),
+    ]);
+    const row = rows[0] as
+      { new_version: number | null; current_version: number | null } | undefined;
+    if (row?.new_version != null) return { status: 'ok', version: row.new_version };
+    if (row?.current_version != null) return { status: 'conflict' };
+    return { status: 'missing' };
+  }
+
+  /** One `UPDATE` of `expires_at` on the live row. */
+  async touch(key: string, expiresAt: number): Promise<boolean> {
+    const { rowCount } = await this.#pool.query(this.#sql.touch, [
+      key,
+      millis(expiresAt),
+      millis(this.#now()),
+    ]);
+    return rowCount === 1;
+  }
+
+  /** One `DELETE` by primary key. */
+  async delete(key: string): Promise<void> {
+    await this.#pool.query(this.#sql.delete, [key]);
+  }
+
+  /** One `SELECT` on the `user_id` index, live rows only. */
+  async listByUser(userId: string): Promise<UserRecord[]> {
+    const { rows } = await this.#pool.query(this.#sql.list, [userId, millis(this.#now())]);
+    return (rows as UserRow[]).map((row) => ({ key: row.key, ...toStored(row) }));
+  }
+
+  /**
+   * One `DELETE` of the user's rows (expired ones too) but `exceptKey`; answers how many of the
+   * deleted rows were live.
+   */
+  async deleteByUser(userId: string, exceptKey?: string): Promise<number> {
+    const { rows } = await this.#pool.query(this.#sql.deleteByUser, [
+      userId,
+      exceptKey ?? null,
+      millis(this.#now()),
+    ]);
+    return Number((rows[0] as { removed: number } | undefined)?.removed ?? 0);
+  }
+
+  /**
+   * Deletes expired rows in batches of `pruneBatchSize` and answers how many. The timer calls it;
+   * call it yourself (from a job) when the timer is disabled.
+   */
+  async prune(): Promise<number> {
+    const now = millis(this.#now());
+    let removed = 0;
+    for (;;) {
+      const { rowCount } = await this.#pool.query(this.#sql.prune, [now, this.#pruneBatchSize]);
+      removed += rowCount ?? 0;
+      if ((rowCount ?? 0) < this.#pruneBatchSize) return removed;
+    }
+  }
+
+  #pruneInBackground(): void {
+    if (this.#pruning !== undefined) return;
+    // A failed run is simply retried at the next tick: the store never logs, and expired rows
+    // are never returned meanwhile.
+    this.#pruning = this.prune()
+      .catch(() => undefined)
+      .finally(() => {
+        this.#pruning = undefined;
+      });
+  }
+
+  /** Stops the prune timer and waits for a prune in progress. The pool is left open. */
+  async close(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#pruning;
+  }
+}
