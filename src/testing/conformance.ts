@@ -184,6 +184,18 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
         assert.deepEqual(await store.listByUser('u1').then(keysOf), []);
       });
 
+      it('answers an update racing a delete with ok or missing, and leaves nothing behind', async () => {
+        for (let round = 0; round < 5; round++) {
+          const key = randomStoreKey();
+          await store.create(key, record('alive', 'racer'));
+          const [, result] = await Promise.all([store.delete(key), store.update(key, record('late', 'racer'), 1)]);
+          assert.ok(result.status === 'ok' || result.status === 'missing', `got ${result.status}`);
+          if (result.status === 'missing') assert.equal(await store.get(key), null);
+          await store.delete(key);
+          assert.equal(await store.get(key), null);
+        }
+      });
+
       it('lets exactly one of many concurrent updates at one version win', async () => {
         const key = randomStoreKey();
         await store.create(key, record('base'));
