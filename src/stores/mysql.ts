@@ -1,0 +1,441 @@
+/**
+ * The MySQL and MariaDB store, for `mysql2`.
+ *
+ * @packageDocumentation
+ */
+import type {
+  SessionRecord,
+  SessionStore,
+  StoredRecord,
+  UpdateResult,
+  UserRecord,
+} from '../store.js';
+import { SessionError } from '../errors.js';
+
+/**
+ * What the store needs from a MySQL client: `execute(sql, values)` (a prepared statement) and
+ * `query(sql)`, both answering `[result, fields]` as `mysql2/promise` does. A `mysql2/promise`
+ * `Pool` fits, and so do a `Connection` and a checked-out `PoolConnection`; a Pool is the usual
+ * choice, since the store runs concurrent statements.
+ */
+export interface MysqlQueryable {
+  execute(sql: string, values?: any[]): Promise<[unknown, unknown]>;
+  query(sql: string): Promise<[unknown, unknown]>;
+}
+
+/** Options of {@link createMysqlTable}. */
+export interface MysqlTableOptions {
+  /**
+   * The table, optionally qualified by its database (`database.table`). Each part is letters,
+   * digits and underscores, not starting with a digit, at most 64 characters. Names are quoted in
+   * SQL; whether their case matters depends on the server's `lower_case_table_names`.
+   * @defaultValue `'tessera_sessions'`
+   */
+  table?: string;
+}
+
+/** Options of {@link MysqlStore}. */
+export interface MysqlStoreOptions extends MysqlTableOptions {
+  /**
+   * The client the application created, usually a `mysql2/promise` Pool. The store never ends
+   * it. Keep mysql2's defaults for the character set (`utf8mb4`) and for row decoding (no custom
+   * `typeCast`, no `rowsAsArray`), and set `connectTimeout` so that no call waits long for a
+   * server that is down.
+   */
+  pool: MysqlQueryable;
+  /**
+   * How often expired rows are deleted, in milliseconds; `0` disables the timer (expired rows are
+   * still never returned). The timer never holds the process open.
+   * @defaultValue 300_000 (5 minutes)
+   */
+  pruneInterval?: number;
+  /**
+   * The most rows one prune statement deletes (`DELETE ... LIMIT n`); {@link MysqlStore.prune}
+   * repeats the statement until a batch comes back short, so no statement holds many locks long.
+   * @defaultValue 1000
+   */
+  pruneBatchSize?: number;
+  /**
+   * The clock, in epoch milliseconds, that expiry is compared against. The server's clock is not
+   * used, so every process must keep reasonable time. Tests inject one to move time without
+   * sleeping.
+   * @defaultValue `Date.now`
+   */
+  now?: () => number;
+}
+
+interface SessionRow {
+  data: unknown;
+  expires_at: unknown;
+  version: unknown;
+  user_id: unknown;
+}
+
+interface UserRow extends SessionRow {
+  key: unknown;
+}
+
+interface WriteResult {
+  affectedRows?: unknown;
+  insertId?: unknown;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const MAX_IDENTIFIER_LENGTH = 64;
+const MAX_TIMER_DELAY = 2_147_483_647;
+/** The widths of the binary columns, in bytes. */
+const MAX_KEY_BYTES = 64;
+const MAX_USER_ID_BYTES = 1024;
+
+function quoteTable(table: unknown, owner: string): string {
+  const fail = (why: string): never => {
+    throw new SessionError('INVALID_OPTION', `${owner}: table ${why}`);
+  };
+  if (typeof table !== 'string') return fail('must be a string');
+  const parts = table.split('.');
+  if (parts.length > 2) fail('may have at most one dot (database.table)');
+  for (const part of parts) {
+    if (!IDENTIFIER.test(part))
+      fail('parts must be letters, digits and underscores, not starting with a digit');
+    if (part.length > MAX_IDENTIFIER_LENGTH)
+      fail(`parts must be at most ${MAX_IDENTIFIER_LENGTH} characters`);
+  }
+  return parts.map((part) => `\`${part}\``).join('.');
+}
+
+function checkPool(pool: unknown, owner: string): MysqlQueryable {
+  const candidate = pool as Partial<MysqlQueryable> | null;
+  if (
+    typeof candidate !== 'object' ||
+    candidate === null ||
+    typeof candidate.execute !== 'function' ||
+    typeof candidate.query !== 'function'
+  ) {
+    throw new SessionError(
+      'INVALID_OPTION',
+      `${owner}: pool must be a mysql2/promise Pool (execute and query)`,
+    );
+  }
+  return candidate as MysqlQueryable;
+}
+
+function createTableSql(table: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${table} (
+  \`key\` VARBINARY(${MAX_KEY_BYTES}) NOT NULL,
+  data LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  expires_at BIGINT NOT NULL,
+  version INT UNSIGNED NOT NULL,
+  user_id VARBINARY(${MAX_USER_ID_BYTES}) NULL,
+  PRIMARY KEY (\`key\`),
+  KEY expires_at_idx (expires_at),
+  KEY user_id_idx (user_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`;
+}
+
+/**
+ * The `CREATE TABLE IF NOT EXISTS` statement of the session table, indexes included, as text: for
+ * migration tools that own the schema. One statement, so `pool.query(mysqlSchema())` runs it.
+ *
+ * @param table - the table name, validated as {@link MysqlTableOptions.table}; by default
+ *   `'tessera_sessions'`
+ *
+ * @example
+ * ```ts
+ * writeFileSync('migrations/001_sessions.sql', mysqlSchema('sessions') + ';\n');
+ * ```
+ */
+export function mysqlSchema(table = 'tessera_sessions'): string {
+  return createTableSql(quoteTable(table, 'mysqlSchema'));
+}
+
+/**
+ * Creates the session table and its indexes if the table does not exist yet (`CREATE TABLE IF
+ * NOT EXISTS`). Idempotent, and safe when several processes call it at once. An existing table is
+ * left exactly as it is, even if its columns differ. The database of a qualified name must exist.
+ *
+ * @param pool - the application's client, usually a `mysql2/promise` Pool
+ * @param options - the table name
+ *
+ * @example
+ * ```ts
+ * await createMysqlTable(pool, { table: 'app.sessions' });
+ * ```
+ */
+export async function createMysqlTable(
+  pool: MysqlQueryable,
+  options: MysqlTableOptions = {},
+): Promise<void> {
+  const client = checkPool(pool, 'createMysqlTable');
+  const table = quoteTable(options.table ?? 'tessera_sessions', 'createMysqlTable');
+  await client.query(createTableSql(table));
+}
+
+function toText(value: unknown): string {
+  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+}
+
+function toRecord(row: SessionRow): StoredRecord {
+  return {
+    data: toText(row.data),
+    expiresAt: Number(row.expires_at),
+    userId: row.user_id === null || row.user_id === undefined ? null : toText(row.user_id),
+    version: Number(row.version),
+  };
+}
+
+/** Binary columns get bytes, so that no connection character set can alter them on the way. */
+function bytes(text: string): Buffer {
+  return Buffer.from(text, 'utf8');
+}
+
+function userIdBytes(userId: string | null): Buffer | null {
+  if (userId === null) return null;
+  const encoded = bytes(userId);
+  // Refused here rather than by the server: outside strict SQL mode MySQL would silently cut the
+  // value, and two users sharing a prefix would then share an index entry.
+  if (encoded.length > MAX_USER_ID_BYTES) {
+    throw new SessionError(
+      'INVALID_DATA',
+      `MysqlStore: a user ID may be at most ${MAX_USER_ID_BYTES} bytes of UTF-8`,
+    );
+  }
+  return encoded;
+}
+
+/**
+ * Keeps sessions in a MySQL (5.7 or later) or MariaDB (10.2 or later) table, through a
+ * `mysql2/promise` Pool the application created and owns. Every operation is a single statement
+ * (one round trip); expiry is compared against the store's clock, and expired rows are deleted in
+ * batches on a timer that never holds the process open.
+ *
+ * Create the table once with {@link MysqlStore.createTable} or {@link createMysqlTable} (or from
+ * {@link mysqlSchema}, in a migration).
+ *
+ * `create`, `update` and `touch` learn whether they found a live row from `LAST_INSERT_ID(version)`
+ * in the statement, which works with or without mysql2's `FOUND_ROWS` flag. As a side effect,
+ * `SELECT LAST_INSERT_ID()` on the pooled connection answers that version afterwards.
+ *
+ * @example
+ * ```ts
+ * import mysql from 'mysql2/promise';
+ * import { MysqlStore } from 'tessera/stores/mysql';
+ * const pool = mysql.createPool({ uri: process.env.DATABASE_URL, connectTimeout: 2_000 });
+ * const store = new MysqlStore({ pool });
+ * await store.createTable();
+ * ```
+ */
+export class MysqlStore implements SessionStore {
+  readonly #pool: MysqlQueryable;
+  readonly #table: string;
+  readonly #tableName: string;
+  readonly #pruneBatchSize: number;
+  readonly #now: () => number;
+  readonly #sql: ReturnType<typeof statements>;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #pruning: Promise<number> | undefined;
+
+  constructor(options: MysqlStoreOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new SessionError('INVALID_OPTION', 'MysqlStore needs an options object with a pool');
+    }
+    this.#pool = checkPool(options.pool, 'MysqlStore');
+    this.#tableName = options.table ?? 'tessera_sessions';
+    this.#table = quoteTable(this.#tableName, 'MysqlStore');
+    const pruneInterval = options.pruneInterval ?? 300_000;
+    if (
+      typeof pruneInterval !== 'number' ||
+      !(pruneInterval >= 0 && pruneInterval <= MAX_TIMER_DELAY)
+    ) {
+      throw new SessionError(
+        'INVALID_OPTION',
+        `MysqlStore: pruneInterval must be 0 to ${MAX_TIMER_DELAY} ms`,
+      );
+    }
+    const pruneBatchSize = options.pruneBatchSize ?? 1000;
+    if (!Number.isSafeInteger(pruneBatchSize) || pruneBatchSize < 1) {
+      throw new SessionError(
+        'INVALID_OPTION',
+        'MysqlStore: pruneBatchSize must be a positive integer',
+      );
+    }
+    if (options.now !== undefined && typeof options.now !== 'function') {
+      throw new SessionError(
+        'INVALID_OPTION',
+        'MysqlStore: now must be a function answering epoch milliseconds',
+      );
+    }
+    this.#pruneBatchSize = pruneBatchSize;
+    this.#now = options.now ?? Date.now;
+    this.#sql = statements(this.#table, pruneBatchSize);
+    if (pruneInterval > 0) {
+      // A failed prune is retried at the next tick; the store's callers see outages on their own.
+      this.#timer = setInterval(() => void this.prune().catch(() => undefined), pruneInterval);
+      this.#timer.unref?.();
+    }
+  }
+
+  /** The table name, as configured (unquoted). */
+  get table(): string {
+    return this.#tableName;
+  }
+
+  /**
+   * Runs the documented `CREATE TABLE IF NOT EXISTS` for this store's table: see
+   * {@link createMysqlTable}.
+   */
+  async createTable(): Promise<void> {
+    await this.#pool.query(createTableSql(this.#table));
+  }
+
+  async #rows<Row>(sql: string, values: unknown[]): Promise<Row[]> {
+    const [rows] = await this.#pool.execute(sql, values);
+    return rows as Row[];
+  }
+
+  async #write(
+    sql: string,
+    values: unknown[],
+  ): Promise<{ affectedRows: number; insertId: number }> {
+    const [result] = await this.#pool.execute(sql, values);
+    const { affectedRows, insertId } = result as WriteResult;
+    return { affectedRows: Number(affectedRows ?? 0), insertId: Number(insertId ?? 0) };
+  }
+
+  async get(key: string): Promise<StoredRecord | null> {
+    const rows = await this.#rows<SessionRow>(this.#sql.get, [bytes(key), this.#now()]);
+    const row = rows[0];
+    return row === undefined ? null : toRecord(row);
+  }
+
+  async create(key: string, record: SessionRecord): Promise<boolean> {
+    const keyBytes = bytes(key);
+    if (keyBytes.length > MAX_KEY_BYTES) {
+      throw new SessionError(
+        'INVALID_DATA',
+        `MysqlStore: a key may be at most ${MAX_KEY_BYTES} bytes`,
+      );
+    }
+    const now = this.#now();
+    const { insertId } = await this.#write(this.#sql.create, [
+      keyBytes,
+      record.data,
+      record.expiresAt,
+      userIdBytes(record.userId),
+      now,
+      now,
+      now,
+      now,
+    ]);
+    // The statement reports a live row it left alone through LAST_INSERT_ID(version), which is
+    // never 0; an insert or the replacement of an expired row reports nothing.
+    return insertId === 0;
+  }
+
+  async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
+    const { affectedRows, insertId } = await this.#write(this.#sql.update, [
+      expectedVersion,
+      record.data,
+      expectedVersion,
+      userIdBytes(record.userId),
+      expectedVersion,
+      record.expiresAt,
+      expectedVersion,
+      bytes(key),
+      this.#now(),
+    ]);
+    // A live row at another version reports that version through LAST_INSERT_ID; a written row
+    // always changes (its version moves), so it counts as affected with or without FOUND_ROWS.
+    if (insertId !== 0) return { status: 'conflict' };
+    if (affectedRows === 0) return { status: 'missing' };
+    return { status: 'ok', version: expectedVersion + 1 };
+  }
+
+  async touch(key: string, expiresAt: number): Promise<boolean> {
+    const { insertId } = await this.#write(this.#sql.touch, [expiresAt, bytes(key), this.#now()]);
+    // affectedRows would be 0 for an unchanged expiry when the client lacks FOUND_ROWS; the
+    // version reported through LAST_INSERT_ID says "found" either way.
+    return insertId !== 0;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#write(this.#sql.delete, [bytes(key)]);
+  }
+
+  async listByUser(userId: string): Promise<UserRecord[]> {
+    const rows = await this.#rows<UserRow>(this.#sql.listByUser, [bytes(userId), this.#now()]);
+    return rows.map((row) => ({ key: toText(row.key), ...toRecord(row) }));
+  }
+
+  async deleteByUser(userId: string, exceptKey?: string): Promise<number> {
+    const { affectedRows } =
+      exceptKey === undefined
+        ? await this.#write(this.#sql.deleteByUser, [bytes(userId), this.#now()])
+        : await this.#write(this.#sql.deleteByUserExcept, [
+            bytes(userId),
+            this.#now(),
+            bytes(exceptKey),
+          ]);
+    return affectedRows;
+  }
+
+  /**
+   * Deletes expired rows in batches of `pruneBatchSize` and answers how many. Calls made while a
+   * prune runs share its result.
+   */
+  prune(): Promise<number> {
+    if (this.#pruning === undefined) {
+      this.#pruning = this.#pruneBatches().finally(() => {
+        this.#pruning = undefined;
+      });
+    }
+    return this.#pruning;
+  }
+
+  async #pruneBatches(): Promise<number> {
+    const now = this.#now();
+    let removed = 0;
+    for (;;) {
+      const { affectedRows } = await this.#write(this.#sql.prune, [now]);
+      removed += affectedRows;
+      if (affectedRows < this.#pruneBatchSize) return removed;
+    }
+  }
+
+  /**
+   * Stops the prune timer and waits for a prune in progress, so that ending the pool afterwards
+   * is safe. The pool is the application's: the store does not end it.
+   */
+  async close(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#pruning?.catch(() => undefined);
+  }
+}
+
+/**
+ * The statements of one table. Inside SET, MySQL evaluates assignments left to right and later
+ * ones see earlier results, so every IF reads a column only before that column is assigned.
+ */
+function statements(table: string, pruneBatchSize: number) {
+  return {
+    get: `SELECT data, expires_at, version, user_id FROM ${table} WHERE \`key\` = ? AND expires_at > ?`,
+    create: `INSERT INTO ${table} (\`key\`, data, expires_at, user_id, version) VALUES (?, ?, ?, ?, 1)
+ON DUPLICATE KEY UPDATE
+  data = IF(expires_at <= ?, VALUES(data), data),
+  user_id = IF(expires_at <= ?, VALUES(user_id), user_id),
+  version = IF(expires_at <= ?, 1, LAST_INSERT_ID(version)),
+  expires_at = IF(expires_at <= ?, VALUES(expires_at), expires_at)`,
+    update: `UPDATE ${table} SET
+  data = IF(version = ?, ?, data),
+  user_id = IF(version = ?, ?, user_id),
+  expires_at = IF(version = ?, ?, expires_at),
+  version = IF(version = ?, version + 1, LAST_INSERT_ID(version))
+WHERE \`key\` = ? AND expires_at > ?`,
+    touch: `UPDATE ${table} SET expires_at = ?, version = LAST_INSERT_ID(version) WHERE \`key\` = ? AND expires_at > ?`,
+    delete: `DELETE FROM ${table} WHERE \`key\` = ?`,
+    listByUser: `SELECT \`key\`, data, expires_at, version, user_id FROM ${table} WHERE user_id = ? AND expires_at > ?`,
+    deleteByUser: `DELETE FROM ${table} WHERE user_id = ? AND expires_at > ?`,
+    deleteByUserExcept: `DELETE FROM ${table} WHERE user_id = ? AND expires_at > ? AND \`key\` <> ?`,
+    prune: `DELETE FROM ${table} WHERE expires_at <= ? LIMIT ${pruneBatchSize}`,
+  };
+}
