@@ -17,7 +17,12 @@ import { defaultCryptoProvider } from './crypto.js';
 import type { Envelope, EncryptionOptions } from './codec.js';
 import { Codec } from './codec.js';
 import { SessionError } from './errors.js';
-import type { DefaultSessionData, RegenerateOptions, SessionHost, SessionState } from './session.js';
+import type {
+  DefaultSessionData,
+  RegenerateOptions,
+  SessionHost,
+  SessionState,
+} from './session.js';
 import { Session, stateOf } from './session.js';
 import type { SessionRecord, SessionStore, StoredRecord } from './store.js';
 import { CookieSigner, generateSessionId, storeKeyFor } from './token.js';
@@ -139,11 +144,32 @@ export interface SessionEvents {
 }
 
 const MINUTE = 60_000;
+/** How many verified cookie values are remembered, sparing their HMAC and hash on later requests. */
+const VERIFIED_CACHE_SIZE = 10_000;
 
-function positive(name: string, value: number | undefined, fallback: number, allowZero = false): number {
+interface PendingCall {
+  deadline: number;
+  operation: string;
+  reject: (error: SessionError) => void;
+}
+
+function positive(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  allowZero = false,
+): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (!allowZero && value === 0)) {
-    throw new SessionError('INVALID_OPTION', `${name} must be a ${allowZero ? 'non-negative' : 'positive'} number`);
+  if (
+    typeof value !== 'number' ||
+    Number.isNaN(value) ||
+    value < 0 ||
+    (!allowZero && value === 0)
+  ) {
+    throw new SessionError(
+      'INVALID_OPTION',
+      `${name} must be a ${allowZero ? 'non-negative' : 'positive'} number`,
+    );
   }
   return value;
 }
@@ -195,6 +221,9 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   readonly #ready: Promise<{ crypto: CryptoProvider; signer: CookieSigner; codec: Codec }>;
   #resolved: { crypto: CryptoProvider; signer: CookieSigner; codec: Codec } | undefined;
   readonly #listeners = new Map<keyof SessionEvents, Set<(event: any) => void>>();
+  readonly #pending = new Set<PendingCall>();
+  #sweep: ReturnType<typeof setInterval> | undefined;
+  readonly #verified = new Map<string, { id: string; key: string }>();
   readonly #host: SessionHost;
 
   /** Validates every option; a bad one throws `SessionError` with code `INVALID_OPTION`. */
@@ -210,7 +239,12 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     this.cookie = resolveCookieOptions(options.cookie);
     this.#idle = positive('idleTimeout', options.idleTimeout, 30 * MINUTE);
     this.#absolute = positive('absoluteTimeout', options.absoluteTimeout, 12 * 60 * MINUTE);
-    this.#touchInterval = positive('touchInterval', options.touchInterval, Math.min(MINUTE, this.#idle / 10), true);
+    this.#touchInterval = positive(
+      'touchInterval',
+      options.touchInterval,
+      Math.min(MINUTE, this.#idle / 10),
+      true,
+    );
     if (this.#touchInterval >= this.#idle) {
       throw new SessionError('INVALID_OPTION', 'touchInterval must be shorter than idleTimeout');
     }
@@ -255,7 +289,10 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   /** Subscribes to an event; answers a function that unsubscribes. A listener that throws is ignored. */
-  on<E extends keyof SessionEvents>(event: E, listener: (payload: SessionEvents[E]) => void): () => void {
+  on<E extends keyof SessionEvents>(
+    event: E,
+    listener: (payload: SessionEvents[E]) => void,
+  ): () => void {
     let set = this.#listeners.get(event);
     if (set === undefined) this.#listeners.set(event, (set = new Set()));
     set.add(listener);
@@ -274,28 +311,68 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     }
   }
 
-  async #deps() {
-    return this.#resolved ?? (await this.#ready);
-  }
-
   /** Runs one store call within the store timeout, turning any failure into STORE_UNAVAILABLE. */
-  async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(new SessionError('STORE_UNAVAILABLE', `store ${operation} did not answer within ${this.#storeTimeout} ms`)),
-        this.#storeTimeout,
+  #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const pending: PendingCall = {
+        deadline: this.#clockForTimeouts() + this.#storeTimeout,
+        operation,
+        reject,
+      };
+      this.#pending.add(pending);
+      this.#armTimeoutSweep();
+      const settle = () => this.#pending.delete(pending);
+      let started: Promise<T>;
+      try {
+        started = run();
+      } catch (cause) {
+        started = Promise.reject(cause);
+      }
+      started.then(
+        (value) => {
+          if (settle()) resolve(value);
+        },
+        (cause: unknown) => {
+          if (!settle()) return;
+          reject(
+            cause instanceof SessionError
+              ? cause
+              : new SessionError('STORE_UNAVAILABLE', `store ${operation} failed`, { cause }),
+          );
+        },
       );
     });
-    try {
-      return await Promise.race([run(), timeout]);
-    } catch (cause) {
-      if (cause instanceof SessionError) throw cause;
-      throw new SessionError('STORE_UNAVAILABLE', `store ${operation} failed`, { cause });
-    } finally {
-      clearTimeout(timer);
-    }
+  }
+
+  #clockForTimeouts(): number {
+    return performance.now();
+  }
+
+  /**
+   * One timer serves every call in flight, instead of a timer per call: it wakes a few times per
+   * timeout period while calls are pending and stops when none are.
+   */
+  #armTimeoutSweep(): void {
+    if (this.#sweep !== undefined) return;
+    const period = Math.max(5, Math.min(250, this.#storeTimeout / 5));
+    this.#sweep = setInterval(() => {
+      const now = this.#clockForTimeouts();
+      for (const pending of this.#pending) {
+        if (pending.deadline > now) continue;
+        this.#pending.delete(pending);
+        pending.reject(
+          new SessionError(
+            'STORE_UNAVAILABLE',
+            `store ${pending.operation} did not answer within ${this.#storeTimeout} ms`,
+          ),
+        );
+      }
+      if (this.#pending.size === 0) {
+        clearInterval(this.#sweep);
+        this.#sweep = undefined;
+      }
+    }, period);
+    this.#sweep.unref?.();
   }
 
   #isHttps(info: RequestInfo): boolean {
@@ -305,7 +382,12 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     return first === 'https';
   }
 
-  #freshState(https: boolean, cookieName: string, hadCookie: boolean, info: RequestInfo): SessionState {
+  #freshState(
+    https: boolean,
+    cookieName: string,
+    hadCookie: boolean,
+    info: RequestInfo,
+  ): SessionState {
     const now = this.#clock();
     return {
       id: null,
@@ -354,15 +436,20 @@ export class SessionManager<Data extends object = DefaultSessionData> {
    * Reads a stored record and checks it against the server's clock; answers its envelope, or a
    * reason it cannot be used.
    */
-  async #readLive(key: string): Promise<{ record: StoredRecord; envelope: Envelope } | RejectReason | 'expired'> {
-    const { codec } = await this.#deps();
+  async #readLive(
+    key: string,
+  ): Promise<{ record: StoredRecord; envelope: Envelope } | RejectReason | 'expired'> {
+    const { codec } = this.#resolved ?? (await this.#ready);
     const record = await this.#call('get', () => this.store.get(key));
     if (record === null) return 'unknown';
     const now = this.#clock();
     const envelope = await codec.decode(record.data, key);
     if (envelope === null) return 'undecodable';
     if (record.expiresAt <= now || envelope.x <= now) {
-      this.#emit('expired', { userId: record.userId, reason: envelope.x <= now ? 'absolute' : 'idle' });
+      this.#emit('expired', {
+        userId: record.userId,
+        reason: envelope.x <= now ? 'absolute' : 'idle',
+      });
       return 'expired';
     }
     return { record, envelope };
@@ -374,19 +461,26 @@ export class SessionManager<Data extends object = DefaultSessionData> {
    * failure rejects with `STORE_UNAVAILABLE`, never with an empty session.
    */
   async load(info: RequestInfo): Promise<Session<Data>> {
-    const { signer, crypto } = await this.#deps();
+    const { signer, crypto } = this.#resolved ?? (await this.#ready);
     const https = this.#isHttps(info);
     const cookieName = cookieNameFor(this.cookie, https);
     const values = readCookieValues(info.cookie, cookieName);
     const state = this.#freshState(https, cookieName, values.length > 0, info);
     let reason: RejectReason | 'expired' | undefined;
     for (const value of values) {
-      const id = await signer.verify(value);
-      if (id === null) {
-        reason = value.length === 87 ? 'signature' : 'malformed';
-        continue;
+      let verified = this.#verified.get(value);
+      if (verified === undefined) {
+        const id = await signer.verify(value);
+        if (id === null) {
+          reason = value.length === 87 ? 'signature' : 'malformed';
+          continue;
+        }
+        verified = { id, key: await storeKeyFor(crypto, id) };
+        if (this.#verified.size >= VERIFIED_CACHE_SIZE)
+          this.#verified.delete(this.#verified.keys().next().value!);
+        this.#verified.set(value, verified);
       }
-      const key = await storeKeyFor(crypto, id);
+      const { id, key } = verified;
       const found = await this.#readLive(key);
       if (typeof found === 'string') {
         reason = found;
@@ -412,11 +506,19 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     if (!state.ended) await this.#persist(state);
     const setCookie: string[] = [];
     if (state.issueCookie && !state.ended && state.id !== null) {
-      const { signer } = await this.#deps();
+      const { signer } = this.#resolved ?? (await this.#ready);
       const maxAge = this.cookie.persistent
         ? Math.max(0, Math.ceil((state.createdAt + state.absolute - this.#clock()) / 1000))
         : undefined;
-      setCookie.push(serializeCookie(this.cookie, state.cookieName, await signer.sign(state.id), state.https, maxAge));
+      setCookie.push(
+        serializeCookie(
+          this.cookie,
+          state.cookieName,
+          await signer.sign(state.id),
+          state.https,
+          maxAge,
+        ),
+      );
     } else if (state.clearCookie) {
       setCookie.push(serializeClearingCookie(this.cookie, state.cookieName, state.https));
     }
@@ -432,7 +534,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   async #envelopeOf(state: SessionState, now: number): Promise<SessionRecord> {
-    const { codec } = await this.#deps();
+    const { codec } = this.#resolved ?? (await this.#ready);
     const envelope: Envelope = {
       d: state.data,
       c: state.createdAt,
@@ -446,9 +548,13 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     const data = await codec.encode(envelope, state.key!);
     const tooLarge =
       data.length > this.#maxDataBytes ||
-      (data.length * 3 > this.#maxDataBytes && new TextEncoder().encode(data).length > this.#maxDataBytes);
+      (data.length * 3 > this.#maxDataBytes &&
+        new TextEncoder().encode(data).length > this.#maxDataBytes);
     if (tooLarge) {
-      throw new SessionError('DATA_TOO_LARGE', `the session exceeds maxDataBytes (${this.#maxDataBytes} bytes)`);
+      throw new SessionError(
+        'DATA_TOO_LARGE',
+        `the session exceeds maxDataBytes (${this.#maxDataBytes} bytes)`,
+      );
     }
     return { data, expiresAt: this.#expiryOf(state, now), userId: state.userId };
   }
@@ -487,7 +593,9 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       return;
     }
     const target = this.#expiryOf(state, now);
-    if (state.forceTouch ? target > state.expiresAt : target - state.expiresAt >= this.#touchInterval) {
+    if (
+      state.forceTouch ? target > state.expiresAt : target - state.expiresAt >= this.#touchInterval
+    ) {
       const found = await this.#call('touch', () => this.store.touch(state.key!, target));
       if (found) state.expiresAt = target;
       else this.#markEnded(state);
@@ -496,7 +604,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   async #create(state: SessionState): Promise<void> {
-    const { crypto } = await this.#deps();
+    const { crypto } = this.#resolved ?? (await this.#ready);
     const now = this.#clock();
     for (let attempt = 0; ; attempt++) {
       state.id = generateSessionId(crypto);
@@ -510,7 +618,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
         break;
       }
       // 256 random bits do not collide; a store answering "exists" twice is broken.
-      if (attempt >= 1) throw new SessionError('STORE_UNAVAILABLE', 'the store refused to create a new session');
+      if (attempt >= 1)
+        throw new SessionError('STORE_UNAVAILABLE', 'the store refused to create a new session');
     }
     this.#settled(state);
     state.issueCookie = true;
@@ -532,7 +641,9 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     for (let attempt = 0; ; attempt++) {
       const now = this.#clock();
       const record = await this.#envelopeOf(state, now);
-      const result = await this.#call('update', () => this.store.update(state.key!, record, state.version));
+      const result = await this.#call('update', () =>
+        this.store.update(state.key!, record, state.version),
+      );
       if (result.status === 'ok') {
         state.version = result.version;
         state.expiresAt = record.expiresAt;
@@ -546,7 +657,10 @@ export class SessionManager<Data extends object = DefaultSessionData> {
         return;
       }
       if (attempt >= this.#maxRetries) {
-        throw new SessionError('WRITE_CONFLICT', `the session changed under ${attempt + 1} attempts to save it`);
+        throw new SessionError(
+          'WRITE_CONFLICT',
+          `the session changed under ${attempt + 1} attempts to save it`,
+        );
       }
       await delay(Math.random() * Math.min(50, 2 ** attempt));
       const fresh = await this.#readLive(state.key!);
@@ -585,7 +699,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     const data = emptyData();
     if (keep === true) Object.assign(data, state.data);
     else if (Array.isArray(keep)) {
-      for (const key of keep) if (Object.prototype.hasOwnProperty.call(state.data, key)) data[key] = state.data[key];
+      for (const key of keep)
+        if (Object.prototype.hasOwnProperty.call(state.data, key)) data[key] = state.data[key];
     }
     const wasStored = state.persisted || state.hadCookie;
     state.id = null;
@@ -632,7 +747,9 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   async #enforceCap(state: SessionState): Promise<void> {
     if (!Number.isFinite(this.#maxPerUser) || state.userId === null) return;
     const sessions = await this.listUserSessions(state.userId);
-    const others = sessions.filter((info) => info.handle !== state.key).sort((a, b) => b.createdAt - a.createdAt);
+    const others = sessions
+      .filter((info) => info.handle !== state.key)
+      .sort((a, b) => b.createdAt - a.createdAt);
     const excess = others.slice(Math.max(0, this.#maxPerUser - 1));
     for (const info of excess) {
       await this.#call('delete', () => this.store.delete(info.handle));
@@ -645,7 +762,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
    * request's session to have it marked `current`.
    */
   async listUserSessions(userId: string, current?: Session<Data>): Promise<SessionInfo[]> {
-    const { codec } = await this.#deps();
+    const { codec } = this.#resolved ?? (await this.#ready);
     const currentKey = current === undefined ? null : stateOf(current).key;
     const records = await this.#call('listByUser', () => this.store.listByUser(userId));
     const now = this.#clock();
@@ -654,7 +771,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       if (record.expiresAt <= now) continue;
       const envelope = await codec.decode(record.data, record.key);
       if (envelope === null || envelope.x <= now) continue;
-      const idleDerived = record.expiresAt < envelope.x ? record.expiresAt - envelope.i : envelope.w;
+      const idleDerived =
+        record.expiresAt < envelope.x ? record.expiresAt - envelope.i : envelope.w;
       sessions.push({
         handle: record.key,
         createdAt: envelope.c,
@@ -673,9 +791,15 @@ export class SessionManager<Data extends object = DefaultSessionData> {
    * Ends all of a user's sessions (logout everywhere, a password change), optionally all but
    * the given one. Answers how many were ended.
    */
-  async revokeUserSessions(userId: string, options: { except?: Session<Data> } = {}): Promise<number> {
-    const exceptKey = options.except === undefined ? undefined : (stateOf(options.except).key ?? undefined);
-    const removed = await this.#call('deleteByUser', () => this.store.deleteByUser(userId, exceptKey));
+  async revokeUserSessions(
+    userId: string,
+    options: { except?: Session<Data> } = {},
+  ): Promise<number> {
+    const exceptKey =
+      options.except === undefined ? undefined : (stateOf(options.except).key ?? undefined);
+    const removed = await this.#call('deleteByUser', () =>
+      this.store.deleteByUser(userId, exceptKey),
+    );
     for (let i = 0; i < removed; i++) this.#emit('destroyed', { userId, reason: 'revoked' });
     return removed;
   }

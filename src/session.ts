@@ -87,13 +87,11 @@ export interface SessionHost {
   now(): number;
 }
 
-const states = new WeakMap<Session<any>, SessionState>();
+let readState: (session: Session<any>) => SessionState;
 
 /** The state behind a session. @internal */
 export function stateOf(session: Session<any>): SessionState {
-  const state = states.get(session);
-  if (state === undefined) throw new TypeError('not a Tessera session');
-  return state;
+  return readState(session);
 }
 
 function ended(): never {
@@ -115,15 +113,19 @@ function isObjectValue(value: unknown): boolean {
  */
 export class Session<Data extends object = DefaultSessionData> {
   readonly #host: SessionHost;
+  readonly #state: SessionState;
+
+  static {
+    readState = (session) => {
+      if (!(#state in session)) throw new TypeError('not a Tessera session');
+      return session.#state;
+    };
+  }
 
   /** @internal Sessions are made by the manager. */
   constructor(host: SessionHost, state: SessionState) {
     this.#host = host;
-    states.set(this, state);
-  }
-
-  get #state(): SessionState {
-    return states.get(this)!;
+    this.#state = state;
   }
 
   /** True until the session is first stored (a fresh, anonymous session). */
