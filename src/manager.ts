@@ -389,6 +389,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     info: RequestInfo,
   ): SessionState {
     const now = this.#clock();
+    const userAgent = truncate(info.userAgent, 256);
+    const ip = truncate(info.ip, 64);
     return {
       id: null,
       key: null,
@@ -401,8 +403,9 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       absolute: this.#absolute,
       authenticatedAt: undefined,
       userId: null,
-      userAgent: truncate(info.userAgent, 256),
-      ip: truncate(info.ip, 64),
+      userAgent,
+      ip,
+      request: { userAgent, ip },
       data: emptyData(),
       changed: new Set(),
       watched: new Map(),
@@ -708,6 +711,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     state.persisted = false;
     state.version = 0;
     state.createdAt = this.#clock();
+    state.userAgent = state.request.userAgent;
+    state.ip = state.request.ip;
     state.data = data;
     state.changed = new Set(Object.keys(data));
     state.watched.clear();

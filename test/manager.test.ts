@@ -464,6 +464,18 @@ describe("a user's sessions", () => {
     expect((await manager.load({ cookie: devices[1] })).isNew).toBe(true);
   });
 
+  it("records the login request's browser and address on the regenerated session", async () => {
+    const { manager } = setup();
+    const anonymous = await manager.load({ userAgent: 'old-browser', ip: '192.0.2.1' });
+    anonymous.set('cart', 1);
+    const cookie = cookiePair((await manager.commit(anonymous)).setCookie);
+    const session = await manager.load({ cookie, userAgent: 'new-browser', ip: '192.0.2.2' });
+    await session.login('dave');
+    await manager.commit(session);
+    const [info] = await manager.listUserSessions('dave');
+    expect(info).toMatchObject({ userAgent: 'new-browser', ip: '192.0.2.2' });
+  });
+
   it('caps sessions per user: the oldest goes', async () => {
     const { manager, clock } = setup({ maxSessionsPerUser: 2 });
     const cookies = [];

@@ -1,0 +1,169 @@
+/**
+ * `tessera/fastify`: a Fastify plugin that gives each request `request.session`.
+ *
+ * @packageDocumentation
+ */
+import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+import type { SessionManager } from '../manager.js';
+import type { DefaultSessionData, Session } from '../session.js';
+import { SessionError } from '../errors.js';
+import { discardBody } from './fetch.js';
+import { requestInfoOf } from './node.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * The request's session, set by Tessera's plugin. `null` in scopes where the plugin is not
+     * registered.
+     */
+    session: Session<DefaultSessionData>;
+  }
+}
+
+/**
+ * Answers a request whose session could not be loaded or saved: it sets the status and headers
+ * on `reply` and answers the body, a string or a Buffer (the plugin sends it). It may throw
+ * instead, to hand the error to the scope's `setErrorHandler`.
+ */
+export type FastifyErrorHandler = (
+  error: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) => string | Buffer | Promise<string | Buffer>;
+
+/** Options of {@link fastifySession}. */
+export interface FastifySessionOptions {
+  /** The manager that loads and saves sessions. */
+  manager: SessionManager<any>;
+  /**
+   * What to answer when the store fails or does not answer. Every header the route had set is
+   * removed before it runs.
+   * @defaultValue {@link sendFastifySessionError}: a plain 503 with `Retry-After: 1`
+   */
+  onError?: FastifyErrorHandler;
+}
+
+/**
+ * The default error answer: 503 with `Retry-After: 1` for store trouble (500 otherwise),
+ * `Cache-Control: no-store` and a short plain-text body that tells nothing about the error.
+ */
+export function sendFastifySessionError(
+  error: unknown,
+  _request: FastifyRequest,
+  reply: FastifyReply,
+): string {
+  const status = error instanceof SessionError ? error.status : 500;
+  reply
+    .code(status)
+    .header('cache-control', 'no-store')
+    .header('content-type', 'text/plain; charset=utf-8');
+  if (status === 503) reply.header('retry-after', '1');
+  return status === 503 ? 'Service Unavailable\n' : 'Internal Server Error\n';
+}
+
+function clearHeaders(reply: FastifyReply): void {
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+}
+
+/** Stops the producer of a payload that will never be sent (a Node stream or a Web Response). */
+function discardPayload(payload: unknown): void {
+  if (typeof Response === 'function' && payload instanceof Response) {
+    discardBody(payload);
+    return;
+  }
+  const stream = payload as { destroy?: unknown; pipe?: unknown } | null;
+  if (stream !== null && typeof stream === 'object' && typeof stream.pipe === 'function') {
+    (stream.destroy as (() => void) | undefined)?.call(stream);
+  }
+}
+
+function register(
+  instance: FastifyInstance,
+  options: FastifySessionOptions,
+  done: (error?: Error) => void,
+): void {
+  const { manager } = options;
+  if (manager === undefined || manager === null || typeof manager.load !== 'function') {
+    done(new SessionError('INVALID_OPTION', 'fastifySession: pass { manager }'));
+    return;
+  }
+  if (instance.hasRequestDecorator('session')) {
+    done(
+      new SessionError(
+        'INVALID_OPTION',
+        'fastifySession: request.session is already decorated in this scope (registered twice, or with another session plugin)',
+      ),
+    );
+    return;
+  }
+  const onError = options.onError ?? sendFastifySessionError;
+  const committed = new WeakSet<FastifyRequest>();
+
+  instance.decorateRequest('session', null as unknown as Session<DefaultSessionData>);
+
+  instance.addHook('onRequest', async (request, reply) => {
+    try {
+      request.session = (await manager.load(
+        requestInfoOf(request.raw, request.ip),
+      )) as Session<DefaultSessionData>;
+    } catch (error) {
+      clearHeaders(reply);
+      const body = await onError(error, request, reply);
+      return reply.send(body);
+    }
+  });
+
+  instance.addHook('onSend', async (request, reply, payload) => {
+    const loaded = request.session as Session<DefaultSessionData> | null;
+    // An error handler's answer runs through onSend again: the session was settled already.
+    if (loaded === null || committed.has(request)) return payload;
+    committed.add(request);
+    let headers;
+    try {
+      headers = await manager.commit(loaded);
+    } catch (error) {
+      discardPayload(payload);
+      clearHeaders(reply);
+      return onError(error, request, reply);
+    }
+    for (const value of headers.setCookie) reply.header('set-cookie', value);
+    if (headers.cacheControl !== undefined) reply.header('cache-control', headers.cacheControl);
+    return payload;
+  });
+
+  done();
+}
+
+/**
+ * The session plugin.
+ *
+ * Encapsulation: the plugin does not open a scope of its own (it sets `skip-override`, as
+ * `fastify-plugin` does). Registered on the root instance it serves the whole app; registered
+ * inside a scope it serves that scope and its children, and sibling scopes get no session.
+ * Registering it twice on one path is refused.
+ *
+ * The session is loaded in an `onRequest` hook and saved in an `onSend` hook, before anything is
+ * sent, so streams, redirects and error responses carry its cookie. A store failure answers 503
+ * (see {@link FastifySessionOptions.onError}) with no session cookie. A reply that is hijacked
+ * (`reply.hijack()`, writing to `reply.raw`) skips `onSend`: call `request.session.save()`
+ * before hijacking, knowing that a new session's cookie cannot be set then.
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { fastifySession } from 'tessera/fastify';
+ *
+ * const app = Fastify();
+ * await app.register(fastifySession, { manager });
+ * app.get('/', async (request) => {
+ *   const visits = ((request.session.get('visits') as number) ?? 0) + 1;
+ *   request.session.set('visits', visits);
+ *   return { visits };
+ * });
+ * ```
+ */
+export const fastifySession = Object.assign(register, {
+  [Symbol.for('skip-override')]: true,
+  [Symbol.for('fastify.display-name')]: 'tessera-session',
+  [Symbol.for('plugin-meta')]: { name: 'tessera-session', fastify: '>=4' },
+}) as FastifyPluginCallback<FastifySessionOptions>;

@@ -1,0 +1,45 @@
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import express from 'express';
+import { session } from '../../src/adapters/express.js';
+import type { SessionManager } from '../../src/manager.js';
+import { defineAdapterSuite, nodeChunks, routes, type RunningServer } from './suite.js';
+
+async function start(manager: SessionManager): Promise<RunningServer> {
+  const app = express();
+  app.use(session(manager));
+  app.get('/get/:key', (req, res) => {
+    res.json(routes.get(req.session, req.params.key));
+  });
+  app.post('/set/:key/:value', (req, res) => {
+    res.json(routes.set(req.session, req.params.key, req.params.value));
+  });
+  app.post('/login/:user', async (req, res) => {
+    res.json(await routes.login(req.session, req.params.user));
+  });
+  app.post('/logout', async (req, res) => {
+    res.json(await routes.logout(req.session));
+  });
+  app.get('/whoami', (req, res) => {
+    res.json(routes.whoami(req.session));
+  });
+  app.post('/stream', (req, res) => {
+    routes.stream(req.session);
+    res.type('text/plain');
+    Readable.from(nodeChunks()).pipe(res);
+  });
+  app.post('/early', async (req, res) => {
+    res.type('text/plain').send(routes.early(req.session));
+    await once(res, 'finish');
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+defineAdapterSuite({ name: 'express', start });
