@@ -17,7 +17,9 @@ const MAX_PREFS = 20;
 const MAX_PREF_LENGTH = 200;
 
 function passwordMatches(username: string, password: string): boolean {
-  const expected = Object.prototype.hasOwnProperty.call(DEMO_USERS, username) ? DEMO_USERS[username]! : '';
+  const expected = Object.prototype.hasOwnProperty.call(DEMO_USERS, username)
+    ? DEMO_USERS[username]!
+    : '';
   const a = Buffer.from(password);
   const b = Buffer.from(expected);
   return expected !== '' && a.length === b.length && timingSafeEqual(a, b);
@@ -30,13 +32,17 @@ function escapeHtml(text: string): string {
 function prefsOf(req: Request): Record<string, string> {
   const prefs: Record<string, string> = {};
   for (const key of req.session.keys()) {
-    if (key.startsWith(PREF_PREFIX)) prefs[key.slice(PREF_PREFIX.length)] = String(req.session.get(key));
+    if (key.startsWith(PREF_PREFIX))
+      prefs[key.slice(PREF_PREFIX.length)] = String(req.session.get(key));
   }
   return prefs;
 }
 
 function wantsJson(req: Request): boolean {
-  return req.is('application/json') === 'application/json' || (req.get('accept') ?? '').includes('application/json');
+  return (
+    req.is('application/json') === 'application/json' ||
+    (req.get('accept') ?? '').includes('application/json')
+  );
 }
 
 function page(title: string, body: string): string {
@@ -79,7 +85,10 @@ export function createDemoApp(manager: SessionManager<any>): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use((_req, res, next) => {
-    res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
+    res.setHeader(
+      'Content-Security-Policy',
+      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    );
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');
     next();
@@ -162,10 +171,14 @@ ${prefRows ? `<table><tr><th>Name</th><th>Value</th></tr>${prefRows}</table>` : 
       entries.length <= MAX_PREFS &&
       entries.every(
         ([name, value]) =>
-          /^[A-Za-z0-9_-]{1,40}$/.test(name) && typeof value === 'string' && value.length <= MAX_PREF_LENGTH,
+          /^[A-Za-z0-9_-]{1,40}$/.test(name) &&
+          typeof value === 'string' &&
+          value.length <= MAX_PREF_LENGTH,
       );
     if (!valid) {
-      res.status(400).json({ error: `up to ${MAX_PREFS} names of [A-Za-z0-9_-] with string values` });
+      res
+        .status(400)
+        .json({ error: `up to ${MAX_PREFS} names of [A-Za-z0-9_-] with string values` });
       return;
     }
     for (const [name, value] of entries) req.session.set(PREF_PREFIX + name, value);
@@ -197,7 +210,8 @@ ${prefRows ? `<table><tr><th>Name</th><th>Value</th></tr>${prefRows}</table>` : 
       return;
     }
     const status = error instanceof SessionError ? error.status : 500;
-    if (!res.headersSent) res.status(status).json({ error: status === 503 ? 'try again shortly' : 'internal error' });
+    if (!res.headersSent)
+      res.status(status).json({ error: status === 503 ? 'try again shortly' : 'internal error' });
   });
 
   return app;

@@ -24,7 +24,9 @@ async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 3000);
   let secret = process.env.SESSION_SECRET;
   if (secret === undefined || secret === '') {
-    console.warn('WARNING: SESSION_SECRET is not set; using a development secret. Never do this in production.');
+    console.warn(
+      'WARNING: SESSION_SECRET is not set; using a development secret. Never do this in production.',
+    );
     secret = DEVELOPMENT_SECRET;
   }
   const storeUrl = process.env.SESSION_STORE || 'sqlite:data/sessions.db';
@@ -32,7 +34,9 @@ async function main(): Promise<void> {
   try {
     opened = await openStore(storeUrl);
   } catch (error) {
-    console.error(`Cannot open the session store: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(
+      `Cannot open the session store: ${error instanceof Error ? error.message : String(error)}`,
+    );
     process.exit(1);
   }
   let manager: SessionManager;
@@ -45,7 +49,9 @@ async function main(): Promise<void> {
       trustProxy: process.env.TRUST_PROXY === '1',
     });
   } catch (error) {
-    console.error(`Invalid session configuration: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(
+      `Invalid session configuration: ${error instanceof Error ? error.message : String(error)}`,
+    );
     await opened.close();
     process.exit(1);
   }

@@ -24,13 +24,18 @@ const STARTUP_TIMEOUT_MS = 5_000;
 async function within<T>(what: string, promise: Promise<T>): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreUrlError(`${what} did not answer within ${STARTUP_TIMEOUT_MS} ms`)), STARTUP_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new StoreUrlError(`${what} did not answer within ${STARTUP_TIMEOUT_MS} ms`)),
+      STARTUP_TIMEOUT_MS,
+    );
   });
   try {
     return await Promise.race([promise, timeout]);
   } catch (error) {
     if (error instanceof StoreUrlError) throw error;
-    throw new StoreUrlError(`${what} is unreachable: ${error instanceof Error ? error.message : String(error)}`);
+    throw new StoreUrlError(
+      `${what} is unreachable: ${error instanceof Error ? error.message : String(error)}`,
+    );
   } finally {
     clearTimeout(timer);
   }
@@ -43,7 +48,10 @@ function redact(url: string): string {
 /** Checks that the store answers, so a bad URL stops the start with a clear message. */
 async function probe(opened: OpenedStore): Promise<OpenedStore> {
   try {
-    await within(opened.description, opened.store.get('startup-probe-0000000000000000000000000000'));
+    await within(
+      opened.description,
+      opened.store.get('startup-probe-0000000000000000000000000000'),
+    );
     return opened;
   } catch (error) {
     await opened.close().catch(() => undefined);
@@ -51,8 +59,30 @@ async function probe(opened: OpenedStore): Promise<OpenedStore> {
   }
 }
 
-/** Opens the store for `url`. Throws {@link StoreUrlError} for an unknown scheme or an unreachable server. */
-export async function openStore(url: string): Promise<OpenedStore> {
+/**
+ * Takes the demo's own `table` (SQL) or `prefix` (Redis, Memcached) parameter off the URL, so
+ * that the rest goes to the driver untouched.
+ */
+function takeParam(url: string, name: string): { url: string; value: string | undefined } {
+  const at = url.indexOf('?');
+  if (at === -1) return { url, value: undefined };
+  const params = new URLSearchParams(url.slice(at + 1));
+  const value = params.get(name) ?? undefined;
+  params.delete(name);
+  const rest = params.toString();
+  return { url: url.slice(0, at) + (rest ? `?${rest}` : ''), value };
+}
+
+/**
+ * Opens the store for `url`. SQL URLs take `?table=NAME`, Redis and Memcached URLs `?prefix=P`.
+ * Throws {@link StoreUrlError} for an unknown scheme or an unreachable server.
+ */
+export async function openStore(original: string): Promise<OpenedStore> {
+  const sql = takeParam(original, 'table');
+  const table = sql.value;
+  const keyed = takeParam(sql.url, 'prefix');
+  const prefix = keyed.value;
+  const url = keyed.url;
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   switch (scheme) {
     case 'memory': {
@@ -62,13 +92,14 @@ export async function openStore(url: string): Promise<OpenedStore> {
     }
     case 'sqlite': {
       const path = url.slice('sqlite:'.length).replace(/^\/\//, '');
-      if (path === '') throw new StoreUrlError('sqlite: needs a file path, e.g. sqlite:data/sessions.db');
+      if (path === '')
+        throw new StoreUrlError('sqlite: needs a file path, e.g. sqlite:data/sessions.db');
       const { default: Database } = await import('better-sqlite3');
       const { SqliteStore } = await import('../../src/stores/sqlite.js');
       const file = path === ':memory:' ? path : resolve(path);
       if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
       const db = new Database(file);
-      const store = new SqliteStore({ db });
+      const store = new SqliteStore({ db, table });
       return {
         store,
         description: `SQLite at ${file}`,
@@ -82,10 +113,21 @@ export async function openStore(url: string): Promise<OpenedStore> {
     case 'postgresql': {
       const { default: pg } = await import('pg');
       const { PostgresStore } = await import('../../src/stores/postgres.js');
-      const pool = new pg.Pool({ connectionString: url, connectionTimeoutMillis: STARTUP_TIMEOUT_MS, max: 10 });
+      const pool = new pg.Pool({
+        connectionString: url,
+        connectionTimeoutMillis: STARTUP_TIMEOUT_MS,
+        max: 10,
+      });
       pool.on('error', () => undefined);
-      const store = new PostgresStore({ pool });
-      const opened = { store, description: `PostgreSQL at ${redact(url)}`, close: async () => { await store.close(); await pool.end(); } };
+      const store = new PostgresStore({ pool, table });
+      const opened = {
+        store,
+        description: `PostgreSQL at ${redact(url)}`,
+        close: async () => {
+          await store.close();
+          await pool.end();
+        },
+      };
       try {
         await within(opened.description, store.createTable());
       } catch (error) {
@@ -98,9 +140,20 @@ export async function openStore(url: string): Promise<OpenedStore> {
     case 'mariadb': {
       const mysql = await import('mysql2/promise');
       const { MysqlStore } = await import('../../src/stores/mysql.js');
-      const pool = mysql.createPool({ uri: url.replace(/^mariadb:/, 'mysql:'), connectTimeout: STARTUP_TIMEOUT_MS, connectionLimit: 10 });
-      const store = new MysqlStore({ pool });
-      const opened = { store, description: `MySQL at ${redact(url)}`, close: async () => { await store.close(); await pool.end(); } };
+      const pool = mysql.createPool({
+        uri: url.replace(/^mariadb:/, 'mysql:'),
+        connectTimeout: STARTUP_TIMEOUT_MS,
+        connectionLimit: 10,
+      });
+      const store = new MysqlStore({ pool, table });
+      const opened = {
+        store,
+        description: `MySQL at ${redact(url)}`,
+        close: async () => {
+          await store.close();
+          await pool.end();
+        },
+      };
       try {
         await within(opened.description, store.createTable());
       } catch (error) {
@@ -113,39 +166,86 @@ export async function openStore(url: string): Promise<OpenedStore> {
     case 'rediss': {
       const { createClient } = await import('redis');
       const { RedisStore } = await import('../../src/stores/redis.js');
-      const client = createClient({ url, socket: { connectTimeout: STARTUP_TIMEOUT_MS, reconnectStrategy: (retries: number) => Math.min(retries * 100, 2_000) } });
+      const client = createClient({
+        url,
+        disableOfflineQueue: true,
+        pingInterval: 5_000,
+        socket: {
+          connectTimeout: STARTUP_TIMEOUT_MS,
+          socketTimeout: 10_000,
+          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2_000),
+        },
+      });
       client.on('error', () => undefined);
       const description = `Redis at ${redact(url)}`;
       await within(description, client.connect()).catch(async (error: unknown) => {
         await client.destroy();
         throw error;
       });
-      const store = new RedisStore({ client });
-      return probe({ store, description, close: async () => { await store.close?.(); client.destroy(); } });
+      const store = new RedisStore({ client, prefix });
+      return probe({
+        store,
+        description,
+        close: async () => {
+          await store.close?.();
+          client.destroy();
+        },
+      });
     }
     case 'redis-cluster': {
       const { createCluster } = await import('redis');
       const { RedisStore } = await import('../../src/stores/redis.js');
       const hosts = url.slice('redis-cluster://'.length).split(',').filter(Boolean);
-      if (hosts.length === 0) throw new StoreUrlError('redis-cluster: needs host:port,host:port,...');
-      const cluster = createCluster({ rootNodes: hosts.map((host) => ({ url: `redis://${host}` })) });
+      if (hosts.length === 0)
+        throw new StoreUrlError('redis-cluster: needs host:port,host:port,...');
+      const cluster = createCluster({
+        rootNodes: hosts.map((host) => ({ url: `redis://${host}` })),
+        defaults: {
+          disableOfflineQueue: true,
+          pingInterval: 5_000,
+          socket: {
+            connectTimeout: STARTUP_TIMEOUT_MS,
+            socketTimeout: 10_000,
+            reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2_000),
+          },
+        },
+      });
       cluster.on('error', () => undefined);
       const description = `Redis Cluster at ${hosts.join(',')}`;
       await within(description, cluster.connect()).catch(async (error: unknown) => {
         await cluster.destroy();
         throw error;
       });
-      const store = new RedisStore({ client: cluster as never });
-      return probe({ store, description, close: async () => { await store.close?.(); cluster.destroy(); } });
+      const store = new RedisStore({ client: cluster, prefix });
+      return probe({
+        store,
+        description,
+        close: async () => {
+          await store.close?.();
+          cluster.destroy();
+        },
+      });
     }
     case 'memcached': {
       const { default: memjs } = await import('memjs');
       const { MemcachedStore } = await import('../../src/stores/memcached.js');
       const server = url.slice('memcached://'.length).replace(/\/$/, '');
       if (server === '') throw new StoreUrlError('memcached: needs host:port');
-      const client = memjs.Client.create(server, { timeout: 1, conntimeout: 2, retries: 1, logger: { log: () => undefined } });
-      const store = new MemcachedStore({ client: client as never });
-      return probe({ store, description: `Memcached at ${server}`, close: async () => { await store.close?.(); client.close(); } });
+      const client = memjs.Client.create(server, {
+        timeout: 1,
+        conntimeout: 2,
+        retries: 1,
+        logger: { log: () => undefined },
+      });
+      const store = new MemcachedStore({ client: client as never, prefix });
+      return probe({
+        store,
+        description: `Memcached at ${server}`,
+        close: async () => {
+          await store.close?.();
+          client.close();
+        },
+      });
     }
     default:
       throw new StoreUrlError(

@@ -1,0 +1,65 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SessionManager } from '../src/index.js';
+import { openStore } from '../examples/demo/store-url.js';
+import { SECRET, cookiePair } from './support/fixtures.js';
+import { probeTcp, requireService } from './support/services.js';
+
+const suffix = randomBytes(4).toString('hex');
+const dir = mkdtempSync(join(tmpdir(), 'tessera-demo-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const postgres = await requireService('PostgreSQL at 127.0.0.1:5432', () => probeTcp('127.0.0.1', 5432));
+const mysql = await requireService('MariaDB at 127.0.0.1:3306', () => probeTcp('127.0.0.1', 3306));
+const redis = await requireService('Redis at 127.0.0.1:6379', () => probeTcp('127.0.0.1', 6379));
+
+const cases = [
+  { url: `sqlite:${join(dir, 'sessions.db')}`, available: true, label: '' },
+  { url: `postgres://postgres@127.0.0.1:5432/test?table=demo_${suffix}`, ...postgres },
+  { url: `mysql://root@127.0.0.1:3306/test?table=demo_${suffix}`, ...mysql },
+  { url: `redis://127.0.0.1:6379?prefix=demo-${suffix}:`, ...redis },
+];
+
+async function roundTrip(url: string) {
+  const opened = await openStore(url);
+  try {
+    const manager = new SessionManager({ store: opened.store, secrets: [SECRET] });
+    const session = await manager.load({});
+    await session.login('alice');
+    session.set('theme', 'dark');
+    const cookie = cookiePair((await manager.commit(session)).setCookie);
+    const again = await manager.load({ cookie });
+    expect(again.userId).toBe('alice');
+    expect(again.get('theme')).toBe('dark');
+    expect(await manager.revokeUserSessions('alice')).toBe(1);
+  } finally {
+    if (url.startsWith('postgres')) {
+      const pg = await import('pg');
+      const pool = new pg.default.Pool({ connectionString: 'postgres://postgres@127.0.0.1:5432/test' });
+      await pool.query(`DROP TABLE IF EXISTS demo_${suffix}`);
+      await pool.end();
+    }
+    if (url.startsWith('mysql')) {
+      const mysql2 = await import('mysql2/promise');
+      const connection = await mysql2.createConnection('mysql://root@127.0.0.1:3306/test');
+      await connection.query(`DROP TABLE IF EXISTS demo_${suffix}`);
+      await connection.end();
+    }
+    await opened.close();
+  }
+}
+
+describe("the demo's SESSION_STORE URLs", () => {
+  for (const { url, available, label } of cases) {
+    it.skipIf(!available)(`opens ${url.split(':')[0]} and keeps a session${label}`, () => roundTrip(url));
+  }
+
+  it('refuses an unknown scheme and an unreachable server with a clear message', async () => {
+    await expect(openStore('ftp://x')).rejects.toThrow(/SESSION_STORE must start with/);
+    await expect(openStore('redis://127.0.0.1:1')).rejects.toThrow(/Redis at redis:\/\/127.0.0.1:1 (is unreachable|did not answer)/);
+    await expect(openStore('sqlite:')).rejects.toThrow(/needs a file path/);
+  });
+});
