@@ -1,0 +1,180 @@
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { RedisStore } from 'connect-redis';
+import express from 'express';
+import { createClient } from 'redis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { MemoryStore, fromExpressSessionStore } from '../../src/adapters/express-session.js';
+import { session as tesseraSession } from '../../src/adapters/express.js';
+import { SessionManager } from '../../src/manager.js';
+import type { SessionStore } from '../../src/store.js';
+import { defineStoreConformance } from '../../src/testing/index.js';
+import { requireService, probeTcp } from '../support/services.js';
+import { Browser, listen, type Running } from './helpers.js';
+
+const expressSession = createRequire(import.meta.url)('express-session') as any;
+const runner = { describe, it, beforeEach, afterEach };
+
+// The bridge keeps time on the clock it is given; the express-session stores below never see it.
+defineStoreConformance({
+  name: 'fromExpressSessionStore(tessera/express-session MemoryStore)',
+  createStore: (clock) =>
+    fromExpressSessionStore(new MemoryStore({ now: clock.now, sweepInterval: 0 }), {
+      now: clock.now,
+    }),
+  prune: false,
+  runner,
+});
+
+defineStoreConformance({
+  name: "fromExpressSessionStore(express-session's MemoryStore)",
+  createStore: (clock) =>
+    fromExpressSessionStore(new expressSession.MemoryStore(), { now: clock.now }),
+  prune: false,
+  runner,
+});
+
+describe('fromExpressSessionStore limits', () => {
+  it("rejects listing a user's sessions when the store has no all()", async () => {
+    const sessions = new Map<string, unknown>();
+    const bridge = fromExpressSessionStore({
+      get: (sid, cb) => cb(null, sessions.get(sid) ?? null),
+      set: (sid, s, cb) => (sessions.set(sid, JSON.parse(JSON.stringify(s))), cb?.()),
+      destroy: (sid, cb) => (sessions.delete(sid), cb?.()),
+    });
+    await expect(bridge.listByUser('alice')).rejects.toThrow(/no all\(\)/);
+    await expect(bridge.deleteByUser('alice')).rejects.toThrow(/no all\(\)/);
+  });
+
+  it('turns a store error into a rejection, and ENOENT into "not found"', async () => {
+    const failing = fromExpressSessionStore({
+      get: (_sid, cb) => cb(new Error('backend down')),
+      set: (_sid, _s, cb) => cb?.(),
+      destroy: (_sid, cb) => cb?.(),
+    });
+    await expect(failing.get('k')).rejects.toThrow('backend down');
+    const missing = fromExpressSessionStore({
+      get: (_sid, cb) => cb(Object.assign(new Error('no file'), { code: 'ENOENT' })),
+      set: (_sid, _s, cb) => cb?.(),
+      destroy: (_sid, cb) => cb?.(),
+    });
+    expect(await missing.get('k')).toBeNull();
+  });
+});
+
+type Client = ReturnType<typeof createClient>;
+
+const redisGate = await requireService('Redis at 127.0.0.1:6379', () =>
+  probeTcp('127.0.0.1', 6379),
+);
+
+describe.runIf(redisGate.available)(
+  `fromExpressSessionStore(connect-redis)${redisGate.label}`,
+  () => {
+    let client: Client;
+    const prefixes: string[] = [];
+    const newPrefix = () => {
+      const prefix = `tessera-test:compat:${randomBytes(6).toString('hex')}:`;
+      prefixes.push(prefix);
+      return prefix;
+    };
+
+    async function keysUnder(prefix: string): Promise<string[]> {
+      const keys: string[] = [];
+      for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 }))
+        keys.push(...batch);
+      return keys;
+    }
+
+    beforeAll(async () => {
+      client = createClient({ socket: { host: '127.0.0.1', port: 6379, connectTimeout: 2000 } });
+      client.on('error', () => undefined);
+      await client.connect();
+    });
+
+    afterAll(async () => {
+      for (const prefix of prefixes) {
+        const keys = await keysUnder(prefix);
+        if (keys.length > 0) await client.del(keys);
+      }
+      client.destroy();
+    });
+
+    defineStoreConformance({
+      name: 'connect-redis through the bridge',
+      createStore: (clock) =>
+        fromExpressSessionStore(new RedisStore({ client, prefix: newPrefix() }), {
+          now: clock.now,
+        }),
+      prune: false,
+      runner,
+    });
+
+    describe('under SessionManager and tessera/express', () => {
+      const running: Running[] = [];
+      afterEach(async () => {
+        await Promise.all(running.splice(0).map((server) => server.close()));
+      });
+
+      async function start(store: SessionStore): Promise<{ manager: SessionManager; url: string }> {
+        const manager = new SessionManager({
+          store,
+          secrets: ['a test secret that is at least thirty-two bytes long'],
+        });
+        const app = express();
+        app.use(tesseraSession(manager));
+        app.get('/login/:user', async (req, res) => {
+          await req.session.login(req.params.user as string);
+          res.send('in');
+        });
+        app.get('/set/:key/:value', (req, res) => {
+          req.session.set(req.params.key as string, req.params.value);
+          res.send('ok');
+        });
+        app.get('/get/:key', (req, res) => {
+          res.json(req.session.get(req.params.key as string) ?? null);
+        });
+        app.get('/whoami', (req, res) => {
+          res.json(req.session.userId);
+        });
+        app.get('/everywhere', async (req, res) => {
+          res.json(await req.sessionManager.revokeUserSessions(req.session.userId!));
+        });
+        const server = await listen(app);
+        running.push(server);
+        return { manager, url: server.url };
+      }
+
+      it('serves sessions from Redis, keyed by the hash of the ID, and logs a user out everywhere', async () => {
+        const prefix = newPrefix();
+        const { url } = await start(fromExpressSessionStore(new RedisStore({ client, prefix })));
+        const phone = new Browser(url);
+        const laptop = new Browser(url);
+        await phone.text('/login/alice');
+        await laptop.text('/login/alice');
+        await phone.text('/set/theme/dark');
+        expect(await phone.text('/get/theme')).toBe('"dark"');
+        expect(await laptop.text('/whoami')).toBe('"alice"');
+
+        const keys = await keysUnder(prefix);
+        expect(keys).toHaveLength(2);
+        const ids = [...phone.jar.values(), ...laptop.jar.values()].map((value) =>
+          value.slice(0, 43),
+        );
+        for (const key of keys) {
+          const raw = (await client.get(key))!;
+          const ttl = await client.ttl(key);
+          expect(ttl).toBeGreaterThan(0);
+          for (const id of ids) {
+            expect(key).not.toContain(id);
+            expect(raw).not.toContain(id);
+          }
+        }
+
+        expect(await phone.text('/everywhere')).toBe('2');
+        expect(await keysUnder(prefix)).toEqual([]);
+        expect(await laptop.text('/whoami')).toBe('null');
+      });
+    });
+  },
+);
