@@ -12,6 +12,11 @@ import type {
 } from '../store.js';
 import { SessionError } from '../errors.js';
 
+/** MySQL's error number for a deadlock whose victim was this statement. */
+const ER_LOCK_DEADLOCK = 1213;
+/** How many times a statement chosen as a deadlock victim is run. */
+const DEADLOCK_RETRIES = 5;
+
 /**
  * What the store needs from a MySQL client: `execute(sql, values)` (a prepared statement) and
  * `query(sql)`, both answering `[result, fields]` as `mysql2/promise` does. A `mysql2/promise`
@@ -296,9 +301,22 @@ export class MysqlStore implements SessionStore {
     sql: string,
     values: unknown[],
   ): Promise<{ affectedRows: number; insertId: number }> {
-    const [result] = await this.#pool.execute(sql, values);
-    const { affectedRows, insertId } = result as WriteResult;
-    return { affectedRows: Number(affectedRows ?? 0), insertId: Number(insertId ?? 0) };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const [result] = await this.#pool.execute(sql, values);
+        const { affectedRows, insertId } = result as WriteResult;
+        return { affectedRows: Number(affectedRows ?? 0), insertId: Number(insertId ?? 0) };
+      } catch (error) {
+        // InnoDB may pick one of two single-statement writes on the same row (a delete and an
+        // update touching indexed columns) as a deadlock victim. The statement was rolled back
+        // whole, so running it again is safe and answers what it would have answered.
+        if (
+          (error as { errno?: unknown }).errno !== ER_LOCK_DEADLOCK ||
+          attempt >= DEADLOCK_RETRIES
+        )
+          throw error;
+      }
+    }
   }
 
   async get(key: string): Promise<StoredRecord | null> {
