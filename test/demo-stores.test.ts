@@ -7,6 +7,8 @@ import { SessionManager } from '../src/index.js';
 import { openStore } from '../examples/demo/store-url.js';
 import { SECRET, cookiePair } from './support/fixtures.js';
 import { probeTcp, requireService } from './support/services.js';
+import { MemcachedServer, memcachedInstalled } from './support/memcached-server.js';
+import { RedisClusterProcesses, redisBinariesAvailable } from './support/redis-server.js';
 
 const suffix = randomBytes(4).toString('hex');
 const dir = mkdtempSync(join(tmpdir(), 'tessera-demo-'));
@@ -16,7 +18,19 @@ const postgres = await requireService('PostgreSQL at 127.0.0.1:5432', () => prob
 const mysql = await requireService('MariaDB at 127.0.0.1:3306', () => probeTcp('127.0.0.1', 3306));
 const redis = await requireService('Redis at 127.0.0.1:6379', () => probeTcp('127.0.0.1', 6379));
 
+const memcached = await requireService('memcached binary', async () => memcachedInstalled());
+const cluster = await requireService('redis-server binary for a private cluster', redisBinariesAvailable);
+const memcachedServer = memcached.available ? await MemcachedServer.start() : undefined;
+const clusterServers = cluster.available ? await RedisClusterProcesses.start(3) : undefined;
+afterAll(async () => {
+  await memcachedServer?.stop();
+  await clusterServers?.stop();
+});
+
+const clusterHosts = clusterServers?.rootNodes.map((node) => node.url.replace('redis://', '')).join(',') ?? '';
 const cases = [
+  { url: `memcached://127.0.0.1:${memcachedServer?.port ?? 0}?prefix=demo-${suffix}:`, ...memcached },
+  { url: `redis-cluster://${clusterHosts}?prefix=demo-${suffix}:`, ...cluster },
   { url: `sqlite:${join(dir, 'sessions.db')}`, available: true, label: '' },
   { url: `postgres://postgres@127.0.0.1:5432/test?table=demo_${suffix}`, ...postgres },
   { url: `mysql://root@127.0.0.1:3306/test?table=demo_${suffix}`, ...mysql },
