@@ -11,6 +11,7 @@ import type {
   UserRecord,
 } from '../store.js';
 import { SessionError } from '../errors.js';
+import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
 
 /** MySQL's error number for a deadlock whose victim was this statement. */
 const ER_LOCK_DEADLOCK = 1213;
@@ -40,7 +41,7 @@ export interface MysqlTableOptions {
 }
 
 /** Options of {@link MysqlStore}. */
-export interface MysqlStoreOptions extends MysqlTableOptions {
+export interface MysqlStoreOptions extends MysqlTableOptions, PruningOptions {
   /**
    * The client the application created, usually a `mysql2/promise` Pool. The store never ends
    * it. Keep mysql2's defaults for the character set (`utf8mb4`) and for row decoding (no custom
@@ -48,25 +49,6 @@ export interface MysqlStoreOptions extends MysqlTableOptions {
    * server that is down.
    */
   pool: MysqlQueryable;
-  /**
-   * How often expired rows are deleted, in milliseconds; `0` disables the timer (expired rows are
-   * still never returned). The timer never holds the process open.
-   * @defaultValue 300_000 (5 minutes)
-   */
-  pruneInterval?: number;
-  /**
-   * The most rows one prune statement deletes (`DELETE ... LIMIT n`); {@link MysqlStore.prune}
-   * repeats the statement until a batch comes back short, so no statement holds many locks long.
-   * @defaultValue 1000
-   */
-  pruneBatchSize?: number;
-  /**
-   * The clock, in epoch milliseconds, that expiry is compared against. The server's clock is not
-   * used, so every process must keep reasonable time. Tests inject one to move time without
-   * sleeping.
-   * @defaultValue `Date.now`
-   */
-  now?: () => number;
 }
 
 interface SessionRow {
@@ -87,7 +69,6 @@ interface WriteResult {
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_IDENTIFIER_LENGTH = 64;
-const MAX_TIMER_DELAY = 2_147_483_647;
 /** The widths of the binary columns, in bytes. */
 const MAX_KEY_BYTES = 64;
 const MAX_USER_ID_BYTES = 1024;
@@ -233,11 +214,9 @@ export class MysqlStore implements SessionStore {
   readonly #pool: MysqlQueryable;
   readonly #table: string;
   readonly #tableName: string;
-  readonly #pruneBatchSize: number;
   readonly #now: () => number;
   readonly #sql: ReturnType<typeof statements>;
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #pruning: Promise<number> | undefined;
+  readonly #pruner: Pruner;
 
   constructor(options: MysqlStoreOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -246,37 +225,13 @@ export class MysqlStore implements SessionStore {
     this.#pool = checkPool(options.pool, 'MysqlStore');
     this.#tableName = options.table ?? 'tessera_sessions';
     this.#table = quoteTable(this.#tableName, 'MysqlStore');
-    const pruneInterval = options.pruneInterval ?? 300_000;
-    if (
-      typeof pruneInterval !== 'number' ||
-      !(pruneInterval >= 0 && pruneInterval <= MAX_TIMER_DELAY)
-    ) {
-      throw new SessionError(
-        'INVALID_OPTION',
-        `MysqlStore: pruneInterval must be 0 to ${MAX_TIMER_DELAY} ms`,
-      );
-    }
-    const pruneBatchSize = options.pruneBatchSize ?? 1000;
-    if (!Number.isSafeInteger(pruneBatchSize) || pruneBatchSize < 1) {
-      throw new SessionError(
-        'INVALID_OPTION',
-        'MysqlStore: pruneBatchSize must be a positive integer',
-      );
-    }
-    if (options.now !== undefined && typeof options.now !== 'function') {
-      throw new SessionError(
-        'INVALID_OPTION',
-        'MysqlStore: now must be a function answering epoch milliseconds',
-      );
-    }
-    this.#pruneBatchSize = pruneBatchSize;
-    this.#now = options.now ?? Date.now;
-    this.#sql = statements(this.#table, pruneBatchSize);
-    if (pruneInterval > 0) {
-      // A failed prune is retried at the next tick; the store's callers see outages on their own.
-      this.#timer = setInterval(() => void this.prune().catch(() => undefined), pruneInterval);
-      this.#timer.unref?.();
-    }
+    const pruning = resolvePruning('MysqlStore', options);
+    this.#now = pruning.now;
+    this.#sql = statements(this.#table, pruning.batchSize);
+    this.#pruner = new Pruner(
+      pruning,
+      async (now) => (await this.#write(this.#sql.prune, [now])).affectedRows,
+    );
   }
 
   /** The table name, as configured (unquoted). */
@@ -401,32 +356,15 @@ export class MysqlStore implements SessionStore {
    * prune runs share its result.
    */
   prune(): Promise<number> {
-    if (this.#pruning === undefined) {
-      this.#pruning = this.#pruneBatches().finally(() => {
-        this.#pruning = undefined;
-      });
-    }
-    return this.#pruning;
-  }
-
-  async #pruneBatches(): Promise<number> {
-    const now = this.#now();
-    let removed = 0;
-    for (;;) {
-      const { affectedRows } = await this.#write(this.#sql.prune, [now]);
-      removed += affectedRows;
-      if (affectedRows < this.#pruneBatchSize) return removed;
-    }
+    return this.#pruner.prune();
   }
 
   /**
    * Stops the prune timer and waits for a prune in progress, so that ending the pool afterwards
    * is safe. The pool is the application's: the store does not end it.
    */
-  async close(): Promise<void> {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
-    await this.#pruning?.catch(() => undefined);
+  close(): Promise<void> {
+    return this.#pruner.close();
   }
 }
 

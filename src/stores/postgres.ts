@@ -11,6 +11,7 @@ import type {
   UserRecord,
 } from '../store.js';
 import { SessionError } from '../errors.js';
+import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
 
 /**
  * What the store needs from a PostgreSQL client: a `query(text, values)` that answers rows and a
@@ -33,32 +34,13 @@ export interface PostgresTableOptions {
 }
 
 /** Options of {@link PostgresStore}. */
-export interface PostgresStoreOptions extends PostgresTableOptions {
+export interface PostgresStoreOptions extends PostgresTableOptions, PruningOptions {
   /**
    * The client the application created, usually a `pg.Pool`. The store never ends it. Configure
    * `connectionTimeoutMillis` and `query_timeout` (or `statement_timeout`) on it so that no call
    * waits forever, and listen for its `'error'` event.
    */
   pool: PostgresQueryable;
-  /**
-   * How often expired rows are deleted, in milliseconds; `0` disables the timer (expired rows are
-   * still never returned). The timer never holds the process open.
-   * @defaultValue 300_000 (5 minutes)
-   */
-  pruneInterval?: number;
-  /**
-   * The most rows one prune statement deletes; {@link PostgresStore.prune} repeats the statement
-   * until a batch comes back short, so no single statement holds many locks for long.
-   * @defaultValue 1000
-   */
-  pruneBatchSize?: number;
-  /**
-   * The clock, in epoch milliseconds, that expiry is compared against. The server's clock is not
-   * used, so every process must keep reasonable time. Tests inject one to move time without
-   * sleeping.
-   * @defaultValue `Date.now`
-   */
-  now?: () => number;
 }
 
 interface QualifiedTable {
@@ -84,7 +66,6 @@ interface UserRow extends SessionRow {
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_TABLE_LENGTH = 48;
 const MAX_SCHEMA_LENGTH = 63;
-const MAX_TIMER_DELAY = 2_147_483_647;
 
 function parseTable(table: unknown): QualifiedTable {
   const fail = (why: string): never => {
@@ -257,11 +238,9 @@ function statementsFor(t: string) {
 export class PostgresStore implements SessionStore {
   readonly #pool: PostgresQueryable;
   readonly #table: QualifiedTable;
-  readonly #pruneBatchSize: number;
   readonly #now: () => number;
   readonly #sql: ReturnType<typeof statementsFor>;
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #pruning: Promise<unknown> | undefined;
+  readonly #pruner: Pruner;
 
   /** Validates every option; a bad one throws `SessionError` with code `INVALID_OPTION`. */
   constructor(options: PostgresStoreOptions) {
@@ -270,33 +249,13 @@ export class PostgresStore implements SessionStore {
     }
     this.#pool = checkPool(options.pool);
     this.#table = parseTable(options.table ?? 'tessera_sessions');
-    const pruneInterval = options.pruneInterval ?? 300_000;
-    if (
-      typeof pruneInterval !== 'number' ||
-      !(pruneInterval >= 0 && pruneInterval <= MAX_TIMER_DELAY)
-    ) {
-      throw new SessionError(
-        'INVALID_OPTION',
-        `PostgresStore: pruneInterval must be 0 to ${MAX_TIMER_DELAY} ms`,
-      );
-    }
-    const pruneBatchSize = options.pruneBatchSize ?? 1000;
-    if (!Number.isSafeInteger(pruneBatchSize) || pruneBatchSize < 1) {
-      throw new SessionError(
-        'INVALID_OPTION',
-        'PostgresStore: pruneBatchSize must be a positive integer',
-      );
-    }
-    if (options.now !== undefined && typeof options.now !== 'function') {
-      throw new SessionError('INVALID_OPTION', 'PostgresStore: now must be a function');
-    }
-    this.#pruneBatchSize = pruneBatchSize;
-    this.#now = options.now ?? Date.now;
+    const pruning = resolvePruning('PostgresStore', options);
+    this.#now = pruning.now;
     this.#sql = statementsFor(this.#table.sql);
-    if (pruneInterval > 0) {
-      this.#timer = setInterval(() => this.#pruneInBackground(), pruneInterval);
-      this.#timer.unref?.();
-    }
+    this.#pruner = new Pruner(pruning, async (now, limit) => {
+      const { rowCount } = await this.#pool.query(this.#sql.prune, [millis(now), limit]);
+      return rowCount ?? 0;
+    });
   }
 
   /** The quoted, possibly schema-qualified table name the store uses. */
@@ -392,31 +351,12 @@ export class PostgresStore implements SessionStore {
    * Deletes expired rows in batches of `pruneBatchSize` and answers how many. The timer calls it;
    * call it yourself (from a job) when the timer is disabled.
    */
-  async prune(): Promise<number> {
-    const now = millis(this.#now());
-    let removed = 0;
-    for (;;) {
-      const { rowCount } = await this.#pool.query(this.#sql.prune, [now, this.#pruneBatchSize]);
-      removed += rowCount ?? 0;
-      if ((rowCount ?? 0) < this.#pruneBatchSize) return removed;
-    }
-  }
-
-  #pruneInBackground(): void {
-    if (this.#pruning !== undefined) return;
-    // A failed run is simply retried at the next tick: the store never logs, and expired rows
-    // are never returned meanwhile.
-    this.#pruning = this.prune()
-      .catch(() => undefined)
-      .finally(() => {
-        this.#pruning = undefined;
-      });
+  prune(): Promise<number> {
+    return this.#pruner.prune();
   }
 
   /** Stops the prune timer and waits for a prune in progress. The pool is left open. */
-  async close(): Promise<void> {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
-    await this.#pruning;
+  close(): Promise<void> {
+    return this.#pruner.close();
   }
 }

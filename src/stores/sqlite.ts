@@ -3,7 +3,6 @@
  *
  * @packageDocumentation
  */
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
 import type {
   SessionRecord,
@@ -13,9 +12,10 @@ import type {
   UserRecord,
 } from '../store.js';
 import { SessionError } from '../errors.js';
+import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
 
 /** Options of {@link SqliteStore}. */
-export interface SqliteStoreOptions {
+export interface SqliteStoreOptions extends PruningOptions {
   /**
    * An open better-sqlite3 `Database` the application created. The store never closes it:
    * the application owns the file, its location and its lifetime.
@@ -46,25 +46,6 @@ export interface SqliteStoreOptions {
    * @defaultValue 5_000
    */
   busyTimeout?: number;
-  /**
-   * How often expired sessions are pruned, in milliseconds; `0` disables the timer (expired
-   * sessions are still never returned). The timer never holds the process open.
-   * @defaultValue 300_000 (5 minutes)
-   */
-  pruneInterval?: number;
-  /**
-   * The most rows one prune statement deletes. Pruning loops over batches and yields to the
-   * event loop between them, so a large backlog never holds the write lock or the event loop
-   * for long.
-   * @defaultValue 1_000
-   */
-  pruneBatchSize?: number;
-  /**
-   * The clock, in epoch milliseconds, that expiry is compared against. Tests inject one to move
-   * time without sleeping.
-   * @defaultValue `Date.now`
-   */
-  now?: () => number;
 }
 
 interface Row {
@@ -178,10 +159,8 @@ export class SqliteStore implements SessionStore {
   /** The table sessions are kept in. */
   readonly table: string;
   readonly #statements: Statements;
-  readonly #pruneBatchSize: number;
   readonly #now: () => number;
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #pruning = false;
+  readonly #pruner: Pruner;
 
   /** Validates the options, prepares the schema and statements, and starts the prune timer. */
   constructor(options: SqliteStoreOptions) {
@@ -197,18 +176,8 @@ export class SqliteStore implements SessionStore {
       throw invalid('table must match /^[A-Za-z_][A-Za-z0-9_]{0,62}$/');
     }
     const busyTimeout = wholeNumber('busyTimeout', options.busyTimeout, 5_000, 0);
-    const pruneInterval = options.pruneInterval ?? 300_000;
-    if (
-      typeof pruneInterval !== 'number' ||
-      !(pruneInterval >= 0) ||
-      pruneInterval > 2_147_483_647
-    ) {
-      throw invalid('pruneInterval must be 0 (off) or a number of milliseconds up to 2^31 - 1');
-    }
-    this.#pruneBatchSize = wholeNumber('pruneBatchSize', options.pruneBatchSize, 1_000, 1);
-    const now = options.now ?? Date.now;
-    if (typeof now !== 'function') throw invalid('now must be a function');
-    this.#now = now;
+    const pruning = resolvePruning('SqliteStore', options);
+    this.#now = pruning.now;
     this.table = table;
 
     db.pragma(`busy_timeout = ${busyTimeout}`);
@@ -223,10 +192,11 @@ export class SqliteStore implements SessionStore {
       );
     }
 
-    if (pruneInterval > 0) {
-      this.#timer = setInterval(() => this.#prunePeriodically(), pruneInterval);
-      this.#timer.unref();
-    }
+    const statements = this.#statements;
+    this.#pruner = new Pruner(
+      pruning,
+      (now, limit) => statements.pruneBatch.run(now, limit).changes,
+    );
   }
 
   async get(key: string): Promise<StoredRecord | null> {
@@ -286,33 +256,13 @@ export class SqliteStore implements SessionStore {
    * Deletes expired rows in batches of `pruneBatchSize`, yielding to the event loop between
    * batches, and answers how many were deleted.
    */
-  async prune(): Promise<number> {
-    const now = this.#now();
-    let removed = 0;
-    for (;;) {
-      const { changes } = this.#statements.pruneBatch.run(now, this.#pruneBatchSize);
-      removed += changes;
-      if (changes < this.#pruneBatchSize) return removed;
-      await nextTurn();
-    }
+  prune(): Promise<number> {
+    return this.#pruner.prune();
   }
 
   /** Stops the prune timer. The database stays open: it belongs to the application. */
-  async close(): Promise<void> {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
-  }
-
-  #prunePeriodically(): void {
-    if (this.#pruning) return;
-    this.#pruning = true;
-    // A failed timed prune (a closed database, a busy lock) is retried at the next tick; the
-    // store's own calls report such trouble to the manager.
-    this.prune()
-      .catch(() => undefined)
-      .finally(() => {
-        this.#pruning = false;
-      });
+  close(): Promise<void> {
+    return this.#pruner.close();
   }
 }
 

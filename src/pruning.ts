@@ -1,0 +1,115 @@
+/**
+ * Batched, bounded pruning of expired records, shared by the stores that have no native expiry
+ * (the SQL stores): option checks, the timer that never holds the process open, and the loop
+ * over batches.
+ *
+ * @packageDocumentation
+ */
+import { SessionError } from './errors.js';
+
+/** Pruning options, common to the SQL stores. */
+export interface PruningOptions {
+  /**
+   * How often expired sessions are pruned, in milliseconds; `0` disables the timer (expired
+   * sessions are still never returned). The timer never holds the process open.
+   * @defaultValue 300_000 (5 minutes)
+   */
+  pruneInterval?: number;
+  /**
+   * The most rows one prune statement deletes. Pruning loops over batches and yields to the
+   * event loop between them, so a large backlog never holds a lock or the event loop for long.
+   * @defaultValue 1_000
+   */
+  pruneBatchSize?: number;
+  /**
+   * The clock, in epoch milliseconds, that expiry is compared against. Tests inject one to move
+   * time without sleeping.
+   * @defaultValue `Date.now`
+   */
+  now?: () => number;
+}
+
+/** The longest delay a Node.js timer takes. */
+const MAX_TIMER_DELAY = 2_147_483_647;
+
+/**
+ * Deletes one batch of records that expired at or before `now`, at most `limit` of them, and
+ * answers how many it deleted.
+ */
+export type PruneBatch = (now: number, limit: number) => Promise<number> | number;
+
+/** Pruning options after defaults and checks. */
+export interface PruningSettings {
+  interval: number;
+  batchSize: number;
+  now: () => number;
+}
+
+/** Applies the defaults; a bad option throws `INVALID_OPTION` naming `storeName`. */
+export function resolvePruning(storeName: string, options: PruningOptions): PruningSettings {
+  const invalid = (message: string) =>
+    new SessionError('INVALID_OPTION', `${storeName}: ${message}`);
+  const interval = options.pruneInterval ?? 300_000;
+  if (typeof interval !== 'number' || !(interval >= 0 && interval <= MAX_TIMER_DELAY)) {
+    throw invalid(
+      `pruneInterval must be 0 (off) or a number of milliseconds up to ${MAX_TIMER_DELAY}`,
+    );
+  }
+  const batchSize = options.pruneBatchSize ?? 1_000;
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
+    throw invalid('pruneBatchSize must be a positive integer');
+  }
+  const now = options.now ?? Date.now;
+  if (typeof now !== 'function')
+    throw invalid('now must be a function answering epoch milliseconds');
+  return { interval, batchSize, now };
+}
+
+/**
+ * Runs a store's pruning: `prune()` loops over batches until one comes back short; calls made
+ * while a prune runs share it; a timer (if enabled) prunes in the background and ignores
+ * failures, since the store's own calls report outages.
+ */
+export class Pruner {
+  readonly #settings: PruningSettings;
+  readonly #batch: PruneBatch;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #running: Promise<number> | undefined;
+
+  /** Starts the timer: create it once the store can run `batch`. */
+  constructor(settings: PruningSettings, batch: PruneBatch) {
+    this.#settings = settings;
+    this.#batch = batch;
+    if (settings.interval > 0) {
+      this.#timer = setInterval(() => void this.prune().catch(() => undefined), settings.interval);
+      this.#timer.unref?.();
+    }
+  }
+
+  /** Deletes every record expired now, batch by batch, and answers how many. */
+  prune(): Promise<number> {
+    this.#running ??= this.#loop().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #loop(): Promise<number> {
+    const { now, batchSize } = this.#settings;
+    const instant = now();
+    let removed = 0;
+    for (;;) {
+      const deleted = await this.#batch(instant, batchSize);
+      removed += deleted;
+      if (deleted < batchSize) return removed;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** Stops the timer and waits for a prune in progress. */
+  async close(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#running?.catch(() => undefined);
+  }
+}
