@@ -45,9 +45,13 @@ function redact(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
 
-/** Checks that the store answers, so a bad URL stops the start with a clear message. */
-async function probe(opened: OpenedStore): Promise<OpenedStore> {
+/**
+ * Checks that the store answers (after `prepare`, such as creating its table), so a bad URL
+ * stops the start with a clear message; closes what was opened when it does not.
+ */
+async function probe(opened: OpenedStore, prepare?: () => Promise<void>): Promise<OpenedStore> {
   try {
+    if (prepare !== undefined) await within(opened.description, prepare());
     await within(
       opened.description,
       opened.store.get('startup-probe-0000000000000000000000000000'),
@@ -120,21 +124,17 @@ export async function openStore(original: string): Promise<OpenedStore> {
       });
       pool.on('error', () => undefined);
       const store = new PostgresStore({ pool, table });
-      const opened = {
-        store,
-        description: `PostgreSQL at ${redact(url)}`,
-        close: async () => {
-          await store.close();
-          await pool.end();
+      return probe(
+        {
+          store,
+          description: `PostgreSQL at ${redact(url)}`,
+          close: async () => {
+            await store.close();
+            await pool.end();
+          },
         },
-      };
-      try {
-        await within(opened.description, store.createTable());
-      } catch (error) {
-        await opened.close().catch(() => undefined);
-        throw error;
-      }
-      return probe(opened);
+        () => store.createTable(),
+      );
     }
     case 'mysql':
     case 'mariadb': {
@@ -146,21 +146,17 @@ export async function openStore(original: string): Promise<OpenedStore> {
         connectionLimit: 10,
       });
       const store = new MysqlStore({ pool, table });
-      const opened = {
-        store,
-        description: `MySQL at ${redact(url)}`,
-        close: async () => {
-          await store.close();
-          await pool.end();
+      return probe(
+        {
+          store,
+          description: `MySQL at ${redact(url)}`,
+          close: async () => {
+            await store.close();
+            await pool.end();
+          },
         },
-      };
-      try {
-        await within(opened.description, store.createTable());
-      } catch (error) {
-        await opened.close().catch(() => undefined);
-        throw error;
-      }
-      return probe(opened);
+        () => store.createTable(),
+      );
     }
     case 'redis':
     case 'rediss': {
