@@ -89,9 +89,13 @@ export class Codec {
       const seen = new Set<string>();
       for (const { id, key } of encryption.keys) {
         if (typeof id !== 'string' || !KEY_ID.test(id)) {
-          throw new SessionError('INVALID_OPTION', 'encryption key ids are 1 to 16 characters of [A-Za-z0-9_-]');
+          throw new SessionError(
+            'INVALID_OPTION',
+            'encryption key ids are 1 to 16 characters of [A-Za-z0-9_-]',
+          );
         }
-        if (seen.has(id)) throw new SessionError('INVALID_OPTION', `encryption key id "${id}" is repeated`);
+        if (seen.has(id))
+          throw new SessionError('INVALID_OPTION', `encryption key id "${id}" is repeated`);
         seen.add(id);
         this.#keys.push({ id, bytes: keyBytes(key, id) });
       }

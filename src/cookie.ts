@@ -79,13 +79,16 @@ export function resolveCookieOptions(options: CookieOptions = {}): ResolvedCooki
   const domain = options.domain;
   const sameSite = options.sameSite ?? 'lax';
   const secure = options.secure ?? 'auto';
-  if (typeof name !== 'string' || !TOKEN.test(name)) invalid(`invalid name ${JSON.stringify(name)}`);
+  if (typeof name !== 'string' || !TOKEN.test(name))
+    invalid(`invalid name ${JSON.stringify(name)}`);
   if (typeof path !== 'string' || !PATH.test(path)) invalid(`invalid path ${JSON.stringify(path)}`);
   if (domain !== undefined && (typeof domain !== 'string' || !DOMAIN.test(domain))) {
     invalid(`invalid domain ${JSON.stringify(domain)}`);
   }
-  if (!['lax', 'strict', 'none'].includes(sameSite)) invalid(`sameSite must be 'lax', 'strict' or 'none'`);
-  if (secure !== 'auto' && typeof secure !== 'boolean') invalid(`secure must be 'auto', true or false`);
+  if (!['lax', 'strict', 'none'].includes(sameSite))
+    invalid(`sameSite must be 'lax', 'strict' or 'none'`);
+  if (secure !== 'auto' && typeof secure !== 'boolean')
+    invalid(`secure must be 'auto', true or false`);
   if (sameSite === 'none' && secure !== true) invalid('SameSite=None requires secure: true');
   if (options.partitioned === true && secure !== true) invalid('partitioned requires secure: true');
   const lower = name.toLowerCase();
@@ -94,7 +97,8 @@ export function resolveCookieOptions(options: CookieOptions = {}): ResolvedCooki
     if (path !== '/') invalid('a __Host- cookie must have Path=/');
     if (secure !== true) invalid('a __Host- cookie requires secure: true');
   }
-  if (lower.startsWith('__secure-') && secure !== true) invalid('a __Secure- cookie requires secure: true');
+  if (lower.startsWith('__secure-') && secure !== true)
+    invalid('a __Secure- cookie requires secure: true');
   return {
     name,
     path,
@@ -128,7 +132,11 @@ export function cookieNameFor(options: ResolvedCookieOptions, httpsRequest: bool
  * Every value of the cookie named exactly `name` (case-sensitive) in a Cookie header, in the
  * order sent, at most `limit` of them. Linear in the header's length; never throws.
  */
-export function readCookieValues(header: string | null | undefined, name: string, limit = 4): string[] {
+export function readCookieValues(
+  header: string | null | undefined,
+  name: string,
+  limit = 4,
+): string[] {
   if (typeof header !== 'string' || header.length === 0) return [];
   const values: string[] = [];
   let from = header.indexOf(name);
@@ -168,7 +176,11 @@ export function serializeCookie(
 }
 
 /** A Set-Cookie value that removes the cookie: same Name, Path and Domain, expired. */
-export function serializeClearingCookie(options: ResolvedCookieOptions, name: string, httpsRequest: boolean): string {
+export function serializeClearingCookie(
+  options: ResolvedCookieOptions,
+  name: string,
+  httpsRequest: boolean,
+): string {
   return serialize(name, '', {
     path: options.path,
     domain: options.domain,

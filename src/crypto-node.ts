@@ -1,4 +1,11 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 import type { CryptoProvider } from './crypto.js';
 
 /** The `node:crypto` provider: synchronous, and the fastest on Node.js. */
@@ -22,7 +29,10 @@ export function nodeCryptoProvider(): CryptoProvider {
       const decipher = createDecipheriv('aes-256-gcm', key, iv);
       decipher.setAAD(aad);
       decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-      return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()]);
+      return Buffer.concat([
+        decipher.update(sealed.subarray(0, sealed.length - 16)),
+        decipher.final(),
+      ]);
     },
   };
 }

@@ -16,9 +16,19 @@ export interface CryptoProvider {
   /** Compares two strings in constant time (length first). */
   timingSafeEqual(a: string, b: string): boolean;
   /** AES-256-GCM; answers the ciphertext with its 16-byte tag appended. */
-  encrypt(key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  encrypt(
+    key: Uint8Array,
+    iv: Uint8Array,
+    plaintext: Uint8Array,
+    aad: Uint8Array,
+  ): Uint8Array | Promise<Uint8Array>;
   /** AES-256-GCM; throws when the tag does not verify. */
-  decrypt(key: Uint8Array, iv: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  decrypt(
+    key: Uint8Array,
+    iv: Uint8Array,
+    sealed: Uint8Array,
+    aad: Uint8Array,
+  ): Uint8Array | Promise<Uint8Array>;
 }
 
 const encoder = new TextEncoder();
@@ -32,7 +42,8 @@ export function toBase64Url(bytes: Uint8Array): string {
   let i = 0;
   for (; i + 2 < bytes.length; i += 3) {
     const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += alphabet[n >> 18]! + alphabet[(n >> 12) & 63]! + alphabet[(n >> 6) & 63]! + alphabet[n & 63]!;
+    out +=
+      alphabet[n >> 18]! + alphabet[(n >> 12) & 63]! + alphabet[(n >> 6) & 63]! + alphabet[n & 63]!;
   }
   const rest = bytes.length - i;
   if (rest === 1) {
@@ -79,7 +90,9 @@ export function webCryptoProvider(webCrypto: Crypto = globalThis.crypto): Crypto
   const hmacKey = (raw: Uint8Array) => {
     let key = hmacKeys.get(raw);
     if (key === undefined) {
-      key = subtle.importKey('raw', raw as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+      key = subtle.importKey('raw', raw as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, [
+        'sign',
+      ]);
       hmacKeys.set(raw, key);
     }
     return key;
@@ -94,9 +107,12 @@ export function webCryptoProvider(webCrypto: Crypto = globalThis.crypto): Crypto
   };
   return {
     randomBytes: (length) => webCrypto.getRandomValues(new Uint8Array(length)),
-    sha256: async (text) => toBase64Url(new Uint8Array(await subtle.digest('SHA-256', utf8(text) as BufferSource))),
+    sha256: async (text) =>
+      toBase64Url(new Uint8Array(await subtle.digest('SHA-256', utf8(text) as BufferSource))),
     hmacSha256: async (key, text) =>
-      toBase64Url(new Uint8Array(await subtle.sign('HMAC', await hmacKey(key), utf8(text) as BufferSource))),
+      toBase64Url(
+        new Uint8Array(await subtle.sign('HMAC', await hmacKey(key), utf8(text) as BufferSource)),
+      ),
     timingSafeEqual: (a, b) => {
       if (a.length !== b.length) return false;
       let diff = 0;
@@ -130,7 +146,8 @@ let defaultProvider: Promise<CryptoProvider> | undefined;
  */
 export function defaultCryptoProvider(): Promise<CryptoProvider> {
   defaultProvider ??= (async () => {
-    const isNode = typeof globalThis.process === 'object' && globalThis.process?.versions?.node !== undefined;
+    const isNode =
+      typeof globalThis.process === 'object' && globalThis.process?.versions?.node !== undefined;
     if (isNode) {
       try {
         return (await import('./crypto-node.js')).nodeCryptoProvider();

@@ -17,10 +17,21 @@ export type {
   RejectReason,
 } from './manager.js';
 export { Session } from './session.js';
-export type { SessionData, DefaultSessionData, RegenerateOptions, SessionTimeouts } from './session.js';
+export type {
+  SessionData,
+  DefaultSessionData,
+  RegenerateOptions,
+  SessionTimeouts,
+} from './session.js';
 export { SessionError, isSessionError } from './errors.js';
 export type { SessionErrorCode } from './errors.js';
-export type { SessionStore, SessionRecord, StoredRecord, UserRecord, UpdateResult } from './store.js';
+export type {
+  SessionStore,
+  SessionRecord,
+  StoredRecord,
+  UserRecord,
+  UpdateResult,
+} from './store.js';
 export type { CookieOptions, ResolvedCookieOptions } from './cookie.js';
 export type { EncryptionKey, EncryptionOptions } from './codec.js';
 export type { CryptoProvider } from './crypto.js';

@@ -23,7 +23,9 @@ import { SessionError } from './errors.js';
 export interface SessionData {}
 
 /** The data type of sessions: {@link SessionData} once augmented, otherwise a plain record. */
-export type DefaultSessionData = keyof SessionData extends never ? Record<string, unknown> : SessionData;
+export type DefaultSessionData = keyof SessionData extends never
+  ? Record<string, unknown>
+  : SessionData;
 
 /** What to carry into the new session on {@link Session.regenerate}. */
 export interface RegenerateOptions {
@@ -97,7 +99,10 @@ export function stateOf(session: Session<any>): SessionState {
 }
 
 function ended(): never {
-  throw new SessionError('SESSION_ENDED', 'the session was destroyed; start a new one with regenerate()');
+  throw new SessionError(
+    'SESSION_ENDED',
+    'the session was destroyed; start a new one with regenerate()',
+  );
 }
 
 function isObjectValue(value: unknown): boolean {
@@ -148,7 +153,9 @@ export class Session<Data extends object = DefaultSessionData> {
   /** When the session expires unless used again (epoch ms), as stored on the server. */
   get expiresAt(): number {
     const state = this.#state;
-    return state.persisted ? state.expiresAt : Math.min(this.#host.now() + state.idle, state.createdAt + state.absolute);
+    return state.persisted
+      ? state.expiresAt
+      : Math.min(this.#host.now() + state.idle, state.createdAt + state.absolute);
   }
 
   /** The absolute deadline (epoch ms), which activity never extends. */
@@ -246,7 +253,10 @@ export class Session<Data extends object = DefaultSessionData> {
     if (state.ended) ended();
     for (const [name, value] of Object.entries(timeouts)) {
       if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
-        throw new SessionError('INVALID_OPTION', `setTimeouts: ${name} must be a positive number of milliseconds`);
+        throw new SessionError(
+          'INVALID_OPTION',
+          `setTimeouts: ${name} must be a positive number of milliseconds`,
+        );
       }
     }
     if (timeouts.idle !== undefined) state.idle = timeouts.idle;

@@ -56,9 +56,7 @@ export interface UserRecord extends StoredRecord {
  * - `missing`: no live record under the key; nothing was written (and nothing was created).
  */
 export type UpdateResult =
-  | { status: 'ok'; version: number }
-  | { status: 'conflict' }
-  | { status: 'missing' };
+  { status: 'ok'; version: number } | { status: 'conflict' } | { status: 'missing' };
 
 /**
  * A session store. Implement these methods to keep sessions anywhere.

@@ -41,10 +41,14 @@ export class CookieSigner {
 
   constructor(crypto: CryptoProvider, secrets: ReadonlyArray<string | Uint8Array>) {
     if (!Array.isArray(secrets) || secrets.length === 0) {
-      throw new SessionError('INVALID_OPTION', 'secrets: give at least one secret of 32 bytes or more');
+      throw new SessionError(
+        'INVALID_OPTION',
+        'secrets: give at least one secret of 32 bytes or more',
+      );
     }
     this.#keys = secrets.map((secret, index) => {
-      const bytes = typeof secret === 'string' ? utf8(secret) : secret instanceof Uint8Array ? secret : null;
+      const bytes =
+        typeof secret === 'string' ? utf8(secret) : secret instanceof Uint8Array ? secret : null;
       if (bytes === null || bytes.length < MIN_SECRET_BYTES) {
         throw new SessionError(
           'INVALID_OPTION',
@@ -67,14 +71,16 @@ export class CookieSigner {
    * followed by anything else is rejected.
    */
   async verify(value: string): Promise<string | null> {
-    if (value.length !== ID_LENGTH * 2 + 1 || value.charCodeAt(ID_LENGTH) !== 46 /* . */) return null;
+    if (value.length !== ID_LENGTH * 2 + 1 || value.charCodeAt(ID_LENGTH) !== 46 /* . */)
+      return null;
     const id = value.slice(0, ID_LENGTH);
     const signature = value.slice(ID_LENGTH + 1);
     if (!WELL_FORMED.test(id) || !WELL_FORMED.test(signature)) return null;
     let match = false;
     for (const key of this.#keys) {
       // Every key is tried even after a match, so timing does not reveal which key signed.
-      if (this.#crypto.timingSafeEqual(await this.#crypto.hmacSha256(key, id), signature)) match = true;
+      if (this.#crypto.timingSafeEqual(await this.#crypto.hmacSha256(key, id), signature))
+        match = true;
     }
     return match ? id : null;
   }

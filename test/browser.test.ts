@@ -10,7 +10,10 @@ import { SECRET } from './support/fixtures.js';
 import { requireService } from './support/services.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const browserGate = await requireService(`Chromium at ${CHROMIUM}`, async () => existsSync(CHROMIUM) || 'not installed (apt-get install chromium)');
+const browserGate = await requireService(
+  `Chromium at ${CHROMIUM}`,
+  async () => existsSync(CHROMIUM) || 'not installed (apt-get install chromium)',
+);
 
 describe.skipIf(!browserGate.available)(`the demo in a real browser${browserGate.label}`, () => {
   let server: Server;
@@ -59,10 +62,18 @@ describe.skipIf(!browserGate.available)(`the demo in a real browser${browserGate
     await page.click('button[type=submit]');
     await page.waitForSelector('text=Welcome, alice');
     const [cookie] = await context.cookies();
-    expect(cookie).toMatchObject({ name: 'sid', httpOnly: true, sameSite: 'Lax', path: '/', secure: false });
+    expect(cookie).toMatchObject({
+      name: 'sid',
+      httpOnly: true,
+      sameSite: 'Lax',
+      path: '/',
+      secure: false,
+    });
     expect(await page.evaluate(() => document.cookie)).toBe('');
 
-    const saved = await context.request.post(base + '/api/prefs', { data: { theme: 'dark', language: 'en' } });
+    const saved = await context.request.post(base + '/api/prefs', {
+      data: { theme: 'dark', language: 'en' },
+    });
     expect(saved.status()).toBe(200);
     await page.reload();
     expect(await page.textContent('body')).toContain('dark');

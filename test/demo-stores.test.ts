@@ -14,12 +14,17 @@ const suffix = randomBytes(4).toString('hex');
 const dir = mkdtempSync(join(tmpdir(), 'tessera-demo-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const postgres = await requireService('PostgreSQL at 127.0.0.1:5432', () => probeTcp('127.0.0.1', 5432));
+const postgres = await requireService('PostgreSQL at 127.0.0.1:5432', () =>
+  probeTcp('127.0.0.1', 5432),
+);
 const mysql = await requireService('MariaDB at 127.0.0.1:3306', () => probeTcp('127.0.0.1', 3306));
 const redis = await requireService('Redis at 127.0.0.1:6379', () => probeTcp('127.0.0.1', 6379));
 
 const memcached = await requireService('memcached binary', async () => memcachedInstalled());
-const cluster = await requireService('redis-server binary for a private cluster', redisBinariesAvailable);
+const cluster = await requireService(
+  'redis-server binary for a private cluster',
+  redisBinariesAvailable,
+);
 const memcachedServer = memcached.available ? await MemcachedServer.start() : undefined;
 const clusterServers = cluster.available ? await RedisClusterProcesses.start(3) : undefined;
 afterAll(async () => {
@@ -27,9 +32,13 @@ afterAll(async () => {
   await clusterServers?.stop();
 });
 
-const clusterHosts = clusterServers?.rootNodes.map((node) => node.url.replace('redis://', '')).join(',') ?? '';
+const clusterHosts =
+  clusterServers?.rootNodes.map((node) => node.url.replace('redis://', '')).join(',') ?? '';
 const cases = [
-  { url: `memcached://127.0.0.1:${memcachedServer?.port ?? 0}?prefix=demo-${suffix}:`, ...memcached },
+  {
+    url: `memcached://127.0.0.1:${memcachedServer?.port ?? 0}?prefix=demo-${suffix}:`,
+    ...memcached,
+  },
   { url: `redis-cluster://${clusterHosts}?prefix=demo-${suffix}:`, ...cluster },
   { url: `sqlite:${join(dir, 'sessions.db')}`, available: true, label: '' },
   { url: `postgres://postgres@127.0.0.1:5432/test?table=demo_${suffix}`, ...postgres },
@@ -52,7 +61,9 @@ async function roundTrip(url: string) {
   } finally {
     if (url.startsWith('postgres')) {
       const pg = await import('pg');
-      const pool = new pg.default.Pool({ connectionString: 'postgres://postgres@127.0.0.1:5432/test' });
+      const pool = new pg.default.Pool({
+        connectionString: 'postgres://postgres@127.0.0.1:5432/test',
+      });
       await pool.query(`DROP TABLE IF EXISTS demo_${suffix}`);
       await pool.end();
     }
@@ -68,12 +79,16 @@ async function roundTrip(url: string) {
 
 describe("the demo's SESSION_STORE URLs", () => {
   for (const { url, available, label } of cases) {
-    it.skipIf(!available)(`opens ${url.split(':')[0]} and keeps a session${label}`, () => roundTrip(url));
+    it.skipIf(!available)(`opens ${url.split(':')[0]} and keeps a session${label}`, () =>
+      roundTrip(url),
+    );
   }
 
   it('refuses an unknown scheme and an unreachable server with a clear message', async () => {
     await expect(openStore('ftp://x')).rejects.toThrow(/SESSION_STORE must start with/);
-    await expect(openStore('redis://127.0.0.1:1')).rejects.toThrow(/Redis at redis:\/\/127.0.0.1:1 (is unreachable|did not answer)/);
+    await expect(openStore('redis://127.0.0.1:1')).rejects.toThrow(
+      /Redis at redis:\/\/127.0.0.1:1 (is unreachable|did not answer)/,
+    );
     await expect(openStore('sqlite:')).rejects.toThrow(/needs a file path/);
   });
 });

@@ -12,7 +12,11 @@ let server: Server;
 let base: string;
 
 beforeAll(async () => {
-  const manager = new SessionManager({ store: new MemoryStore({ now: clock.now }), secrets: [SECRET], now: clock.now });
+  const manager = new SessionManager({
+    store: new MemoryStore({ now: clock.now }),
+    secrets: [SECRET],
+    now: clock.now,
+  });
   server = createDemoApp(manager).listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -32,8 +36,15 @@ const call = (path: string, init: RequestInit & { cookie?: string; json?: unknow
     },
   });
 
-async function signIn(username = 'alice', password = 'wonderland', agent = 'test-agent'): Promise<string> {
-  const response = await call('/login', { json: { username, password }, headers: { 'user-agent': agent } });
+async function signIn(
+  username = 'alice',
+  password = 'wonderland',
+  agent = 'test-agent',
+): Promise<string> {
+  const response = await call('/login', {
+    json: { username, password },
+    headers: { 'user-agent': agent },
+  });
   expect(response.status).toBe(200);
   return response.headers.getSetCookie()[0]!.split(';')[0]!;
 }
@@ -62,8 +73,12 @@ describe('the demo', () => {
   });
 
   it('refuses a wrong password with 401, for forms and JSON alike', async () => {
-    expect((await call('/login', { json: { username: 'alice', password: 'nope' } })).status).toBe(401);
-    expect((await call('/login', { json: { username: 'mallory', password: '' } })).status).toBe(401);
+    expect((await call('/login', { json: { username: 'alice', password: 'nope' } })).status).toBe(
+      401,
+    );
+    expect((await call('/login', { json: { username: 'mallory', password: '' } })).status).toBe(
+      401,
+    );
     const form = await call('/login', {
       body: 'username=alice&password=wrong',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -86,7 +101,9 @@ describe('the demo', () => {
   it('keeps every preference of concurrent updates', async () => {
     const cookie = await signIn();
     const names = Array.from({ length: 25 }, (_, i) => `pref${i}`);
-    const responses = await Promise.all(names.map((name) => call('/api/prefs', { cookie, json: { [name]: `value-${name}` } })));
+    const responses = await Promise.all(
+      names.map((name) => call('/api/prefs', { cookie, json: { [name]: `value-${name}` } })),
+    );
     expect(responses.every((r) => r.status === 200)).toBe(true);
     const { prefs } = await (await call('/api/me', { cookie })).json();
     for (const name of names) expect(prefs[name]).toBe(`value-${name}`);
@@ -108,8 +125,11 @@ describe('the demo', () => {
     expect(agents).toEqual(expect.arrayContaining(['Phone', 'Laptop']));
     expect(listed.sessions.filter((s: { current: boolean }) => s.current)).toHaveLength(1);
     const text = JSON.stringify(listed);
-    for (const cookie of [phone, laptop]) expect(text).not.toContain(cookie.split('=')[1]!.split('.')[0]);
-    const revoked = await (await call('/api/sessions/revoke-others', { cookie: laptop, method: 'POST' })).json();
+    for (const cookie of [phone, laptop])
+      expect(text).not.toContain(cookie.split('=')[1]!.split('.')[0]);
+    const revoked = await (
+      await call('/api/sessions/revoke-others', { cookie: laptop, method: 'POST' })
+    ).json();
     expect(revoked.revoked).toBeGreaterThanOrEqual(1);
     expect((await call('/api/me', { cookie: phone })).status).toBe(401);
     expect((await call('/api/me', { cookie: laptop })).status).toBe(200);
@@ -117,7 +137,11 @@ describe('the demo', () => {
 
   it('logs out: the session is destroyed and the cookie cleared', async () => {
     const cookie = await signIn('bob', 'builder');
-    const response = await call('/logout', { cookie, method: 'POST', headers: { accept: 'application/json' } });
+    const response = await call('/logout', {
+      cookie,
+      method: 'POST',
+      headers: { accept: 'application/json' },
+    });
     expect(response.status).toBe(200);
     expect(response.headers.getSetCookie()[0]).toMatch(/^sid=; Max-Age=0; Path=\//);
     expect((await call('/api/me', { cookie })).status).toBe(401);
@@ -145,13 +169,20 @@ describe('the demo start-up', () => {
 
   it('stops with a clear message for an unreachable server', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo/server.ts'], {
-      env: { ...process.env, PORT: '0', SESSION_STORE: 'postgres://postgres@127.0.0.1:1/test', SESSION_SECRET: SECRET },
+      env: {
+        ...process.env,
+        PORT: '0',
+        SESSION_STORE: 'postgres://postgres@127.0.0.1:1/test',
+        SESSION_SECRET: SECRET,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
     child.stderr.on('data', (chunk) => (stderr += chunk));
     const code = await new Promise((resolve) => child.on('exit', resolve));
     expect(code).toBe(1);
-    expect(stderr).toMatch(/Cannot open the session store: PostgreSQL at postgres:\/\/postgres@127.0.0.1:1\/test is unreachable/);
+    expect(stderr).toMatch(
+      /Cannot open the session store: PostgreSQL at postgres:\/\/postgres@127.0.0.1:1\/test is unreachable/,
+    );
   });
 });

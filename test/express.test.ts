@@ -11,7 +11,9 @@ const MINUTE = 60_000;
 const servers: Server[] = [];
 
 afterEach(async () => {
-  await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+  await Promise.all(
+    servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))),
+  );
 });
 
 function gate() {
@@ -90,7 +92,9 @@ describe('Express middleware over real HTTP', () => {
     const login = await request('/login/alice', { method: 'POST' });
     expect(login.status).toBe(200);
     const setCookie = login.headers.getSetCookie()[0]!;
-    expect(setCookie).toMatch(/^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}; Max-Age=43200; Path=\/; HttpOnly; SameSite=Lax$/);
+    expect(setCookie).toMatch(
+      /^sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}; Max-Age=43200; Path=\/; HttpOnly; SameSite=Lax$/,
+    );
     expect(login.headers.get('cache-control')).toBe('no-store');
     const cookie = cookieOf(login);
     const me = await request('/me', { cookie });
@@ -125,7 +129,9 @@ describe('Express middleware over real HTTP', () => {
     const { request, store } = await start();
     const cookie = cookieOf(await request('/login/alice', { method: 'POST' }));
     const logout = await request('/logout', { method: 'POST', cookie });
-    expect(logout.headers.getSetCookie()[0]).toMatch(/^sid=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax$/);
+    expect(logout.headers.getSetCookie()[0]).toMatch(
+      /^sid=; Max-Age=0; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax$/,
+    );
     expect((store.inner as MemoryStore).size).toBe(0);
     expect((await request('/me', { cookie })).status).toBe(401);
   });
@@ -157,7 +163,9 @@ describe('Express middleware over real HTTP', () => {
     const { request } = await start();
     const cookie = cookieOf(await request('/login/alice', { method: 'POST' }));
     const responses = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => request(`/set/key${i}/value${i}`, { method: 'POST', cookie })),
+      Array.from({ length: 50 }, (_, i) =>
+        request(`/set/key${i}/value${i}`, { method: 'POST', cookie }),
+      ),
     );
     expect(responses.map((r) => r.status)).toEqual(Array(50).fill(200));
     const { data } = await (await request('/me', { cookie })).json();
@@ -184,7 +192,7 @@ describe('Express middleware over real HTTP', () => {
     const streamed = await request('/stream', { method: 'POST' });
     expect(await streamed.text()).toBe('one two three');
     const cookie = cookieOf(streamed);
-    expect((await (await request('/me', { cookie })).status)).toBe(401);
+    expect(await (await request('/me', { cookie })).status).toBe(401);
     const redirect = await request('/redirect', { method: 'POST', cookie });
     expect(redirect.status).toBe(303);
     expect(redirect.headers.getSetCookie()).toEqual([]);

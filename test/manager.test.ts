@@ -1,12 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { SessionError, SessionManager } from '../src/index.js';
 import { MemoryStore } from '../src/stores/memory.js';
-import { FakeClock, InstrumentedStore, SECRET, cookiePair, rawIdOf, setup, sha256 } from './support/fixtures.js';
+import {
+  FakeClock,
+  InstrumentedStore,
+  SECRET,
+  cookiePair,
+  rawIdOf,
+  setup,
+  sha256,
+} from './support/fixtures.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
-async function login(manager: SessionManager<any>, data: Record<string, unknown> = { user: 'alice' }) {
+async function login(
+  manager: SessionManager<any>,
+  data: Record<string, unknown> = { user: 'alice' },
+) {
   const session = await manager.load({});
   for (const [key, value] of Object.entries(data)) session.set(key, value);
   const headers = await manager.commit(session);
@@ -50,7 +61,9 @@ describe('secrets', () => {
     const store = new MemoryStore();
     expect(() => new SessionManager({ store, secrets: [] })).toThrow(SessionError);
     expect(() => new SessionManager({ store, secrets: ['short'] })).toThrow(/32 bytes/);
-    expect(() => new SessionManager({ store, secrets: [SECRET, 'x'.repeat(31)] })).toThrow(/secrets\[1\]/);
+    expect(() => new SessionManager({ store, secrets: [SECRET, 'x'.repeat(31)] })).toThrow(
+      /secrets\[1\]/,
+    );
     try {
       new SessionManager({ store, secrets: ['short'] });
     } catch (error) {
@@ -283,9 +296,19 @@ describe('expiry, enforced on the server', () => {
   it('keeps the stored expiry rules on load, whatever the configuration says now', async () => {
     const clock = new FakeClock();
     const store = new MemoryStore({ now: clock.now });
-    const strict = new SessionManager({ store, secrets: [SECRET], now: clock.now, idleTimeout: 10 * MINUTE });
+    const strict = new SessionManager({
+      store,
+      secrets: [SECRET],
+      now: clock.now,
+      idleTimeout: 10 * MINUTE,
+    });
     const { cookie } = await login(strict);
-    const lax = new SessionManager({ store, secrets: [SECRET], now: clock.now, idleTimeout: 10 * HOUR });
+    const lax = new SessionManager({
+      store,
+      secrets: [SECRET],
+      now: clock.now,
+      idleTimeout: 10 * HOUR,
+    });
     clock.advance(11 * MINUTE);
     expect((await lax.load({ cookie })).isNew).toBe(true);
   });
@@ -364,7 +387,10 @@ describe('dirty tracking and concurrency', () => {
     const { cookie } = await login(manager);
     const session = await manager.load({ cookie });
     session.set('x', 1);
-    await expect(manager.commit(session)).rejects.toMatchObject({ code: 'WRITE_CONFLICT', status: 503 });
+    await expect(manager.commit(session)).rejects.toMatchObject({
+      code: 'WRITE_CONFLICT',
+      status: 503,
+    });
   });
 });
 
@@ -374,7 +400,7 @@ describe('regenerate and destroy', () => {
     const { cookie } = await login(manager, { user: 'alice', cart: [1] });
     const session = await manager.load({ cookie });
     await session.regenerate();
-    expect((await store.inner.get(sha256(rawIdOf(cookie))))).toBeNull();
+    expect(await store.inner.get(sha256(rawIdOf(cookie)))).toBeNull();
     expect(session.get('cart')).toBeUndefined();
     session.set('user', 'alice');
     const headers = await manager.commit(session);
@@ -607,14 +633,22 @@ describe('encryption at rest', () => {
     const { cookie } = await login(old);
     const ring = new SessionManager({
       ...base,
-      encryption: { keys: [{ id: 'k2', key: key2 }, { id: 'k1', key: key1 }] },
+      encryption: {
+        keys: [
+          { id: 'k2', key: key2 },
+          { id: 'k1', key: key1 },
+        ],
+      },
     });
     const session = await ring.load({ cookie });
     expect(session.get('user')).toBe('alice');
     session.set('n', 2);
     await ring.commit(session);
     expect((await memory.get(sha256(rawIdOf(cookie))))!.data).toMatch(/^e1\.k2\./);
-    const dropped = new SessionManager({ ...base, encryption: { keys: [{ id: 'k3', key: key1 }] } });
+    const dropped = new SessionManager({
+      ...base,
+      encryption: { keys: [{ id: 'k3', key: key1 }] },
+    });
     expect((await dropped.load({ cookie })).isNew).toBe(true);
   });
 
@@ -632,7 +666,11 @@ describe('encryption at rest', () => {
     expect((await manager.load({ cookie: a.cookie })).isNew).toBe(true);
     const plain = await login(setup().manager);
     void plain;
-    await store.inner.update(keyA, { ...blobA, data: '{"d":{"user":"mallory"},"c":0,"w":0,"i":1e12,"x":1e15}' }, 2);
+    await store.inner.update(
+      keyA,
+      { ...blobA, data: '{"d":{"user":"mallory"},"c":0,"w":0,"i":1e12,"x":1e15}' },
+      2,
+    );
     expect((await manager.load({ cookie: a.cookie })).get('user')).toBeUndefined();
   });
 });
@@ -671,7 +709,15 @@ describe('data', () => {
   it('keeps method-like and prototype keys as plain data', async () => {
     const { manager } = setup();
     const session = await manager.load({});
-    for (const key of ['save', 'regenerate', 'destroy', 'constructor', 'hasOwnProperty', 'toString']) session.set(key, key);
+    for (const key of [
+      'save',
+      'regenerate',
+      'destroy',
+      'constructor',
+      'hasOwnProperty',
+      'toString',
+    ])
+      session.set(key, key);
     session.set('__proto__', { polluted: true });
     const cookie = cookiePair((await manager.commit(session)).setCookie);
     const loaded = await manager.load({ cookie });

@@ -24,7 +24,12 @@ declare global {
  * Answers a request whose session could not be loaded or saved. Call `next(error)` to hand it
  * to the application's own error handler instead of the default 503.
  */
-export type ExpressErrorHandler = (error: unknown, req: Request, res: Response, next: NextFunction) => void;
+export type ExpressErrorHandler = (
+  error: unknown,
+  req: Request,
+  res: Response,
+  next: NextFunction,
+) => void;
 
 /** Options of {@link session}. */
 export interface ExpressSessionOptions {
@@ -61,7 +66,8 @@ export function session<Data extends object = DefaultSessionData>(
   manager: SessionManager<Data>,
   options: ExpressSessionOptions = {},
 ): RequestHandler {
-  const onError: ExpressErrorHandler = options.onError ?? ((error, req, res) => sendSessionError(error, req, res));
+  const onError: ExpressErrorHandler =
+    options.onError ?? ((error, req, res) => sendSessionError(error, req, res));
   return (req, res, next) => {
     if (req.session !== undefined && req.sessionManager !== undefined) {
       next();

@@ -57,7 +57,8 @@ export function requestInfoOf(req: IncomingMessage, ip?: string): RequestInfo {
 export function applyResponseHeaders(res: ServerResponse, headers: ResponseHeaders): void {
   if (headers.setCookie.length > 0) {
     const existing = res.getHeader('set-cookie');
-    const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
+    const list =
+      existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
     res.setHeader('Set-Cookie', [...list, ...headers.setCookie]);
   }
   if (headers.cacheControl !== undefined) res.setHeader('Cache-Control', headers.cacheControl);
@@ -171,7 +172,11 @@ export function withSession<Data extends object = DefaultSessionData>(
           await handler(req, res, session);
         } catch (error) {
           if (!res.headersSent) {
-            sendSessionError(error instanceof SessionError ? error : new Error('handler failed'), req, res);
+            sendSessionError(
+              error instanceof SessionError ? error : new Error('handler failed'),
+              req,
+              res,
+            );
           } else res.destroy();
         }
       },

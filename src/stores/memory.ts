@@ -1,4 +1,10 @@
-import type { SessionRecord, SessionStore, StoredRecord, UpdateResult, UserRecord } from '../store.js';
+import type {
+  SessionRecord,
+  SessionStore,
+  StoredRecord,
+  UpdateResult,
+  UserRecord,
+} from '../store.js';
 import { SessionError } from '../errors.js';
 
 /** Options of {@link MemoryStore}. */
@@ -48,7 +54,10 @@ export class MemoryStore implements SessionStore {
   constructor(options: MemoryStoreOptions = {}) {
     const maxSessions = options.maxSessions ?? 100_000;
     if (!Number.isInteger(maxSessions) || maxSessions < 1) {
-      throw new SessionError('INVALID_OPTION', 'MemoryStore: maxSessions must be a positive integer');
+      throw new SessionError(
+        'INVALID_OPTION',
+        'MemoryStore: maxSessions must be a positive integer',
+      );
     }
     const sweepInterval = options.sweepInterval ?? 60_000;
     if (!(sweepInterval >= 0)) {
@@ -101,7 +110,12 @@ export class MemoryStore implements SessionStore {
     // Re-inserting moves the key to the young end of the map's order: that order is the LRU.
     this.#entries.delete(key);
     this.#entries.set(key, entry);
-    return { data: entry.data, expiresAt: entry.expiresAt, userId: entry.userId, version: entry.version };
+    return {
+      data: entry.data,
+      expiresAt: entry.expiresAt,
+      userId: entry.userId,
+      version: entry.version,
+    };
   }
 
   async create(key: string, record: SessionRecord): Promise<boolean> {

@@ -85,7 +85,11 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
     },
   };
   const minute = 60_000;
-  const record = (data: string, userId: string | null = null, ttl = 10 * minute): SessionRecord => ({
+  const record = (
+    data: string,
+    userId: string | null = null,
+    ttl = 10 * minute,
+  ): SessionRecord => ({
     data,
     expiresAt: clock.now() + ttl,
     userId,
@@ -188,7 +192,10 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
         for (let round = 0; round < 25; round++) {
           const key = randomStoreKey();
           await store.create(key, record('alive', 'racer'));
-          const [, result] = await Promise.all([store.delete(key), store.update(key, record('late', 'racer'), 1)]);
+          const [, result] = await Promise.all([
+            store.delete(key),
+            store.update(key, record('late', 'racer'), 1),
+          ]);
           assert.ok(result.status === 'ok' || result.status === 'missing', `got ${result.status}`);
           assert.equal(await store.get(key), null);
         }
@@ -337,7 +344,10 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
         const bob = user();
         const key = randomStoreKey();
         await store.create(key, record('x'));
-        assert.deepEqual(await store.update(key, record('x', alice), 1), { status: 'ok', version: 2 });
+        assert.deepEqual(await store.update(key, record('x', alice), 1), {
+          status: 'ok',
+          version: 2,
+        });
         assert.deepEqual(keysOf(await store.listByUser(alice)), [key]);
         await store.update(key, record('x', bob), 2);
         assert.deepEqual(await store.listByUser(alice), []);
@@ -381,7 +391,12 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
           text: 'héllo wörld — 日本語 — עברית — 🦄👩‍👩‍👧 — "quoted" \\back\\ \'single\' %s $1 \n\t',
         });
         await store.create(key, record(text, 'ü'));
-        assert.deepEqual(await store.get(key), { data: text, expiresAt: time + 10 * minute, userId: 'ü', version: 1 });
+        assert.deepEqual(await store.get(key), {
+          data: text,
+          expiresAt: time + 10 * minute,
+          userId: 'ü',
+          version: 1,
+        });
       });
     });
 

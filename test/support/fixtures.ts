@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
 import { SessionManager, type SessionManagerOptions } from '../../src/index.js';
 import { MemoryStore } from '../../src/stores/memory.js';
-import type { SessionRecord, SessionStore, StoredRecord, UpdateResult, UserRecord } from '../../src/store.js';
+import type {
+  SessionRecord,
+  SessionStore,
+  StoredRecord,
+  UpdateResult,
+  UserRecord,
+} from '../../src/store.js';
 
 export const SECRET = 'test-secret-that-is-at-least-32-bytes-long';
 
@@ -92,6 +98,11 @@ export function setup<Data extends object = Record<string, unknown>>(
   const clock = new FakeClock();
   const memory = new MemoryStore({ now: clock.now, sweepInterval: 0 });
   const store = new InstrumentedStore(memory);
-  const manager = new SessionManager<Data>({ store, secrets: [SECRET], now: clock.now, ...options });
+  const manager = new SessionManager<Data>({
+    store,
+    secrets: [SECRET],
+    now: clock.now,
+    ...options,
+  });
   return { clock, memory, store, manager };
 }

@@ -29,7 +29,10 @@ export interface ServiceGate {
  * Decides whether the tests of a real service run. Outside CI a missing service skips them
  * with the reason in the test title and on stderr; in CI it throws, failing the run.
  */
-export async function requireService(name: string, check: () => Promise<boolean | string>): Promise<ServiceGate> {
+export async function requireService(
+  name: string,
+  check: () => Promise<boolean | string>,
+): Promise<ServiceGate> {
   let result: boolean | string;
   try {
     result = await check();

@@ -1,0 +1,70 @@
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runBench, type BenchReport } from '../bench/harness.js';
+import { SCENARIOS } from '../bench/protocol.js';
+
+// The harness in smoke mode: real server processes, real HTTP load, one short run per scenario.
+// Only the shape of the results is checked; performance is never asserted here.
+describe('bench harness, smoke mode', () => {
+  const contenders = ['bare-express', 'tessera-express-memory', 'express-session-memory'];
+
+  it('measures every scenario of bare Express, Tessera/Express/memory and express-session', async () => {
+    const out = join(tmpdir(), `tessera-bench-smoke-test-${process.pid}-${Date.now()}.md`);
+    const lines: string[] = [];
+    let report: BenchReport;
+    try {
+      report = await runBench({
+        smoke: true,
+        filter: contenders.join(','),
+        connections: 8,
+        out,
+        command: 'vitest run test/bench-smoke.test.ts',
+        log: (line) => lines.push(line),
+      });
+      expect(report.skipped, lines.join('\n')).toEqual([]);
+      expect(report.rows).toHaveLength(contenders.length * SCENARIOS.length);
+      for (const row of report.rows) {
+        const name = `${row.contender.id} ${row.scenario}`;
+        expect(row.error, name).toBeUndefined();
+        expect(row.runs, name).toHaveLength(1);
+        expect(row.rps, name).toBeGreaterThan(0);
+        expect(Number.isFinite(row.p50), name).toBe(true);
+        expect(Number.isFinite(row.p99), name).toBe(true);
+        expect(row.cpuPerRequest, name).toBeGreaterThan(0);
+        expect(row.runs[0]!.requests, name).toBeGreaterThan(0);
+        if (row.contender.library === 'bare') {
+          expect(row.storeCallsPerRequest, name).toBeNull();
+        } else {
+          // Every request of every scenario reaches the session store at least once.
+          const calls = Object.values(row.storeCallsPerRequest ?? {}).reduce(
+            (sum, value) => sum + value,
+            0,
+          );
+          expect(calls, name).toBeGreaterThan(0);
+        }
+        // Memory stores have no client, so no round trips are counted.
+        expect(row.roundTripsPerRequest, name).toBeNull();
+      }
+      expect(report.memory).toEqual([]);
+
+      const markdown = await readFile(out, 'utf8');
+      expect(markdown).toBe(report.markdown);
+      expect(markdown).toContain('Smoke run');
+      expect(markdown).toContain('vitest run test/bench-smoke.test.ts');
+      for (const label of [
+        'bare Express',
+        '**Tessera / Express / memory**',
+        'express-session / MemoryStore',
+      ]) {
+        const row = markdown.split('\n').find((line) => line.startsWith(`| ${label} |`));
+        expect(row, label).toBeDefined();
+        // The req/s cell holds a number.
+        expect(row!.split('|')[2]!.trim(), label).toMatch(/^[\d,]+/);
+      }
+    } finally {
+      await rm(out, { force: true });
+    }
+  }, 120_000);
+});
