@@ -22,12 +22,23 @@ function gate() {
   return { open, opened };
 }
 
-async function start(options: { storeTimeout?: number } = {}) {
+async function start(options: { storeTimeout?: number; patchEndFirst?: boolean } = {}) {
   const clock = new FakeClock();
   const store = new InstrumentedStore(new MemoryStore({ now: clock.now, sweepInterval: 0 }));
   const manager = new SessionManager({ store, secrets: [SECRET], now: clock.now, ...options });
   const app = express();
   app.use(express.json());
+  if (options.patchEndFirst === true) {
+    // What compression-style middleware does: replace res.end on the response itself.
+    app.use((_req, res, next) => {
+      const end = res.end;
+      res.end = function (this: typeof res, ...args: unknown[]) {
+        res.setHeader('X-Wrapped', 'yes');
+        return (end as (...a: unknown[]) => typeof res).apply(this, args);
+      } as typeof res.end;
+      next();
+    });
+  }
   app.use(session(manager));
   const slow = gate();
   app.get('/me', (req, res) => {
@@ -217,6 +228,15 @@ describe('Express middleware over real HTTP', () => {
     expect(atSave.headers.getSetCookie()).toEqual([]);
     store.failing.clear();
     expect((await request('/me', { cookie })).status).toBe(200);
+  });
+
+  it('still sets the cookie when earlier middleware replaced res.end', async () => {
+    const { request } = await start({ patchEndFirst: true });
+    const login = await request('/login/alice', { method: 'POST' });
+    expect(login.headers.get('x-wrapped')).toBe('yes');
+    const cookie = cookieOf(login);
+    expect((await request('/me', { cookie })).status).toBe(200);
+    expect((await request('/stream', { method: 'POST' })).headers.getSetCookie()).toHaveLength(1);
   });
 
   it('answers 503 when the store does not answer in time', async () => {

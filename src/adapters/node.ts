@@ -64,7 +64,108 @@ export function applyResponseHeaders(res: ServerResponse, headers: ResponseHeade
   if (headers.cacheControl !== undefined) res.setHeader('Cache-Control', headers.cacheControl);
 }
 
-type Deferred = (...args: any[]) => any;
+type Method = (...args: any[]) => any;
+const HELD_METHODS = ['writeHead', 'write', 'end', 'flushHeaders'] as const;
+type HeldMethod = (typeof HELD_METHODS)[number];
+
+/** What a held call answers at once, as the real method would. */
+function heldAnswer(res: ServerResponse, name: HeldMethod): unknown {
+  return name === 'write' ? true : name === 'flushHeaders' ? undefined : res;
+}
+
+/** The calls held back on one response until its session is saved. */
+class HeaderGate {
+  readonly #res: ServerResponse;
+  readonly #commit: () => Promise<ResponseHeaders>;
+  readonly #onFailure: (error: unknown) => void;
+  readonly #held: [Method, unknown[]][] = [];
+  #started = false;
+  /** Set once the session is saved (or failed): calls then go straight through. */
+  open = false;
+  /** Called when the gate opens, to undo how the calls were intercepted. */
+  release: () => void = () => undefined;
+
+  constructor(
+    res: ServerResponse,
+    commit: () => Promise<ResponseHeaders>,
+    onFailure: (error: unknown) => void,
+  ) {
+    this.#res = res;
+    this.#commit = commit;
+    this.#onFailure = onFailure;
+  }
+
+  hold(method: Method, args: unknown[], name: HeldMethod): unknown {
+    this.#held.push([method, args]);
+    if (!this.#started) this.#start();
+    return heldAnswer(this.#res, name);
+  }
+
+  #start(): void {
+    this.#started = true;
+    const res = this.#res;
+    this.#commit().then(
+      (headers) => {
+        this.#openGate();
+        if (!res.headersSent) applyResponseHeaders(res, headers);
+        for (const [method, args] of this.#held) method.apply(res, args);
+        this.#held.length = 0;
+      },
+      (error: unknown) => {
+        this.#openGate();
+        this.#held.length = 0;
+        this.#onFailure(error);
+      },
+    );
+  }
+
+  #openGate(): void {
+    this.open = true;
+    this.release();
+  }
+}
+
+const gates = new WeakMap<ServerResponse, HeaderGate>();
+const gatedPrototypes = new WeakMap<object, object>();
+
+/**
+ * A prototype between a response and its own prototype whose methods consult the response's
+ * gate. Made once per prototype, so every response keeps one shape: patching each response's
+ * own methods instead would give each a new hidden class and slow every later property access.
+ */
+function gatedPrototypeOf(base: object): object {
+  let gated = gatedPrototypes.get(base);
+  if (gated !== undefined) return gated;
+  gated = Object.create(base) as object;
+  for (const name of HELD_METHODS) {
+    const original = (base as Record<HeldMethod, Method>)[name];
+    Object.defineProperty(gated, name, {
+      configurable: true,
+      writable: true,
+      value: function (this: ServerResponse, ...args: unknown[]) {
+        const gate = gates.get(this);
+        if (gate === undefined || gate.open) return original.apply(this, args);
+        return gate.hold(original, args, name);
+      },
+    });
+  }
+  gatedPrototypes.set(base, gated);
+  return gated;
+}
+
+/** Intercepts methods that earlier middleware replaced on the response itself. */
+function gateOwnMethods(res: ServerResponse, gate: HeaderGate): void {
+  const target = res as unknown as Record<HeldMethod, Method>;
+  const originals = HELD_METHODS.map((name) => [name, target[name]] as const);
+  for (const [name, original] of originals) {
+    target[name] = function (this: ServerResponse, ...args: unknown[]) {
+      return gate.open ? original.apply(this, args) : gate.hold(original, args, name);
+    };
+  }
+  gate.release = () => {
+    for (const [name, original] of originals) target[name] = original;
+  };
+}
 
 /**
  * Holds back everything that would send the response's headers (`writeHead`, `write`, `end`,
@@ -77,46 +178,13 @@ export function commitBeforeHeaders(
   commit: () => Promise<ResponseHeaders>,
   onFailure: (error: unknown) => void,
 ): void {
-  const original = {
-    writeHead: res.writeHead,
-    write: res.write,
-    end: res.end,
-    flushHeaders: res.flushHeaders,
-  };
-  const held: [Deferred, unknown[]][] = [];
-  let started = false;
-  const restore = () => {
-    res.writeHead = original.writeHead;
-    res.write = original.write;
-    res.end = original.end;
-    res.flushHeaders = original.flushHeaders;
-  };
-  const start = () => {
-    started = true;
-    commit().then(
-      (headers) => {
-        restore();
-        if (!res.headersSent) applyResponseHeaders(res, headers);
-        for (const [method, args] of held) method.apply(res, args);
-        held.length = 0;
-      },
-      (error: unknown) => {
-        restore();
-        held.length = 0;
-        onFailure(error);
-      },
-    );
-  };
-  const hold = (method: Deferred, answer: (args: unknown[]) => unknown) =>
-    function (this: ServerResponse, ...args: unknown[]) {
-      held.push([method, args]);
-      if (!started) start();
-      return answer(args);
-    };
-  res.writeHead = hold(original.writeHead, () => res) as typeof res.writeHead;
-  res.write = hold(original.write, () => true) as typeof res.write;
-  res.end = hold(original.end, () => res) as typeof res.end;
-  res.flushHeaders = hold(original.flushHeaders, () => undefined) as typeof res.flushHeaders;
+  const gate = new HeaderGate(res, commit, onFailure);
+  if (HELD_METHODS.some((name) => Object.prototype.hasOwnProperty.call(res, name))) {
+    gateOwnMethods(res, gate);
+    return;
+  }
+  gates.set(res, gate);
+  Object.setPrototypeOf(res, gatedPrototypeOf(Object.getPrototypeOf(res) as object));
 }
 
 /**
