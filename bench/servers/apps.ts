@@ -1,0 +1,316 @@
+/**
+ * The contenders' applications: one set of routes per framework and session library, doing the
+ * same work with the same responses, so that what differs between rows is the session layer.
+ *
+ * Routes: `GET /login?u=N` (not measured: it gives the harness a logged-in session holding a user
+ * and three small keys), `GET /read` (reads the user and one key), `GET /write` (increments one
+ * key), `GET /new` (writes one key into a fresh session).
+ *
+ * @packageDocumentation
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import express from 'express';
+import Fastify, { type FastifyInstance, type FastifyPluginCallback } from 'fastify';
+import type { SessionManager } from '../../src/manager.js';
+import type { Session } from '../../src/session.js';
+import type { SessionStore } from '../../src/store.js';
+import type { Contender } from '../contenders.js';
+import { ExpressSession, type ExpressSessionData, loadCore, loadSource } from './modules.js';
+
+const require = createRequire(import.meta.url);
+
+/** What a logged-in bench session holds besides its user. */
+export const SESSION_KEYS = { theme: 'dark', locale: 'en-GB', cart: 3 } as const;
+
+/** A listening application. */
+export interface RunningApp {
+  port: number;
+  /** The HTTP server, whose `request` events the process counts. */
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** What builds an app: the session library's store, when it has one. */
+export interface AppInput {
+  contender: Contender;
+  secret: string;
+  tesseraStore?: SessionStore;
+  peerStore?: object;
+}
+
+function userOf(query: string | null | undefined): string {
+  return `user-${query ?? '0'}`;
+}
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+async function tesseraManager(input: AppInput): Promise<SessionManager> {
+  if (input.tesseraStore === undefined) throw new Error('Tessera needs a store');
+  const { SessionManager } = await loadCore();
+  return new SessionManager({ store: input.tesseraStore, secrets: [input.secret] });
+}
+
+/* ----------------------------------------------------------------- Express ---------------- */
+
+async function expressApp(input: AppInput): Promise<RunningApp> {
+  const app = express();
+  const { library } = input.contender;
+  if (library === 'bare') {
+    let n = 0;
+    app.get('/login', (_req, res) => void res.json({ ok: true }));
+    app.get('/read', (_req, res) => void res.json({ user: 'user-0', theme: SESSION_KEYS.theme }));
+    app.get('/write', (_req, res) => void res.json({ n: ++n }));
+    app.get('/new', (_req, res) => void res.json({ n: 1 }));
+  } else if (library === 'tessera') {
+    const { expressSession } = await loadCore();
+    app.use(expressSession(await tesseraManager(input)));
+    app.get('/login', async (req, res) => {
+      await req.session.login(userOf(req.query.u as string | undefined));
+      for (const [key, value] of Object.entries(SESSION_KEYS)) req.session.set(key, value);
+      res.json({ ok: true });
+    });
+    app.get(
+      '/read',
+      (req, res) => void res.json({ user: req.session.userId, theme: req.session.get('theme') }),
+    );
+    app.get('/write', (req, res) => {
+      const n = ((req.session.get('n') as number | undefined) ?? 0) + 1;
+      req.session.set('n', n);
+      res.json({ n });
+    });
+    app.get('/new', (req, res) => {
+      req.session.set('n', 1);
+      res.json({ n: 1 });
+    });
+  } else if (library === 'express-session') {
+    // The options every express-session guide recommends; the other defaults are the library's.
+    app.use(
+      ExpressSession({
+        secret: input.secret,
+        name: 'sid',
+        resave: false,
+        saveUninitialized: false,
+        ...(input.peerStore === undefined ? {} : { store: input.peerStore }),
+      }),
+    );
+    const sessionOf = (req: unknown) => (req as { session: ExpressSessionData }).session;
+    app.get('/login', (req, res, next) => {
+      sessionOf(req).regenerate((error) => {
+        if (error !== undefined && error !== null) return next(error);
+        const session = sessionOf(req);
+        session.userId = userOf(req.query.u as string | undefined);
+        Object.assign(session, SESSION_KEYS);
+        res.json({ ok: true });
+      });
+    });
+    app.get('/read', (req, res) => {
+      const session = sessionOf(req);
+      res.json({ user: session.userId, theme: session.theme });
+    });
+    app.get('/write', (req, res) => {
+      const session = sessionOf(req);
+      const n = (session.n ?? 0) + 1;
+      session.n = n;
+      res.json({ n });
+    });
+    app.get('/new', (req, res) => {
+      sessionOf(req).n = 1;
+      res.json({ n: 1 });
+    });
+  } else {
+    throw new Error(`${input.contender.id}: no Express app for ${library}`);
+  }
+  const server = createServer(app);
+  const port = await listen(server);
+  return { port, server, close: () => closeServer(server) };
+}
+
+/* ----------------------------------------------------------------- Fastify ---------------- */
+
+/** The parts of @fastify/session's request session the bench uses (loaded untyped, see below). */
+interface FastifySessionObject {
+  get(key: string): unknown;
+  set(key: string, value: unknown): void;
+  regenerate(): Promise<void>;
+}
+
+async function fastifyApp(input: AppInput): Promise<RunningApp> {
+  const app: FastifyInstance = Fastify({ logger: false });
+  const { library } = input.contender;
+  if (library === 'bare') {
+    let n = 0;
+    app.get('/login', async () => ({ ok: true }));
+    app.get('/read', async () => ({ user: 'user-0', theme: SESSION_KEYS.theme }));
+    app.get('/write', async () => ({ n: ++n }));
+    app.get('/new', async () => ({ n: 1 }));
+  } else if (library === 'tessera') {
+    const { fastifySession } = (await loadSource('adapters/fastify.js')) as {
+      fastifySession: FastifyPluginCallback<{ manager: SessionManager }>;
+    };
+    await app.register(fastifySession, { manager: await tesseraManager(input) });
+    const sessionOf = (request: unknown) => (request as { session: Session }).session;
+    app.get<{ Querystring: { u?: string } }>('/login', async (request) => {
+      const session = sessionOf(request);
+      await session.login(userOf(request.query.u));
+      for (const [key, value] of Object.entries(SESSION_KEYS)) session.set(key, value);
+      return { ok: true };
+    });
+    app.get('/read', async (request) => {
+      const session = sessionOf(request);
+      return { user: session.userId, theme: session.get('theme') };
+    });
+    app.get('/write', async (request) => {
+      const session = sessionOf(request);
+      const n = ((session.get('n') as number | undefined) ?? 0) + 1;
+      session.set('n', n);
+      return { n };
+    });
+    app.get('/new', async (request) => {
+      sessionOf(request).set('n', 1);
+      return { n: 1 };
+    });
+  } else if (library === 'fastify-session') {
+    // Loaded without its types: they declare `request.session` as their own, which would clash
+    // with Tessera's Fastify adapter in one compilation.
+    const cookie = require('@fastify/cookie') as FastifyPluginCallback;
+    const plugin = require('@fastify/session') as FastifyPluginCallback<Record<string, unknown>>;
+    await app.register(cookie);
+    // Library defaults, except a plain-HTTP cookie (its default `secure: true` sets no cookie
+    // over HTTP) and the recommended `saveUninitialized: false`, as for express-session.
+    await app.register(plugin, {
+      secret: input.secret,
+      cookieName: 'sid',
+      cookie: { secure: false },
+      saveUninitialized: false,
+      ...(input.peerStore === undefined ? {} : { store: input.peerStore }),
+    });
+    const sessionOf = (request: unknown) => (request as { session: FastifySessionObject }).session;
+    app.get<{ Querystring: { u?: string } }>('/login', async (request) => {
+      await sessionOf(request).regenerate();
+      // regenerate() puts a new session object on the request.
+      const session = sessionOf(request);
+      session.set('userId', userOf(request.query.u));
+      for (const [key, value] of Object.entries(SESSION_KEYS)) session.set(key, value);
+      return { ok: true };
+    });
+    app.get('/read', async (request) => {
+      const session = sessionOf(request);
+      return { user: session.get('userId'), theme: session.get('theme') };
+    });
+    app.get('/write', async (request) => {
+      const session = sessionOf(request);
+      const n = ((session.get('n') as number | undefined) ?? 0) + 1;
+      session.set('n', n);
+      return { n };
+    });
+    app.get('/new', async (request) => {
+      sessionOf(request).set('n', 1);
+      return { n: 1 };
+    });
+  } else {
+    throw new Error(`${input.contender.id}: no Fastify app for ${library}`);
+  }
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as AddressInfo).port;
+  return { port, server: app.server, close: () => app.close() };
+}
+
+/* --------------------------------------------------------------- node:http ---------------- */
+
+function sendJson(res: ServerResponse, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(200, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+function notFound(res: ServerResponse): void {
+  res.writeHead(404, { 'Content-Length': 0 });
+  res.end();
+}
+
+function splitUrl(req: IncomingMessage): { path: string; u: string | null } {
+  const url = req.url ?? '/';
+  const mark = url.indexOf('?');
+  if (mark === -1) return { path: url, u: null };
+  return { path: url.slice(0, mark), u: new URLSearchParams(url.slice(mark + 1)).get('u') };
+}
+
+async function nodeApp(input: AppInput): Promise<RunningApp> {
+  const { library } = input.contender;
+  let server: Server;
+  if (library === 'bare') {
+    let n = 0;
+    server = createServer((req, res) => {
+      switch (splitUrl(req).path) {
+        case '/login':
+          return sendJson(res, { ok: true });
+        case '/read':
+          return sendJson(res, { user: 'user-0', theme: SESSION_KEYS.theme });
+        case '/write':
+          return sendJson(res, { n: ++n });
+        case '/new':
+          return sendJson(res, { n: 1 });
+        default:
+          return notFound(res);
+      }
+    });
+  } else if (library === 'tessera') {
+    const { withSession } = await loadCore();
+    server = createServer(
+      withSession(await tesseraManager(input), async (req, res, session) => {
+        const { path, u } = splitUrl(req);
+        switch (path) {
+          case '/login':
+            await session.login(userOf(u));
+            for (const [key, value] of Object.entries(SESSION_KEYS)) session.set(key, value);
+            return sendJson(res, { ok: true });
+          case '/read':
+            return sendJson(res, { user: session.userId, theme: session.get('theme') });
+          case '/write': {
+            const n = ((session.get('n') as number | undefined) ?? 0) + 1;
+            session.set('n', n);
+            return sendJson(res, { n });
+          }
+          case '/new':
+            session.set('n', 1);
+            return sendJson(res, { n: 1 });
+          default:
+            return notFound(res);
+        }
+      }),
+    );
+  } else {
+    throw new Error(`${input.contender.id}: no node:http app for ${library}`);
+  }
+  const port = await listen(server);
+  return { port, server, close: () => closeServer(server) };
+}
+
+/** Builds and starts the contender's application on an ephemeral port of 127.0.0.1. */
+export function startApp(input: AppInput): Promise<RunningApp> {
+  switch (input.contender.framework) {
+    case 'express':
+      return expressApp(input);
+    case 'fastify':
+      return fastifyApp(input);
+    case 'node':
+      return nodeApp(input);
+  }
+}

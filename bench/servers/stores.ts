@@ -1,0 +1,320 @@
+/**
+ * Builds each contender's store inside its server process, with the application's client
+ * created here (as an application would) and the counting wrappers installed.
+ *
+ * Tessera's stores are loaded from `src/` with a dynamic import, so that a store another helper
+ * has not finished does not break the bench: the parent only starts contenders whose file exists.
+ *
+ * @packageDocumentation
+ */
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import mysql from 'mysql2/promise';
+import { createClient } from 'redis';
+import type { SessionStore } from '../../src/store.js';
+import type { StoreKind } from '../contenders.js';
+import type { ServerConfig } from '../protocol.js';
+import type { Counters } from './instrument.js';
+import { countMethods, countPrototype, ownerOf } from './instrument.js';
+import { ExpressSession, loadSource } from './modules.js';
+
+const require = createRequire(import.meta.url);
+
+/** A store built for one contender, and how to let go of its client. */
+export interface BuiltStore<S> {
+  store: S;
+  close(): Promise<void>;
+}
+
+/** The session-store methods counted for Tessera stores. */
+const TESSERA_METHODS = [
+  'get',
+  'create',
+  'update',
+  'touch',
+  'delete',
+  'listByUser',
+  'deleteByUser',
+] as const;
+/** The session-store methods counted for express-session and @fastify/session stores. */
+const CONNECT_METHODS = ['get', 'set', 'touch', 'destroy'] as const;
+
+function tableName(config: ServerConfig, suffix: string): string {
+  return `${config.namespace}_${suffix}`.replace(/[^A-Za-z0-9_]/g, '_');
+}
+
+/** Counts SQLite statement executions (every statement of every database in this process). */
+function countSqlite(db: Database.Database, counters: Counters): void {
+  const statement = db.prepare('SELECT 1');
+  countPrototype(
+    ownerOf(statement, 'run'),
+    { run: 'statement', get: 'statement', all: 'statement', iterate: 'statement' },
+    counters,
+  );
+}
+
+/** Counts the queries node-postgres sends (a pool's query goes through a client's query once). */
+function countPostgres(counters: Counters): void {
+  countPrototype(pg.Client.prototype, { query: 'query' }, counters);
+}
+
+/** Counts the queries and prepared-statement executions mysql2 sends. */
+function countMysql(counters: Counters): void {
+  const core = require('mysql2') as { Connection: { prototype: object } };
+  const proto = ownerOf(core.Connection.prototype, 'query');
+  countPrototype(proto, { query: 'query', execute: 'execute' }, counters);
+}
+
+/**
+ * Counts node-redis round trips: one per single command, and one per MULTI or pipeline batch
+ * (its commands go out in one write and come back together).
+ */
+function countRedis(client: object, counters: Counters): void {
+  const proto = ownerOf(client, 'sendCommand');
+  countPrototype(
+    proto,
+    { sendCommand: 'command', _executeMulti: 'multi', _executePipeline: 'pipeline' },
+    counters,
+  );
+}
+
+function postgresPool(config: ServerConfig): pg.Pool {
+  const pgConfig = config.services.postgres;
+  if (pgConfig === undefined) throw new Error('PostgreSQL is not available');
+  const pool = new pg.Pool({ ...pgConfig, max: 10, connectionTimeoutMillis: 5_000 });
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+function mysqlPool(config: ServerConfig): mysql.Pool {
+  const myConfig = config.services.mysql;
+  if (myConfig === undefined) throw new Error('MySQL is not available');
+  return mysql.createPool({ ...myConfig, connectionLimit: 10, connectTimeout: 5_000 });
+}
+
+async function redisClient(config: ServerConfig) {
+  if (config.services.redisUrl === undefined) throw new Error('Redis is not available');
+  const client = createClient({ url: config.services.redisUrl, disableOfflineQueue: true });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+function sqliteDatabase(config: ServerConfig, contender: string): Database.Database {
+  return new Database(join(config.workDir, `${contender}.db`));
+}
+
+/** Tessera's store of the given kind, counted. */
+export async function tesseraStore(
+  kind: Exclude<StoreKind, 'none'>,
+  config: ServerConfig,
+  counters: Counters,
+): Promise<BuiltStore<SessionStore>> {
+  let built: BuiltStore<SessionStore>;
+  switch (kind) {
+    case 'memory': {
+      const { MemoryStore } = await loadSource('stores/memory.js');
+      const store = new MemoryStore() as SessionStore;
+      built = { store, close: async () => store.close?.() };
+      break;
+    }
+    case 'sqlite': {
+      const { SqliteStore } = await loadSource('stores/sqlite.js');
+      const db = sqliteDatabase(config, config.contender);
+      countSqlite(db, counters);
+      const store = new SqliteStore({ db }) as SessionStore;
+      built = {
+        store,
+        close: async () => {
+          await store.close?.();
+          db.close();
+        },
+      };
+      break;
+    }
+    case 'postgres': {
+      const { PostgresStore, createPostgresTable } = await loadSource('stores/postgres.js');
+      const pool = postgresPool(config);
+      const table = tableName(config, 'tessera');
+      await createPostgresTable(pool, { table });
+      countPostgres(counters);
+      const store = new PostgresStore({ pool, table }) as SessionStore;
+      built = {
+        store,
+        close: async () => {
+          await store.close?.();
+          await pool.end();
+        },
+      };
+      break;
+    }
+    case 'mysql': {
+      const { MysqlStore, createMysqlTable } = await loadSource('stores/mysql.js');
+      const pool = mysqlPool(config);
+      const table = tableName(config, 'tessera');
+      await createMysqlTable(pool, { table });
+      countMysql(counters);
+      const store = new MysqlStore({ pool, table }) as SessionStore;
+      built = {
+        store,
+        close: async () => {
+          await store.close?.();
+          await pool.end();
+        },
+      };
+      break;
+    }
+    case 'redis': {
+      const { RedisStore } = await loadSource('stores/redis.js');
+      const client = await redisClient(config);
+      countRedis(client, counters);
+      const store = new RedisStore({
+        client,
+        prefix: `${config.namespace}:tessera:`,
+      }) as SessionStore;
+      built = {
+        store,
+        close: async () => {
+          await store.close?.();
+          client.destroy();
+        },
+      };
+      break;
+    }
+    case 'memcached': {
+      const memcached = config.services.memcached;
+      if (memcached === undefined) throw new Error('Memcached is not available');
+      const { MemcachedStore } = await loadSource('stores/memcached.js');
+      const memjs = require('memjs') as {
+        Client: { create(servers: string, options?: object): { close(): void }; prototype: object };
+      };
+      countPrototype(memjs.Client.prototype, { perform: 'request' }, counters);
+      const client = memjs.Client.create(`${memcached.host}:${memcached.port}`, {
+        retries: 0,
+        timeout: 2,
+      });
+      const store = new MemcachedStore({
+        client,
+        prefix: `${config.namespace}:tessera:`,
+      }) as SessionStore;
+      built = {
+        store,
+        close: async () => {
+          await store.close?.();
+          client.close();
+        },
+      };
+      break;
+    }
+  }
+  countMethods(built.store, TESSERA_METHODS, counters);
+  return built;
+}
+
+/** The express-session store a peer contender uses, counted. */
+export async function expressSessionStore(
+  contender: string,
+  config: ServerConfig,
+  counters: Counters,
+): Promise<BuiltStore<object>> {
+  const session = ExpressSession;
+  let built: BuiltStore<object>;
+  switch (contender) {
+    case 'express-session-memory': {
+      built = { store: new session.MemoryStore(), close: async () => undefined };
+      break;
+    }
+    case 'better-sqlite3-session-store': {
+      const factory = require('better-sqlite3-session-store') as (
+        s: unknown,
+      ) => new (options: object) => object;
+      const SqliteStore = factory(session);
+      const db = sqliteDatabase(config, contender);
+      db.pragma('journal_mode = WAL');
+      countSqlite(db, counters);
+      // Its prune interval is 15 minutes and not unref'd; the process exits at shutdown anyway.
+      built = {
+        store: new SqliteStore({ client: db }),
+        close: async () => {
+          db.close();
+        },
+      };
+      break;
+    }
+    case 'connect-pg-simple': {
+      const factory = require('connect-pg-simple') as (
+        s: unknown,
+      ) => new (options: object) => { close(): void };
+      const PgStore = factory(session);
+      const pool = postgresPool(config);
+      const store = new PgStore({
+        pool,
+        tableName: tableName(config, 'cps'),
+        createTableIfMissing: true,
+      });
+      countPostgres(counters);
+      built = {
+        store,
+        close: async () => {
+          store.close();
+          await pool.end();
+        },
+      };
+      break;
+    }
+    case 'express-mysql-session': {
+      const factory = require('express-mysql-session') as (
+        s: unknown,
+      ) => new (
+        options: object,
+        connection: unknown,
+      ) => { onReady(): Promise<void>; close(): Promise<void> };
+      const MySQLStore = factory(session);
+      const pool = mysqlPool(config);
+      const store = new MySQLStore(
+        {
+          createDatabaseTable: true,
+          endConnectionOnClose: false,
+          schema: { tableName: tableName(config, 'ems') },
+        },
+        pool,
+      );
+      await store.onReady();
+      countMysql(counters);
+      built = {
+        store,
+        close: async () => {
+          await store.close();
+          await pool.end();
+        },
+      };
+      break;
+    }
+    case 'connect-redis': {
+      const { RedisStore } = (await import('connect-redis')) as unknown as {
+        RedisStore: new (options: { client: unknown; prefix: string }) => object;
+      };
+      const client = await redisClient(config);
+      countRedis(client, counters);
+      built = {
+        store: new RedisStore({ client, prefix: `${config.namespace}:connect-redis:` }),
+        close: async () => client.destroy(),
+      };
+      break;
+    }
+    default:
+      throw new Error(`no express-session store for ${contender}`);
+  }
+  countMethods(built.store, CONNECT_METHODS, counters);
+  return built;
+}
+
+/** @fastify/session's default store, counted. */
+export async function fastifySessionStore(counters: Counters): Promise<BuiltStore<object>> {
+  const { MemoryStore } = require('@fastify/session') as { MemoryStore: new () => object };
+  const store = new MemoryStore();
+  countMethods(store, CONNECT_METHODS, counters);
+  return { store, close: async () => undefined };
+}
