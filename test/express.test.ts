@@ -33,7 +33,7 @@ async function start(options: { storeTimeout?: number; patchEndFirst?: boolean }
     app.use((_req, res, next) => {
       const end = res.end;
       res.end = function (this: typeof res, ...args: unknown[]) {
-        res.setHeader('X-Wrapped', 'yes');
+        if (!res.headersSent) res.setHeader('X-Wrapped', 'yes');
         return (end as (...a: unknown[]) => typeof res).apply(this, args);
       } as typeof res.end;
       next();

@@ -108,8 +108,14 @@ class HeaderGate {
       (headers) => {
         this.#openGate();
         if (!res.headersSent) applyResponseHeaders(res, headers);
-        for (const [method, args] of this.#held) method.apply(res, args);
-        this.#held.length = 0;
+        try {
+          for (const [method, args] of this.#held) method.apply(res, args);
+        } catch (error) {
+          // The caller that made the held call has moved on; a late throw can only end the response.
+          res.destroy(error instanceof Error ? error : undefined);
+        } finally {
+          this.#held.length = 0;
+        }
       },
       (error: unknown) => {
         this.#openGate();
