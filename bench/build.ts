@@ -8,8 +8,8 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { ROOT } from './options.js';
 
 /** The outcome of {@link compileTessera}. */
@@ -20,9 +20,13 @@ export interface CompiledTessera {
   note: string;
 }
 
-/** Where {@link compileTessera} puts a run's build: under the repository's git-ignored `.tmp/`, so that the compiled files resolve `node_modules` as `dist/` would. */
+/**
+ * Where {@link compileTessera} puts a run's build: under `node_modules/.cache/`, which linters,
+ * formatters and git leave alone, and from where the compiled files resolve `node_modules` as
+ * `dist/` would.
+ */
 export function buildDirFor(namespace: string): string {
-  return join(ROOT, '.tmp', `bench-${namespace}`);
+  return join(ROOT, 'node_modules', '.cache', 'tessera-bench', namespace);
 }
 
 /**
@@ -72,4 +76,12 @@ export async function compileTessera(outDir: string): Promise<CompiledTessera> {
       }
     });
   });
+}
+
+/** Removes a run's build, and the cache directory too when no other run is using it. */
+export async function removeBuild(namespace: string): Promise<void> {
+  const dir = buildDirFor(namespace);
+  await rm(dir, { recursive: true, force: true });
+  // Fails, harmlessly, while another run's build is still there.
+  await rmdir(dirname(dir)).catch(() => undefined);
 }

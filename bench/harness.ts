@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CONTENDERS, matchesFilter, type Contender, type StoreKind } from './contenders.js';
-import { buildDirFor, compileTessera } from './build.js';
+import { buildDirFor, compileTessera, removeBuild } from './build.js';
 import { measureMemoryInChild, ServerProcess } from './children.js';
 import { resolveOptions, ROOT, type BenchOptions } from './options.js';
 import { SCENARIO_PATHS, type RunCounters, type ScenarioId } from './protocol.js';
@@ -615,7 +615,7 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
   try {
     if (options.memory) await measureMemory(options, build.dir, memory);
   } finally {
-    await rm(buildDir, { recursive: true, force: true });
+    await removeBuild(namespace);
   }
 
   const finishedAt = new Date();

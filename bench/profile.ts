@@ -16,7 +16,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { contenderById } from './contenders.js';
-import { buildDirFor, compileTessera } from './build.js';
+import { buildDirFor, compileTessera, removeBuild } from './build.js';
 import { ServerProcess } from './children.js';
 import { cannon, logIn } from './harness.js';
 import { resolveOptions, ROOT } from './options.js';
@@ -47,14 +47,14 @@ function placeOf(url: string, name: string): string {
   if (url === '') return name.startsWith('(') ? name : '(native)';
   if (url.startsWith('node:')) return 'node internals';
   const path = url.startsWith('file://') ? new URL(url).pathname : url;
+  // Compiled Tessera (see build.ts) is shown under its source name; line numbers are the JavaScript's.
+  const compiled = /\/\.cache\/tessera-bench\/[^/]+\/tessera\/(.*)\.js$/.exec(path);
+  if (compiled !== null) return `src/${compiled[1]}.ts`;
   const modules = path.lastIndexOf('/node_modules/');
   if (modules !== -1) {
     const rest = path.slice(modules + '/node_modules/'.length).split('/');
     return rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
   }
-  // Compiled Tessera (see build.ts) is shown under its source name; line numbers are the JavaScript's.
-  const compiled = /\/\.tmp\/bench-[^/]+\/tessera\/(.*)\.js$/.exec(path);
-  if (compiled !== null) return `src/${compiled[1]}.ts`;
   return relative(ROOT, path);
 }
 
@@ -275,7 +275,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
-    await rm(buildDirFor(namespace), { recursive: true, force: true });
+    await removeBuild(namespace);
   }
 }
 

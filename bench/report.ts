@@ -504,6 +504,16 @@ export function renderReport(report: BenchReport): string {
     lines.push('');
   }
 
+  lines.push(
+    '## Reproducing and digging in',
+    '',
+    '- `npm run bench` runs everything (`npm run bench -- --help` lists the options); `--filter` and `--scenarios` narrow it, `--smoke` checks the harness in half a minute.',
+    '- `npx tsx bench/profile.ts <contender> <scenario> --versus <other>` profiles two contenders over a measured window and lists where the CPU time per request differs, ' +
+      'for example `npx tsx bench/profile.ts tessera-node-memory read --versus bare-node`.',
+    '- Each full run saves its raw results in `bench/results/` (not committed); `npm run bench -- --render <file.json>` renders this page again from them.',
+    '',
+  );
+
   if (report.skipped.length > 0) {
     lines.push('## Not measured', '');
     for (const { contender, reason } of report.skipped)
