@@ -23,6 +23,18 @@ import { ExpressSession, loadSource } from './modules.js';
 const require = createRequire(import.meta.url);
 
 /** A store built for one contender, and how to let go of its client. */
+
+/** Closes a store, then the client the application gave it. */
+function closeStoreThenClient(
+  store: { close?: () => Promise<void> },
+  closeClient: () => unknown,
+): () => Promise<void> {
+  return async () => {
+    await store.close?.();
+    await closeClient();
+  };
+}
+
 export interface BuiltStore<S> {
   store: S;
   close(): Promise<void>;
@@ -127,10 +139,7 @@ export async function tesseraStore(
       const store = new SqliteStore({ db }) as SessionStore;
       built = {
         store,
-        close: async () => {
-          await store.close?.();
-          db.close();
-        },
+        close: closeStoreThenClient(store, () => db.close()),
       };
       break;
     }
@@ -143,10 +152,7 @@ export async function tesseraStore(
       const store = new PostgresStore({ pool, table }) as SessionStore;
       built = {
         store,
-        close: async () => {
-          await store.close?.();
-          await pool.end();
-        },
+        close: closeStoreThenClient(store, () => pool.end()),
       };
       break;
     }
@@ -159,10 +165,7 @@ export async function tesseraStore(
       const store = new MysqlStore({ pool, table }) as SessionStore;
       built = {
         store,
-        close: async () => {
-          await store.close?.();
-          await pool.end();
-        },
+        close: closeStoreThenClient(store, () => pool.end()),
       };
       break;
     }
@@ -176,10 +179,7 @@ export async function tesseraStore(
       }) as SessionStore;
       built = {
         store,
-        close: async () => {
-          await store.close?.();
-          client.destroy();
-        },
+        close: closeStoreThenClient(store, () => client.destroy()),
       };
       break;
     }
@@ -201,10 +201,7 @@ export async function tesseraStore(
       }) as SessionStore;
       built = {
         store,
-        close: async () => {
-          await store.close?.();
-          client.close();
-        },
+        close: closeStoreThenClient(store, () => client.close()),
       };
       break;
     }
@@ -285,10 +282,7 @@ export async function expressSessionStore(
       countMysql(counters);
       built = {
         store,
-        close: async () => {
-          await store.close();
-          await pool.end();
-        },
+        close: closeStoreThenClient(store, () => pool.end()),
       };
       break;
     }

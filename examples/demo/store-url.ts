@@ -8,6 +8,18 @@ import { dirname, resolve } from 'node:path';
 import type { SessionStore } from '../../src/index.js';
 
 /** An open store, with what closes it and its clients. */
+
+/** Closes a store, then the client the application gave it. */
+function closeStoreThenClient(
+  store: { close?: () => Promise<void> },
+  closeClient: () => unknown,
+): () => Promise<void> {
+  return async () => {
+    await store.close?.();
+    await closeClient();
+  };
+}
+
 export interface OpenedStore {
   store: SessionStore;
   description: string;
@@ -107,10 +119,7 @@ export async function openStore(original: string): Promise<OpenedStore> {
       return {
         store,
         description: `SQLite at ${file}`,
-        close: async () => {
-          await store.close();
-          db.close();
-        },
+        close: closeStoreThenClient(store, () => db.close()),
       };
     }
     case 'postgres':
@@ -128,10 +137,7 @@ export async function openStore(original: string): Promise<OpenedStore> {
         {
           store,
           description: `PostgreSQL at ${redact(url)}`,
-          close: async () => {
-            await store.close();
-            await pool.end();
-          },
+          close: closeStoreThenClient(store, () => pool.end()),
         },
         () => store.createTable(),
       );
@@ -150,10 +156,7 @@ export async function openStore(original: string): Promise<OpenedStore> {
         {
           store,
           description: `MySQL at ${redact(url)}`,
-          close: async () => {
-            await store.close();
-            await pool.end();
-          },
+          close: closeStoreThenClient(store, () => pool.end()),
         },
         () => store.createTable(),
       );
@@ -182,10 +185,7 @@ export async function openStore(original: string): Promise<OpenedStore> {
       return probe({
         store,
         description,
-        close: async () => {
-          await store.close?.();
-          client.destroy();
-        },
+        close: closeStoreThenClient(store, () => client.destroy()),
       });
     }
     case 'redis-cluster': {
@@ -216,10 +216,7 @@ export async function openStore(original: string): Promise<OpenedStore> {
       return probe({
         store,
         description,
-        close: async () => {
-          await store.close?.();
-          cluster.destroy();
-        },
+        close: closeStoreThenClient(store, () => cluster.destroy()),
       });
     }
     case 'memcached': {
@@ -237,10 +234,7 @@ export async function openStore(original: string): Promise<OpenedStore> {
       return probe({
         store,
         description: `Memcached at ${server}`,
-        close: async () => {
-          await store.close?.();
-          client.close();
-        },
+        close: closeStoreThenClient(store, () => client.close()),
       });
     }
     default:
