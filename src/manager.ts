@@ -507,22 +507,57 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   async commit(session: Session<Data>): Promise<ResponseHeaders> {
     const state = stateOf(session);
     if (!state.ended) await this.#persist(state);
-    const setCookie: string[] = [];
+    let cookie: string | undefined;
     if (state.issueCookie && !state.ended && state.id !== null) {
       const { signer } = this.#resolved ?? (await this.#ready);
       const maxAge = this.cookie.persistent
         ? Math.max(0, Math.ceil((state.createdAt + state.absolute - this.#clock()) / 1000))
         : undefined;
-      setCookie.push(
-        serializeCookie(
-          this.cookie,
-          state.cookieName,
-          await signer.sign(state.id),
-          state.https,
-          maxAge,
-        ),
+      cookie = serializeCookie(
+        this.cookie,
+        state.cookieName,
+        await signer.sign(state.id),
+        state.https,
+        maxAge,
       );
-    } else if (state.clearCookie) {
+    }
+    return this.#responseHeaders(state, cookie);
+  }
+
+  /**
+   * The synchronous form of {@link SessionManager.commit} for a session that needs neither the
+   * store nor a new cookie (a request that only read it, with no touch due): answers its
+   * headers at once. Answers `undefined` when there is work to do; call `commit` then.
+   */
+  commitNow(session: Session<Data>): ResponseHeaders | undefined {
+    const state = stateOf(session);
+    if (this.#needsWork(state)) return undefined;
+    if (!state.ended && !state.persisted) state.changed.clear();
+    state.forceTouch = false;
+    return this.#responseHeaders(state, undefined);
+  }
+
+  /** Whether saving the session needs a store call or a newly signed cookie. */
+  #needsWork(state: SessionState): boolean {
+    if (state.ended) return false;
+    this.#collectInPlaceChanges(state);
+    if (state.issueCookie && state.id !== null) return true;
+    if (!state.persisted) return state.userId !== null || Object.keys(state.data).length > 0;
+    if (state.changed.size > 0 || state.userChanged || state.timeoutsChanged) return true;
+    return this.#touchDue(state, this.#clock());
+  }
+
+  #touchDue(state: SessionState, now: number): boolean {
+    const target = this.#expiryOf(state, now);
+    return state.forceTouch
+      ? target > state.expiresAt
+      : target - state.expiresAt >= this.#touchInterval;
+  }
+
+  #responseHeaders(state: SessionState, cookie: string | undefined): ResponseHeaders {
+    const setCookie: string[] = [];
+    if (cookie !== undefined) setCookie.push(cookie);
+    else if (state.clearCookie) {
       setCookie.push(serializeClearingCookie(this.cookie, state.cookieName, state.https));
     }
     state.issueCookie = false;
@@ -595,10 +630,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       await this.#save(state);
       return;
     }
-    const target = this.#expiryOf(state, now);
-    if (
-      state.forceTouch ? target > state.expiresAt : target - state.expiresAt >= this.#touchInterval
-    ) {
+    if (this.#touchDue(state, now)) {
+      const target = this.#expiryOf(state, now);
       const found = await this.#call('touch', () => this.store.touch(state.key!, target));
       if (found) state.expiresAt = target;
       else this.#markEnded(state);

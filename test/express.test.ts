@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { ServerResponse, type Server } from 'node:http';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SessionManager } from '../src/index.js';
@@ -237,6 +237,47 @@ describe('Express middleware over real HTTP', () => {
     const cookie = cookieOf(login);
     expect((await request('/me', { cookie })).status).toBe(200);
     expect((await request('/stream', { method: 'POST' })).headers.getSetCookie()).toHaveLength(1);
+  });
+
+  it("gates through the application's own response prototype, never node's", async () => {
+    const nodeMethods = ['writeHead', 'write', 'end', 'flushHeaders'] as const;
+    const before = nodeMethods.map((name) => ServerResponse.prototype[name]);
+    const store = new MemoryStore({ sweepInterval: 0 });
+    const manager = new SessionManager({ store, secrets: [SECRET] });
+    const ownMethods: string[][] = [];
+    const build = () => {
+      const app = express();
+      app.get('/plain', (_req, res) => void res.send('no session here'));
+      app.use(session(manager));
+      app.get('/count', (req, res) => {
+        ownMethods.push(nodeMethods.filter((name) => Object.hasOwn(res, name)));
+        const count = ((req.session.get('count') as number | undefined) ?? 0) + 1;
+        req.session.set('count', count);
+        res.type('text').send(String(count));
+      });
+      app.get('/peek', (req, res) => void res.type('text').send(String(req.session.get('count'))));
+      return app;
+    };
+    const servers = [build().listen(0, '127.0.0.1'), build().listen(0, '127.0.0.1')];
+    try {
+      await Promise.all(servers.map((s) => new Promise((resolve) => s.once('listening', resolve))));
+      const [one, two] = servers.map(
+        (s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`,
+      );
+      const first = await fetch(`${one}/count`);
+      const cookie = cookieOf(first);
+      expect(await first.text()).toBe('1');
+      expect(await (await fetch(`${two}/count`, { headers: { cookie } })).text()).toBe('2');
+      const peek = await fetch(`${one}/peek`, { headers: { cookie } });
+      expect(await peek.text()).toBe('2');
+      expect(peek.headers.getSetCookie()).toEqual([]);
+      const plain = await fetch(`${one}/plain`, { headers: { cookie } });
+      expect(await plain.text()).toBe('no session here');
+      expect(ownMethods).toEqual([[], []]);
+      expect(nodeMethods.map((name) => ServerResponse.prototype[name])).toEqual(before);
+    } finally {
+      await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    }
   });
 
   it('answers 503 when the store does not answer in time', async () => {

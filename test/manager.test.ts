@@ -204,6 +204,58 @@ describe('laziness and round trips', () => {
     expect(store.calls).toEqual({ get: 1 });
   });
 
+  it('commitNow answers a session that needs no store call at once, and nothing else', async () => {
+    const { manager, store, clock } = setup();
+    const { cookie } = await login(manager, { user: 'alice', prefs: { theme: 'dark' } });
+    store.reset();
+
+    const reader = await manager.load({ cookie });
+    expect(reader.get('user')).toBe('alice');
+    expect(manager.commitNow(reader)).toEqual({ setCookie: [], cacheControl: undefined });
+    expect(store.calls).toEqual({ get: 1 });
+
+    const writer = await manager.load({ cookie });
+    writer.set('count', 1);
+    expect(manager.commitNow(writer)).toBeUndefined();
+    await manager.commit(writer);
+    expect(store.count('update')).toBe(1);
+
+    const mutator = await manager.load({ cookie });
+    (mutator.get('prefs') as { theme: string }).theme = 'light';
+    expect(manager.commitNow(mutator)).toBeUndefined();
+    await manager.commit(mutator);
+    expect((await manager.load({ cookie })).get('prefs')).toEqual({ theme: 'light' });
+
+    clock.advance(2 * MINUTE);
+    const due = await manager.load({ cookie });
+    expect(manager.commitNow(due)).toBeUndefined();
+    store.reset();
+    await manager.commit(due);
+    expect(store.calls).toEqual({ touch: 1 });
+
+    const anonymous = await manager.load({});
+    expect(manager.commitNow(anonymous)).toEqual({ setCookie: [], cacheControl: undefined });
+    const fresh = await manager.load({});
+    fresh.set('cart', 1);
+    expect(manager.commitNow(fresh)).toBeUndefined();
+
+    const leaving = await manager.load({ cookie });
+    await leaving.destroy();
+    const cleared = manager.commitNow(leaving);
+    expect(cleared?.setCookie).toHaveLength(1);
+    expect(cleared?.setCookie[0]).toMatch(/^sid=; .*Expires=Thu, 01 Jan 1970/);
+  });
+
+  it('commitNow gives a signed-in read-only session Cache-Control: no-store', async () => {
+    const { manager } = setup();
+    const first = await manager.load({});
+    await first.login('alice');
+    const { setCookie } = await manager.commit(first);
+    const session = await manager.load({ cookie: cookiePair(setCookie) });
+    expect(session.userId).toBe('alice');
+    expect(manager.commitNow(session)).toEqual({ setCookie: [], cacheControl: 'no-store' });
+  });
+
   it('costs a read+write request one read and one conditional write', async () => {
     const { manager, store } = setup();
     const { cookie } = await login(manager);

@@ -41,6 +41,17 @@ export interface ExpressSessionOptions {
 }
 
 /**
+ * The response prototype that Express gives every response of one application (`app.response`,
+ * which carries its own `app`), or undefined for a response that did not come through Express.
+ */
+function applicationPrototypeOf(res: Response): object | undefined {
+  const prototype: unknown = Object.getPrototypeOf(res);
+  return typeof prototype === 'object' && prototype !== null && Object.hasOwn(prototype, 'app')
+    ? prototype
+    : undefined;
+}
+
+/**
  * The session middleware. Mount it before the routes that use `req.session`.
  *
  * The session is saved, and its cookie set, before the response's headers go out, whether the
@@ -73,7 +84,14 @@ export function session<Data extends object = DefaultSessionData>(
       next();
       return;
     }
-    attachSession(manager, req, res, (error) => onError(error, req, res, next), req.ip).then(
+    attachSession(
+      manager,
+      req,
+      res,
+      (error) => onError(error, req, res, next),
+      req.ip,
+      applicationPrototypeOf(res),
+    ).then(
       (loaded) => {
         req.session = loaded as unknown as Session<DefaultSessionData>;
         req.sessionManager = manager as unknown as SessionManager<DefaultSessionData>;
