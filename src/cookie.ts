@@ -156,6 +156,40 @@ export function readCookieValues(
   return values;
 }
 
+/** What a session cookie's value is made of: base64url and the signature's dot. */
+const PLAIN_VALUE = /^[A-Za-z0-9_.-]*$/;
+
+/**
+ * The attributes after `name=value` (Path, Domain, SameSite, Secure, HttpOnly, Partitioned),
+ * formatted once per options, name and scheme by the `cookie` library and then reused.
+ */
+const attributeCache = new WeakMap<ResolvedCookieOptions, Map<string, string>>();
+
+/** The attributes as the `cookie` library takes them. */
+function libraryOptions(options: ResolvedCookieOptions, secure: boolean) {
+  return {
+    path: options.path,
+    domain: options.domain,
+    sameSite: options.sameSite,
+    secure,
+    httpOnly: options.httpOnly,
+    partitioned: options.partitioned,
+  };
+}
+
+function attributesOf(options: ResolvedCookieOptions, name: string, secure: boolean): string {
+  let byName = attributeCache.get(options);
+  if (byName === undefined) attributeCache.set(options, (byName = new Map()));
+  const cacheKey = `${secure ? 's' : 'p'}${name}`;
+  let attributes = byName.get(cacheKey);
+  if (attributes === undefined) {
+    const formatted = serialize(name, '', libraryOptions(options, secure));
+    attributes = formatted.slice(name.length + 1);
+    byName.set(cacheKey, attributes);
+  }
+  return attributes;
+}
+
 /** A Set-Cookie value that stores `value`, with Max-Age in seconds when given. */
 export function serializeCookie(
   options: ResolvedCookieOptions,
@@ -164,15 +198,15 @@ export function serializeCookie(
   httpsRequest: boolean,
   maxAgeSeconds: number | undefined,
 ): string {
-  return serialize(name, value, {
-    path: options.path,
-    domain: options.domain,
-    sameSite: options.sameSite,
-    secure: isSecureCookie(options, httpsRequest),
-    httpOnly: options.httpOnly,
-    partitioned: options.partitioned,
-    maxAge: maxAgeSeconds,
-  });
+  const secure = isSecureCookie(options, httpsRequest);
+  if (
+    !PLAIN_VALUE.test(value) ||
+    (maxAgeSeconds !== undefined && !Number.isInteger(maxAgeSeconds))
+  ) {
+    return serialize(name, value, { ...libraryOptions(options, secure), maxAge: maxAgeSeconds });
+  }
+  const maxAge = maxAgeSeconds === undefined ? '' : `; Max-Age=${maxAgeSeconds}`;
+  return `${name}=${value}${maxAge}${attributesOf(options, name, secure)}`;
 }
 
 /** A Set-Cookie value that removes the cookie: same Name, Path and Domain, expired. */
@@ -182,12 +216,7 @@ export function serializeClearingCookie(
   httpsRequest: boolean,
 ): string {
   return serialize(name, '', {
-    path: options.path,
-    domain: options.domain,
-    sameSite: options.sameSite,
-    secure: isSecureCookie(options, httpsRequest),
-    httpOnly: options.httpOnly,
-    partitioned: options.partitioned,
+    ...libraryOptions(options, isSecureCookie(options, httpsRequest)),
     expires: new Date(0),
     maxAge: 0,
   });

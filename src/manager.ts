@@ -23,7 +23,7 @@ import type {
   SessionHost,
   SessionState,
 } from './session.js';
-import { Session, stateOf } from './session.js';
+import { Session, stateOf, writeData } from './session.js';
 import type { SessionRecord, SessionStore, StoredRecord } from './store.js';
 import { CookieSigner, generateSessionId, storeKeyFor } from './token.js';
 
@@ -99,7 +99,11 @@ export interface RequestInfo {
   forwardedProto?: string | null | undefined;
   /** The User-Agent header, kept with new sessions for the session list. */
   userAgent?: string | null | undefined;
-  /** The client address, kept with new sessions for the session list. */
+  /**
+   * The client address, kept with new sessions for the session list. Read only when a session
+   * is created or regenerated, so an adapter may give a getter for an address that is costly to
+   * work out.
+   */
   ip?: string | null | undefined;
 }
 
@@ -175,11 +179,7 @@ function positive(
 }
 
 function emptyData(): Record<string, unknown> {
-  return Object.create(null) as Record<string, unknown>;
-}
-
-function copyData(data: Record<string, unknown>): Record<string, unknown> {
-  return Object.assign(emptyData(), data);
+  return {};
 }
 
 function truncate(value: string | null | undefined, length: number): string | undefined {
@@ -275,6 +275,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       persist: (state) => this.#persist(state),
       reload: (state) => this.#reload(state),
       now: () => this.#clock(),
+      owner: this,
     };
   }
 
@@ -389,8 +390,6 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     info: RequestInfo,
   ): SessionState {
     const now = this.#clock();
-    const userAgent = truncate(info.userAgent, 256);
-    const ip = truncate(info.ip, 64);
     return {
       id: null,
       key: null,
@@ -403,9 +402,9 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       absolute: this.#absolute,
       authenticatedAt: undefined,
       userId: null,
-      userAgent,
-      ip,
-      request: { userAgent, ip },
+      userAgent: undefined,
+      ip: undefined,
+      request: info,
       data: emptyData(),
       changed: new Set(),
       watched: new Map(),
@@ -421,6 +420,12 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     };
   }
 
+  /** Gives a new session the user agent and address of the request that makes it. */
+  #recordRequest(state: SessionState): void {
+    state.userAgent = truncate(state.request.userAgent, 256);
+    state.ip = truncate(state.request.ip, 64);
+  }
+
   #adopt(state: SessionState, record: StoredRecord, envelope: Envelope): void {
     state.version = record.version;
     state.expiresAt = record.expiresAt;
@@ -432,7 +437,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     state.authenticatedAt = envelope.a;
     state.userAgent = envelope.ua;
     state.ip = envelope.ip;
-    state.data = copyData(envelope.d);
+    // A fresh parse that only this request holds: no copy needed.
+    state.data = envelope.d;
   }
 
   /**
@@ -496,6 +502,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       return new Session<Data>(this.#host, state);
     }
     if (reason !== undefined && reason !== 'expired') this.#emit('rejected', { reason });
+    this.#recordRequest(state);
     return new Session<Data>(this.#host, state);
   }
 
@@ -709,9 +716,9 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   #rebase(state: SessionState, record: StoredRecord, envelope: Envelope): void {
-    const data = copyData(envelope.d);
+    const data = envelope.d;
     for (const key of state.changed) {
-      if (Object.prototype.hasOwnProperty.call(state.data, key)) data[key] = state.data[key];
+      if (Object.hasOwn(state.data, key)) writeData(data, key, state.data[key]);
       else delete data[key];
     }
     state.data = data;
@@ -732,11 +739,11 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     const keep = options.keep ?? false;
     this.#collectInPlaceChanges(state);
     if (state.persisted) await this.#call('delete', () => this.store.delete(state.key!));
-    const data = emptyData();
-    if (keep === true) Object.assign(data, state.data);
-    else if (Array.isArray(keep)) {
+    // Spreading defines properties, so a key named __proto__ stays a key.
+    const data = keep === true ? { ...state.data } : emptyData();
+    if (Array.isArray(keep)) {
       for (const key of keep)
-        if (Object.prototype.hasOwnProperty.call(state.data, key)) data[key] = state.data[key];
+        if (Object.hasOwn(state.data, key)) writeData(data, key, state.data[key]);
     }
     const wasStored = state.persisted || state.hadCookie;
     state.id = null;
@@ -744,8 +751,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     state.persisted = false;
     state.version = 0;
     state.createdAt = this.#clock();
-    state.userAgent = state.request.userAgent;
-    state.ip = state.request.ip;
+    this.#recordRequest(state);
     state.data = data;
     state.changed = new Set(Object.keys(data));
     state.watched.clear();

@@ -280,6 +280,41 @@ describe('Express middleware over real HTTP', () => {
     }
   });
 
+  it('gives req.sessionManager in the app and in mounted sub-apps, and records req.ip', async () => {
+    const store = new MemoryStore({ sweepInterval: 0 });
+    const manager = new SessionManager({ store, secrets: [SECRET] });
+    const app = express();
+    app.set('trust proxy', true);
+    app.use(session(manager));
+    const seen: unknown[] = [];
+    app.get('/login', async (req, res) => {
+      seen.push(req.sessionManager);
+      await req.session.login('erin');
+      res.send('ok');
+    });
+    const admin = express();
+    admin.get('/who', (req, res) => {
+      seen.push(req.sessionManager);
+      res.send(String(req.session.userId));
+    });
+    app.use('/admin', admin);
+    const server = app.listen(0, '127.0.0.1');
+    try {
+      await new Promise((resolve) => server.once('listening', resolve));
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const login = await fetch(`${base}/login`, {
+        headers: { 'x-forwarded-for': '198.51.100.7' },
+      });
+      const cookie = cookieOf(login);
+      expect(await (await fetch(`${base}/admin/who`, { headers: { cookie } })).text()).toBe('erin');
+      expect(seen).toEqual([manager, manager]);
+      const [listed] = await manager.listUserSessions('erin');
+      expect(listed?.ip).toBe('198.51.100.7');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('answers 503 when the store does not answer in time', async () => {
     const { request, store } = await start({ storeTimeout: 50 });
     const cookie = cookieOf(await request('/login/alice', { method: 'POST' }));

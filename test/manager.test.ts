@@ -780,6 +780,36 @@ describe('data', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  it('reads inherited names as absent and keeps a __proto__ key through regenerate and rebase', async () => {
+    const { manager } = setup();
+    const session = await manager.load({});
+    for (const key of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      expect(session.get(key)).toBeUndefined();
+      expect(session.has(key)).toBe(false);
+    }
+    session.set('__proto__', { a: 1 });
+    session.set('plain', 1);
+    expect(session.keys().sort()).toEqual(['__proto__', 'plain']);
+    expect(Object.getPrototypeOf(session.toJSON())).toBe(Object.prototype);
+    await session.regenerate({ keep: ['__proto__'] });
+    expect(session.keys()).toEqual(['__proto__']);
+    await session.regenerate({ keep: true });
+    expect(session.get('__proto__')).toEqual({ a: 1 });
+    const cookie = cookiePair((await manager.commit(session)).setCookie);
+
+    const first = await manager.load({ cookie });
+    const second = await manager.load({ cookie });
+    first.set('x', 1);
+    await manager.commit(first);
+    second.set('__proto__', { a: 2 });
+    await manager.commit(second);
+    const merged = await manager.load({ cookie });
+    expect(merged.keys().sort()).toEqual(['__proto__', 'x']);
+    expect(merged.get('__proto__')).toEqual({ a: 2 });
+    expect(merged.get('x')).toBe(1);
+    expect(({} as Record<string, unknown>).a).toBeUndefined();
+  });
+
   it('refuses values that are not JSON and sessions over maxDataBytes', async () => {
     const { manager } = setup({ maxDataBytes: 1024 });
     const a = await manager.load({});

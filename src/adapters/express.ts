@@ -6,6 +6,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { SessionManager } from '../manager.js';
 import type { DefaultSessionData, Session } from '../session.js';
+import { ownerOf } from '../session.js';
 import { attachSession, sendSessionError } from './node.js';
 
 declare global {
@@ -43,6 +44,9 @@ export interface ExpressSessionOptions {
 /**
  * The response prototype that Express gives every response of one application (`app.response`,
  * which carries its own `app`), or undefined for a response that did not come through Express.
+ * V8 turns an object given several new properties into a slower dictionary object; Express's
+ * requests and responses already carry many, so each property Tessera adds per request costs
+ * a few microseconds in all of Express's later work on that object.
  */
 function applicationPrototypeOf(res: Response): object | undefined {
   const prototype: unknown = Object.getPrototypeOf(res);
@@ -84,20 +88,59 @@ export function session<Data extends object = DefaultSessionData>(
       next();
       return;
     }
+    const derivesManager = deriveSessionManager(req);
     attachSession(
       manager,
       req,
       res,
       (error) => onError(error, req, res, next),
-      req.ip,
+      () => req.ip,
       applicationPrototypeOf(res),
     ).then(
       (loaded) => {
         req.session = loaded as unknown as Session<DefaultSessionData>;
-        req.sessionManager = manager as unknown as SessionManager<DefaultSessionData>;
+        if (!derivesManager) {
+          req.sessionManager = manager as unknown as SessionManager<DefaultSessionData>;
+        }
         next();
       },
       (error: unknown) => onError(error, req, res, next),
     );
   };
+}
+
+/** Express's own request prototype (shared by every application and sub-application) where seen. */
+const derivingPrototypes = new WeakSet<object>();
+
+/**
+ * Makes `req.sessionManager` a getter on Express's shared request prototype, answering the
+ * manager of `req.session`, so that each request gets one added property instead of two (see
+ * {@link applicationPrototypeOf} for why that matters). Answers false for a request that did
+ * not come through Express, which then gets both as its own properties.
+ */
+function deriveSessionManager(req: Request): boolean {
+  const application: unknown = Object.getPrototypeOf(req);
+  if (typeof application !== 'object' || application === null || !Object.hasOwn(application, 'app'))
+    return false;
+  const shared: unknown = Object.getPrototypeOf(application);
+  if (typeof shared !== 'object' || shared === null) return false;
+  if (derivingPrototypes.has(shared)) return true;
+  if (Object.hasOwn(shared, 'sessionManager')) return false;
+  Object.defineProperty(shared, 'sessionManager', {
+    configurable: true,
+    enumerable: false,
+    get(this: Request) {
+      return ownerOf(this.session);
+    },
+    set(this: Request, value: unknown) {
+      Object.defineProperty(this, 'sessionManager', {
+        configurable: true,
+        enumerable: true,
+        writable: true,
+        value,
+      });
+    },
+  });
+  derivingPrototypes.add(shared);
+  return true;
 }

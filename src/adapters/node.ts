@@ -42,16 +42,40 @@ export function sendSessionError(error: unknown, _req: IncomingMessage, res: Ser
   res.end(body);
 }
 
-/** The parts of a node:http request that matter to its session. */
-export function requestInfoOf(req: IncomingMessage, ip?: string): RequestInfo {
-  const forwarded = req.headers['x-forwarded-proto'];
-  return {
-    cookie: req.headers.cookie,
-    https: (req.socket as TLSSocket | undefined)?.encrypted === true,
-    forwardedProto: Array.isArray(forwarded) ? forwarded[0] : forwarded,
-    userAgent: req.headers['user-agent'],
-    ip: ip ?? req.socket?.remoteAddress,
-  };
+/** A request's session inputs; its address is worked out only when read. */
+class NodeRequestInfo implements RequestInfo {
+  readonly cookie: string | undefined;
+  readonly https: boolean;
+  readonly forwardedProto: string | undefined;
+  readonly userAgent: string | undefined;
+  readonly #req: IncomingMessage;
+  readonly #ip: string | (() => string | undefined) | undefined;
+
+  constructor(req: IncomingMessage, ip: string | (() => string | undefined) | undefined) {
+    const forwarded = req.headers['x-forwarded-proto'];
+    this.cookie = req.headers.cookie;
+    this.https = (req.socket as TLSSocket | undefined)?.encrypted === true;
+    this.forwardedProto = Array.isArray(forwarded) ? forwarded[0] : forwarded;
+    this.userAgent = req.headers['user-agent'];
+    this.#req = req;
+    this.#ip = ip;
+  }
+
+  get ip(): string | undefined {
+    const ip = this.#ip;
+    return typeof ip === 'function' ? ip() : (ip ?? this.#req.socket?.remoteAddress);
+  }
+}
+
+/**
+ * The parts of a node:http request that matter to its session. `ip` is the client address (the
+ * socket's when not given); a function is called only if a session is created or regenerated.
+ */
+export function requestInfoOf(
+  req: IncomingMessage,
+  ip?: string | (() => string | undefined),
+): RequestInfo {
+  return new NodeRequestInfo(req, ip);
 }
 
 /** Adds the session's headers to a response that has not sent its headers yet. */
@@ -259,7 +283,7 @@ export async function attachSession<Data extends object = DefaultSessionData>(
   req: IncomingMessage,
   res: ServerResponse,
   onError: NodeErrorHandler = sendSessionError,
-  ip?: string,
+  ip?: string | (() => string | undefined),
   sharedPrototype?: object,
 ): Promise<Session<Data>> {
   const session = await manager.load(requestInfoOf(req, ip));
