@@ -36,8 +36,24 @@ const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 const lookup = new Int16Array(128).fill(-1);
 for (let i = 0; i < alphabet.length; i++) lookup[alphabet.charCodeAt(i)] = i;
 
+/** Node's Buffer, where the runtime has one: its native base64url is several times faster. */
+const NodeBuffer = (
+  globalThis as {
+    Buffer?: {
+      from(
+        data: ArrayBufferLike,
+        offset: number,
+        length: number,
+      ): { toString(encoding: string): string };
+    };
+  }
+).Buffer;
+
 /** Encodes bytes as unpadded base64url. */
 export function toBase64Url(bytes: Uint8Array): string {
+  if (NodeBuffer !== undefined) {
+    return NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+  }
   let out = '';
   let i = 0;
   for (; i + 2 < bytes.length; i += 3) {
