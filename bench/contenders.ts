@@ -13,7 +13,13 @@ export type Framework = 'express' | 'fastify' | 'node';
 export type StoreKind = 'none' | 'memory' | 'sqlite' | 'postgres' | 'mysql' | 'redis' | 'memcached';
 
 /** Which session library a contender runs. */
-export type Library = 'bare' | 'tessera' | 'express-session' | 'fastify-session';
+export type Library = 'bare' | 'bare-work' | 'tessera' | 'express-session' | 'fastify-session';
+
+/**
+ * The fixed work, in microseconds of CPU on an idle machine, that a calibration contender's
+ * handlers do on every request (see `servers/work.ts`).
+ */
+export const CALIBRATION_WORK_MICROS = 10;
 
 /** One server configuration that is measured. */
 export interface Contender {
@@ -21,7 +27,11 @@ export interface Contender {
   id: string;
   /** The row title. */
   label: string;
-  kind: 'ceiling' | 'tessera' | 'peer';
+  /**
+   * `ceiling`: a bare framework; `calibration`: the bare framework doing a known amount of work
+   * per request, which shows what that much work costs in the same run.
+   */
+  kind: 'ceiling' | 'calibration' | 'tessera' | 'peer';
   library: Library;
   framework: Framework;
   store: StoreKind;
@@ -149,11 +159,26 @@ function ceiling(framework: Framework): Contender {
   };
 }
 
-/** Every contender the harness knows, in report order: ceilings, then by store. */
+function calibration(framework: Framework): Contender {
+  return {
+    id: `work-${framework}`,
+    label: `bare ${FRAMEWORK_LABEL[framework]} + ${CALIBRATION_WORK_MICROS} µs of work`,
+    kind: 'calibration',
+    library: 'bare-work',
+    framework,
+    store: 'none',
+    packages: [],
+  };
+}
+
+/** Every contender the harness knows, in report order: ceilings, calibrations, then by store. */
 export const CONTENDERS: readonly Contender[] = [
   ceiling('express'),
   ceiling('fastify'),
   ceiling('node'),
+  calibration('express'),
+  calibration('fastify'),
+  calibration('node'),
   ...TESSERA_STORES.flatMap((store) => [
     tessera('express', store),
     tessera('fastify', store),
@@ -168,6 +193,11 @@ export function contenderById(id: string): Contender {
   if (found === undefined)
     throw new Error(`unknown contender "${id}"; known: ${CONTENDERS.map((c) => c.id).join(', ')}`);
   return found;
+}
+
+/** Whether a contender keeps sessions (every one but the bare and calibration rows). */
+export function hasSessions(contender: Contender): boolean {
+  return contender.store !== 'none';
 }
 
 /** The id of the bare framework a contender is compared with. */

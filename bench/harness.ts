@@ -12,7 +12,13 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { CONTENDERS, matchesFilter, type Contender, type StoreKind } from './contenders.js';
+import {
+  CONTENDERS,
+  hasSessions,
+  matchesFilter,
+  type Contender,
+  type StoreKind,
+} from './contenders.js';
 import { buildDirFor, compileTessera, removeBuild } from './build.js';
 import { measureMemoryInChild, ServerProcess } from './children.js';
 import { resolveOptions, ROOT, type BenchOptions } from './options.js';
@@ -247,7 +253,7 @@ async function verify(
     if (response.status !== 200) throw new Error(`${path} answered ${response.status}`);
     return { body, cookie: cookiePairOf(response) };
   };
-  const hasSession = contender.library !== 'bare';
+  const hasSession = hasSessions(contender);
   switch (scenario) {
     case 'read': {
       const { body } = await get('/read', true);
@@ -337,8 +343,9 @@ function summarize(row: Row): void {
   const cpu = row.runs.map((run) => run.cpuMicros / Math.max(1, run.requests));
   row.cpuPerRequest = median(cpu);
   row.cpuRange = [Math.min(...cpu), Math.max(...cpu)];
-  row.storeCallsPerRequest =
-    row.contender.library === 'bare' ? null : perRequest(row.runs, (run) => run.storeCalls);
+  row.storeCallsPerRequest = !hasSessions(row.contender)
+    ? null
+    : perRequest(row.runs, (run) => run.storeCalls);
   row.roundTripsPerRequest = perRequest(row.runs, (run) => run.roundTrips);
   row.redisCommandsPerRequest = perRequest(row.runs, (run) => run.redisCommands);
   row.failures = row.runs.reduce((sum, run) => sum + run.non2xx + run.errors, 0);
@@ -430,7 +437,7 @@ async function measureAll(
       const row = emptyRow(contender, scenario);
       rows.push(row);
       try {
-        const needsLogin = contender.library !== 'bare' && scenario !== 'new';
+        const needsLogin = hasSessions(contender) && scenario !== 'new';
         const cookies = needsLogin ? await logIn(server.port, options.connections) : [];
         await verify(server.port, scenario, contender, cookies[0]);
         if (options.warmup > 0) {

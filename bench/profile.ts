@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { contenderById } from './contenders.js';
+import { contenderById, hasSessions } from './contenders.js';
 import { buildDirFor, compileTessera, removeBuild } from './build.js';
 import { ServerProcess } from './children.js';
 import { cannon, logIn } from './harness.js';
@@ -183,7 +183,7 @@ async function profileOne(
     );
     try {
       const cookies =
-        contender.library !== 'bare' && scenario !== 'new'
+        hasSessions(contender) && scenario !== 'new'
           ? await logIn(server.port, options.connections)
           : [];
       await cannon(server.port, scenario, options, 2, cookies);

@@ -16,7 +16,8 @@ import Fastify, { type FastifyInstance, type FastifyPluginCallback } from 'fasti
 import type { SessionManager } from '../../src/manager.js';
 import type { Session } from '../../src/session.js';
 import type { SessionStore } from '../../src/store.js';
-import type { Contender } from '../contenders.js';
+import { CALIBRATION_WORK_MICROS, type Contender } from '../contenders.js';
+import { calibratedWork } from './work.js';
 import { ExpressSession, type ExpressSessionData, loadCore, loadSource } from './modules.js';
 
 const require = createRequire(import.meta.url);
@@ -38,6 +39,13 @@ export interface AppInput {
   secret: string;
   tesseraStore?: SessionStore;
   peerStore?: object;
+}
+
+/** The calibration contenders' fixed work per request; nothing for the others. */
+function workFor(contender: Contender): () => void {
+  return contender.library === 'bare-work'
+    ? calibratedWork(CALIBRATION_WORK_MICROS)
+    : () => undefined;
 }
 
 function userOf(query: string | null | undefined): string {
@@ -69,12 +77,22 @@ async function tesseraManager(input: AppInput): Promise<SessionManager> {
 async function expressApp(input: AppInput): Promise<RunningApp> {
   const app = express();
   const { library } = input.contender;
-  if (library === 'bare') {
+  if (library === 'bare' || library === 'bare-work') {
+    const work = workFor(input.contender);
     let n = 0;
     app.get('/login', (_req, res) => void res.json({ ok: true }));
-    app.get('/read', (_req, res) => void res.json({ user: 'user-0', theme: SESSION_KEYS.theme }));
-    app.get('/write', (_req, res) => void res.json({ n: ++n }));
-    app.get('/new', (_req, res) => void res.json({ n: 1 }));
+    app.get('/read', (_req, res) => {
+      work();
+      res.json({ user: 'user-0', theme: SESSION_KEYS.theme });
+    });
+    app.get('/write', (_req, res) => {
+      work();
+      res.json({ n: ++n });
+    });
+    app.get('/new', (_req, res) => {
+      work();
+      res.json({ n: 1 });
+    });
   } else if (library === 'tessera') {
     const { expressSession } = await loadCore();
     app.use(expressSession(await tesseraManager(input)));
@@ -151,12 +169,22 @@ interface FastifySessionObject {
 async function fastifyApp(input: AppInput): Promise<RunningApp> {
   const app: FastifyInstance = Fastify({ logger: false });
   const { library } = input.contender;
-  if (library === 'bare') {
+  if (library === 'bare' || library === 'bare-work') {
+    const work = workFor(input.contender);
     let n = 0;
     app.get('/login', async () => ({ ok: true }));
-    app.get('/read', async () => ({ user: 'user-0', theme: SESSION_KEYS.theme }));
-    app.get('/write', async () => ({ n: ++n }));
-    app.get('/new', async () => ({ n: 1 }));
+    app.get('/read', async () => {
+      work();
+      return { user: 'user-0', theme: SESSION_KEYS.theme };
+    });
+    app.get('/write', async () => {
+      work();
+      return { n: ++n };
+    });
+    app.get('/new', async () => {
+      work();
+      return { n: 1 };
+    });
   } else if (library === 'tessera') {
     const { fastifySession } = (await loadSource('adapters/fastify.js')) as {
       fastifySession: FastifyPluginCallback<{ manager: SessionManager }>;
@@ -255,17 +283,21 @@ function splitUrl(req: IncomingMessage): { path: string; u: string | null } {
 async function nodeApp(input: AppInput): Promise<RunningApp> {
   const { library } = input.contender;
   let server: Server;
-  if (library === 'bare') {
+  if (library === 'bare' || library === 'bare-work') {
+    const work = workFor(input.contender);
     let n = 0;
     server = createServer((req, res) => {
       switch (splitUrl(req).path) {
         case '/login':
           return sendJson(res, { ok: true });
         case '/read':
+          work();
           return sendJson(res, { user: 'user-0', theme: SESSION_KEYS.theme });
         case '/write':
+          work();
           return sendJson(res, { n: ++n });
         case '/new':
+          work();
           return sendJson(res, { n: 1 });
         default:
           return notFound(res);
