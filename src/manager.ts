@@ -534,11 +534,17 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   /**
    * The synchronous form of {@link SessionManager.commit} for a session that needs neither the
    * store nor a new cookie (a request that only read it, with no touch due): answers its
-   * headers at once. Answers `undefined` when there is work to do; call `commit` then.
+   * headers at once. Answers `undefined` when there is work to do (or data `commit` will refuse);
+   * call `commit` then. Never throws.
    */
   commitNow(session: Session<Data>): ResponseHeaders | undefined {
     const state = stateOf(session);
-    if (this.#needsWork(state)) return undefined;
+    try {
+      if (this.#needsWork(state)) return undefined;
+    } catch {
+      // Data that cannot be compared (not JSON): `commit` reports it.
+      return undefined;
+    }
     if (!state.ended && !state.persisted) state.changed.clear();
     state.forceTouch = false;
     return this.#responseHeaders(state, undefined);

@@ -246,6 +246,15 @@ describe('laziness and round trips', () => {
     expect(cleared?.setCookie[0]).toMatch(/^sid=; .*Expires=Thu, 01 Jan 1970/);
   });
 
+  it('commitNow leaves data it cannot compare to commit, which refuses it', async () => {
+    const { manager } = setup();
+    const { cookie } = await login(manager, { user: 'alice', box: { n: 1 } });
+    const session = await manager.load({ cookie });
+    (session.get('box') as { n: unknown }).n = 10n;
+    expect(manager.commitNow(session)).toBeUndefined();
+    await expect(manager.commit(session)).rejects.toThrow();
+  });
+
   it('commitNow gives a signed-in read-only session Cache-Control: no-store', async () => {
     const { manager } = setup();
     const first = await manager.load({});

@@ -26,6 +26,53 @@ describe('MemoryStore limits', () => {
     expect((await store.get(d))?.data).toBe('d');
   });
 
+  it('evicts in least-recently-used order through any mix of reads, writes and deletes', async () => {
+    const store = new MemoryStore({ maxSessions: 5, sweepInterval: 0 });
+    // The reference: an array ordered from least to most recently used.
+    const model: string[] = [];
+    const keys = Array.from({ length: 12 }, () => randomStoreKey());
+    let seed = 7;
+    const pick = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed;
+    };
+    const use = (key: string) => {
+      model.splice(model.indexOf(key), 1);
+      model.push(key);
+    };
+    for (let step = 0; step < 3_000; step++) {
+      const key = keys[pick() % keys.length]!;
+      const held = model.includes(key);
+      switch (pick() % 4) {
+        case 0:
+          expect(await store.create(key, record(key))).toBe(!held);
+          if (!held) {
+            if (model.length === 5) model.shift();
+            model.push(key);
+          }
+          break;
+        case 1:
+          expect((await store.get(key))?.data ?? null).toBe(held ? key : null);
+          if (held) use(key);
+          break;
+        case 2: {
+          const found = await store.get(key);
+          if (found !== null) {
+            use(key);
+            const result = await store.update(key, record(key), found.version);
+            expect(result.status).toBe('ok');
+          }
+          break;
+        }
+        default:
+          await store.delete(key);
+          if (held) model.splice(model.indexOf(key), 1);
+      }
+      expect(store.size).toBe(model.length);
+    }
+    for (const key of keys) expect((await store.get(key)) !== null).toBe(model.includes(key));
+  });
+
   it('stays bounded under a flood of creations', async () => {
     const store = new MemoryStore({ maxSessions: 1000, sweepInterval: 0 });
     for (let i = 0; i < 20_000; i++) await store.create(randomStoreKey(), record('x'));

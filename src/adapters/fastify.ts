@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
-import type { SessionManager } from '../manager.js';
+import type { ResponseHeaders, SessionManager } from '../manager.js';
 import type { DefaultSessionData, Session } from '../session.js';
 import { SessionError } from '../errors.js';
 import { discardBody } from './fetch.js';
@@ -77,6 +77,14 @@ function discardPayload(payload: unknown): void {
   }
 }
 
+/** Marks a request whose session was saved, so that an error reply does not save it again. */
+const SETTLED = Symbol('tessera.settled');
+
+function applyHeaders(reply: FastifyReply, headers: ResponseHeaders): void {
+  for (const value of headers.setCookie) reply.header('set-cookie', value);
+  if (headers.cacheControl !== undefined) reply.header('cache-control', headers.cacheControl);
+}
+
 function register(
   instance: FastifyInstance,
   options: FastifySessionOptions,
@@ -97,14 +105,14 @@ function register(
     return;
   }
   const onError = options.onError ?? sendFastifySessionError;
-  const committed = new WeakSet<FastifyRequest>();
 
   instance.decorateRequest('session', null as unknown as Session<DefaultSessionData>);
+  instance.decorateRequest(SETTLED, false);
 
   instance.addHook('onRequest', async (request, reply) => {
     try {
       request.session = (await manager.load(
-        requestInfoOf(request.raw, request.ip),
+        requestInfoOf(request.raw, () => request.ip),
       )) as Session<DefaultSessionData>;
     } catch (error) {
       clearHeaders(reply);
@@ -113,22 +121,38 @@ function register(
     }
   });
 
-  instance.addHook('onSend', async (request, reply, payload) => {
+  // A callback hook, so that a response whose session needs no store call goes on at once.
+  instance.addHook('onSend', (request, reply, payload, next) => {
     const loaded = request.session as Session<DefaultSessionData> | null;
+    const settled = request as unknown as Record<typeof SETTLED, boolean>;
     // An error handler's answer runs through onSend again: the session was settled already.
-    if (loaded === null || committed.has(request)) return payload;
-    committed.add(request);
-    let headers;
-    try {
-      headers = await manager.commit(loaded);
-    } catch (error) {
-      discardPayload(payload);
-      clearHeaders(reply);
-      return onError(error, request, reply);
+    if (loaded === null || settled[SETTLED]) {
+      next(null, payload);
+      return;
     }
-    for (const value of headers.setCookie) reply.header('set-cookie', value);
-    if (headers.cacheControl !== undefined) reply.header('cache-control', headers.cacheControl);
-    return payload;
+    settled[SETTLED] = true;
+    const now = manager.commitNow(loaded);
+    if (now !== undefined) {
+      applyHeaders(reply, now);
+      next(null, payload);
+      return;
+    }
+    manager.commit(loaded).then(
+      (headers) => {
+        applyHeaders(reply, headers);
+        next(null, payload);
+      },
+      (error: unknown) => {
+        discardPayload(payload);
+        clearHeaders(reply);
+        Promise.resolve()
+          .then(() => onError(error, request, reply))
+          .then(
+            (body) => next(null, body),
+            (thrown: unknown) => next(thrown as Error),
+          );
+      },
+    );
   });
 
   done();

@@ -125,7 +125,7 @@ class HeaderGate {
 
   hold(method: Method, args: unknown[], name: HeldMethod): unknown {
     if (!this.#started && this.#commitNow !== undefined) {
-      const headers = this.#commitNowOrLater();
+      const headers = this.#commitNow();
       if (headers !== undefined) {
         this.#openGate();
         if (!this.#res.headersSent) applyResponseHeaders(this.#res, headers);
@@ -135,15 +135,6 @@ class HeaderGate {
     this.#held.push([method, args]);
     if (!this.#started) this.#start();
     return heldAnswer(this.#res, name);
-  }
-
-  /** Headers at once when the session needs no store call; a failure here is left to `commit`. */
-  #commitNowOrLater(): ResponseHeaders | undefined {
-    try {
-      return this.#commitNow!();
-    } catch {
-      return undefined;
-    }
   }
 
   #start(): void {

@@ -55,6 +55,7 @@ export class MemoryStore implements SessionStore {
   /** A user's store keys: one key as a plain string (the usual case), several as a Set. */
   readonly #byUser = new Map<string, string | Set<string>>();
   readonly #maxSessions: number;
+  #evictionCursor: Iterator<string> | undefined;
   readonly #now: () => number;
   #timer: ReturnType<typeof setInterval> | undefined;
 
@@ -91,6 +92,21 @@ export class MemoryStore implements SessionStore {
       return undefined;
     }
     return entry;
+  }
+
+  /**
+   * The least recently used key. One iterator is kept from call to call: everything before it
+   * was evicted, so it never walks those slots again. A fresh `keys()` per eviction would step
+   * over every slot the evictions emptied (until V8 compacts the table), about 50 µs per new
+   * session at 100,000 sessions.
+   */
+  #oldestKey(): string | undefined {
+    let next = this.#evictionCursor?.next();
+    if (next === undefined || next.done === true) {
+      this.#evictionCursor = this.#entries.keys();
+      next = this.#evictionCursor.next();
+    }
+    return next.done === true ? undefined : next.value;
   }
 
   #remove(key: string, entry: Entry): void {
@@ -139,9 +155,9 @@ export class MemoryStore implements SessionStore {
   async create(key: string, record: SessionRecord): Promise<boolean> {
     if (this.#live(key) !== undefined) return false;
     while (this.#entries.size >= this.#maxSessions) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done === true) break;
-      this.#remove(oldest.value, this.#entries.get(oldest.value)!);
+      const oldest = this.#oldestKey();
+      if (oldest === undefined) break;
+      this.#remove(oldest, this.#entries.get(oldest)!);
     }
     // A literal (not a spread) keeps the entry a small fixed-shape object, and flattening the data
     // string drops the pieces JSON.stringify built it from: together they halve what a session
