@@ -166,6 +166,34 @@ interface FastifySessionObject {
   regenerate(): Promise<void>;
 }
 
+/** What the measured Fastify routes need of a session, whichever library made it. */
+interface RouteSession {
+  get(key: string): unknown;
+  set(key: string, value: unknown): void;
+}
+
+/** The measured routes (`/read`, `/write`, `/new`), the same for every Fastify session library. */
+function sessionRoutes<S extends RouteSession>(
+  app: FastifyInstance,
+  sessionOf: (request: unknown) => S,
+  userIdOf: (session: S) => unknown,
+): void {
+  app.get('/read', async (request) => {
+    const session = sessionOf(request);
+    return { user: userIdOf(session), theme: session.get('theme') };
+  });
+  app.get('/write', async (request) => {
+    const session = sessionOf(request);
+    const n = ((session.get('n') as number | undefined) ?? 0) + 1;
+    session.set('n', n);
+    return { n };
+  });
+  app.get('/new', async (request) => {
+    sessionOf(request).set('n', 1);
+    return { n: 1 };
+  });
+}
+
 async function fastifyApp(input: AppInput): Promise<RunningApp> {
   const app: FastifyInstance = Fastify({ logger: false });
   const { library } = input.contender;
@@ -197,20 +225,7 @@ async function fastifyApp(input: AppInput): Promise<RunningApp> {
       for (const [key, value] of Object.entries(SESSION_KEYS)) session.set(key, value);
       return { ok: true };
     });
-    app.get('/read', async (request) => {
-      const session = sessionOf(request);
-      return { user: session.userId, theme: session.get('theme') };
-    });
-    app.get('/write', async (request) => {
-      const session = sessionOf(request);
-      const n = ((session.get('n') as number | undefined) ?? 0) + 1;
-      session.set('n', n);
-      return { n };
-    });
-    app.get('/new', async (request) => {
-      sessionOf(request).set('n', 1);
-      return { n: 1 };
-    });
+    sessionRoutes(app, sessionOf, (session) => session.userId);
   } else if (library === 'fastify-session') {
     // Loaded without its types: they declare `request.session` as their own, which would clash
     // with Tessera's Fastify adapter in one compilation.
@@ -235,20 +250,7 @@ async function fastifyApp(input: AppInput): Promise<RunningApp> {
       for (const [key, value] of Object.entries(SESSION_KEYS)) session.set(key, value);
       return { ok: true };
     });
-    app.get('/read', async (request) => {
-      const session = sessionOf(request);
-      return { user: session.get('userId'), theme: session.get('theme') };
-    });
-    app.get('/write', async (request) => {
-      const session = sessionOf(request);
-      const n = ((session.get('n') as number | undefined) ?? 0) + 1;
-      session.set('n', n);
-      return { n };
-    });
-    app.get('/new', async (request) => {
-      sessionOf(request).set('n', 1);
-      return { n: 1 };
-    });
+    sessionRoutes(app, sessionOf, (session) => session.get('userId'));
   } else {
     throw new Error(`${input.contender.id}: no Fastify app for ${library}`);
   }

@@ -18,23 +18,12 @@ import type { StoreKind } from '../contenders.js';
 import type { ServerConfig } from '../protocol.js';
 import type { Counters } from './instrument.js';
 import { countMethods, countPrototype, ownerOf } from './instrument.js';
+import { closeStoreThenClient } from '../../examples/demo/store-url.js';
 import { ExpressSession, loadSource } from './modules.js';
 
 const require = createRequire(import.meta.url);
 
 /** A store built for one contender, and how to let go of its client. */
-
-/** Closes a store, then the client the application gave it. */
-function closeStoreThenClient(
-  store: { close?: () => Promise<void> },
-  closeClient: () => unknown,
-): () => Promise<void> {
-  return async () => {
-    await store.close?.();
-    await closeClient();
-  };
-}
-
 export interface BuiltStore<S> {
   store: S;
   close(): Promise<void>;

@@ -7,10 +7,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { SessionStore } from '../../src/index.js';
 
-/** An open store, with what closes it and its clients. */
-
-/** Closes a store, then the client the application gave it. */
-function closeStoreThenClient(
+/** Closes a store, then the client the application gave it (a store never closes its client). */
+export function closeStoreThenClient(
   store: { close?: () => Promise<void> },
   closeClient: () => unknown,
 ): () => Promise<void> {
@@ -20,6 +18,7 @@ function closeStoreThenClient(
   };
 }
 
+/** An open store, with what closes it and its clients. */
 export interface OpenedStore {
   store: SessionStore;
   description: string;

@@ -42,14 +42,14 @@ export interface ExpressSessionOptions {
 }
 
 /**
- * The response prototype that Express gives every response of one application (`app.response`,
- * which carries its own `app`), or undefined for a response that did not come through Express.
- * V8 turns an object given several new properties into a slower dictionary object; Express's
- * requests and responses already carry many, so each property Tessera adds per request costs
- * a few microseconds in all of Express's later work on that object.
+ * The prototype Express gives every request or response of one application (`app.request`,
+ * `app.response`: each carries its own `app`), or undefined for an object that did not come
+ * through Express. V8 turns an object given several new properties into a slower dictionary
+ * object; Express's requests and responses already carry many, so each property Tessera adds
+ * per request costs a few microseconds in all of Express's later work on that object.
  */
-function applicationPrototypeOf(res: Response): object | undefined {
-  const prototype: unknown = Object.getPrototypeOf(res);
+function applicationPrototypeOf(message: Request | Response): object | undefined {
+  const prototype: unknown = Object.getPrototypeOf(message);
   return typeof prototype === 'object' && prototype !== null && Object.hasOwn(prototype, 'app')
     ? prototype
     : undefined;
@@ -119,9 +119,8 @@ const derivingPrototypes = new WeakSet<object>();
  * not come through Express, which then gets both as its own properties.
  */
 function deriveSessionManager(req: Request): boolean {
-  const application: unknown = Object.getPrototypeOf(req);
-  if (typeof application !== 'object' || application === null || !Object.hasOwn(application, 'app'))
-    return false;
+  const application = applicationPrototypeOf(req);
+  if (application === undefined) return false;
   const shared: unknown = Object.getPrototypeOf(application);
   if (typeof shared !== 'object' || shared === null) return false;
   if (derivingPrototypes.has(shared)) return true;
