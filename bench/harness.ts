@@ -484,7 +484,15 @@ export const MEMORY_MODES: readonly {
   flood?: boolean;
   note?: string;
 }[] = [
-  { mode: 'tessera', label: 'Tessera MemoryStore (through the manager)' },
+  {
+    mode: 'tessera',
+    label: 'Tessera MemoryStore (through the manager), user bound with `setUser`',
+  },
+  {
+    mode: 'tessera-peer-payload',
+    label: 'Tessera MemoryStore, user ID as a data key (the same data as the peers)',
+    note: 'Bound with `setUser`, the user ID is also kept in the user index (for listing, "sign out everywhere" and the per-user cap), which none of the peers has.',
+  },
   {
     mode: 'tessera-request-meta',
     label: 'Tessera MemoryStore, sessions made by requests carrying a User-Agent and IP',

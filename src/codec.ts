@@ -2,8 +2,15 @@
  * How a session is written into the store's opaque `data` string: a JSON envelope of the
  * session's data and metadata, optionally sealed with AES-256-GCM under a key ring.
  *
- * Plain form: the JSON text. Sealed form: `e1.KEYID.IV.CIPHERTEXT` (base64url), the store key
- * bound in as additional data so that a blob cannot be moved to another record.
+ * Plain form: a JSON array, `[data, createdAt, lastWrite - createdAt, idle, deadline - createdAt,
+ * authenticatedAt - createdAt, userAgent, ip]`, times in milliseconds, absent trailing fields left
+ * out and absent inner ones `null`. Times after the first are offsets from it: they are short
+ * numbers, which keeps a small session's record about 40 % smaller than named fields with epoch
+ * times. Records written as a JSON object with those names (`d`, `c`, `w`, `i`, `x`, `a`, `ua`,
+ * `ip`, all times absolute) are read too.
+ *
+ * Sealed form: `e1.KEYID.IV.CIPHERTEXT` (base64url) of the plain form, the store key bound in as
+ * additional data so that a blob cannot be moved to another record.
  *
  * @packageDocumentation
  */
@@ -60,6 +67,55 @@ function keyBytes(key: string | Uint8Array, id: string): Uint8Array {
   return bytes;
 }
 
+function isOptional(value: unknown, type: 'number' | 'string'): boolean {
+  return value === undefined || value === null || typeof value === type;
+}
+
+/** The compact form of an envelope (see the module comment). */
+function toArray(envelope: Envelope): unknown[] {
+  const { c } = envelope;
+  const fields: unknown[] = [
+    envelope.d,
+    c,
+    envelope.w - c,
+    envelope.i,
+    envelope.x - c,
+    envelope.a === undefined ? null : envelope.a - c,
+    envelope.ua ?? null,
+    envelope.ip ?? null,
+  ];
+  let length = fields.length;
+  while (fields[length - 1] === null) length--;
+  fields.length = length;
+  return fields;
+}
+
+function fromArray(fields: unknown[]): Envelope | null {
+  const [d, c, w, i, x, a, ua, ip] = fields;
+  if (
+    fields.length < 5 ||
+    fields.length > 8 ||
+    typeof d !== 'object' ||
+    d === null ||
+    Array.isArray(d) ||
+    typeof c !== 'number' ||
+    typeof w !== 'number' ||
+    typeof i !== 'number' ||
+    typeof x !== 'number' ||
+    !isOptional(a, 'number') ||
+    !isOptional(ua, 'string') ||
+    !isOptional(ip, 'string')
+  ) {
+    return null;
+  }
+  const envelope: Envelope = { d: d as Record<string, unknown>, c, w: c + w, i, x: c + x };
+  if (typeof a === 'number') envelope.a = c + a;
+  if (typeof ua === 'string') envelope.ua = ua;
+  if (typeof ip === 'string') envelope.ip = ip;
+  return envelope;
+}
+
+/** The named form that earlier records use: every time absolute. */
 function isEnvelope(value: unknown): value is Envelope {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
@@ -111,7 +167,7 @@ export class Codec {
   async encode(envelope: Envelope, storeKey: string): Promise<string> {
     let json: string;
     try {
-      json = JSON.stringify(envelope);
+      json = JSON.stringify(toArray(envelope));
     } catch (cause) {
       throw new SessionError('INVALID_DATA', 'session data cannot be stored as JSON', { cause });
     }
@@ -145,6 +201,7 @@ export class Codec {
     }
     try {
       const parsed: unknown = JSON.parse(json);
+      if (Array.isArray(parsed)) return fromArray(parsed);
       return isEnvelope(parsed) ? parsed : null;
     } catch {
       return null;

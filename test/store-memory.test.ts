@@ -89,6 +89,63 @@ describe('MemoryStore limits', () => {
     expect(store.size).toBe(1);
   });
 
+  it('gives back every key, user ID, expiry and data exactly as stored', async () => {
+    const now = 1_000_000;
+    const store = new MemoryStore({ now: () => now, sweepInterval: 0 });
+    const digest = randomStoreKey();
+    const keys = [digest, `${digest.slice(0, 42)}=`, '\u0100'.repeat(32), 'k,1,2,', 'ключ 🔑', ''];
+    const users = [null, '', 'a,b', '1,x', 'ü🙂', 'u'.repeat(300)];
+    const expiries = [now + 1, now + 0.5, now + 2 ** 40, Number.MAX_SAFE_INTEGER, 2 ** 60, 1e300];
+    const written = keys.map((key, i) => ({
+      key,
+      data: i % 2 === 0 ? `[{"k":"v,${i}"},1]` : `,,${i},é`,
+      expiresAt: expiries[i % expiries.length]!,
+      userId: users[i % users.length]!,
+    }));
+    for (const { key, ...record } of written) expect(await store.create(key, record)).toBe(true);
+    expect(store.size).toBe(keys.length);
+    for (const { key, ...record } of written) {
+      expect(await store.get(key)).toEqual({ ...record, version: 1 });
+    }
+    for (const userId of users.filter((user): user is string => user !== null)) {
+      const listed = await store.listByUser(userId);
+      const expected = written.filter((record) => record.userId === userId);
+      expect(listed.map((record) => record.key).sort()).toEqual(
+        expected.map((record) => record.key).sort(),
+      );
+      for (const record of listed) expect(record.version).toBe(1);
+    }
+    const [first, second] = written;
+    expect(await store.update(first!.key, { ...second!, userId: 'a,b' }, 1)).toEqual({
+      status: 'ok',
+      version: 2,
+    });
+    expect(await store.touch(first!.key, now + 7)).toBe(true);
+    expect(await store.get(first!.key)).toEqual({
+      data: second!.data,
+      expiresAt: now + 7,
+      userId: 'a,b',
+      version: 2,
+    });
+    const others = written.filter((record) => record.userId === 'a,b').map((record) => record.key);
+    expect((await store.listByUser('a,b')).map((record) => record.key).sort()).toEqual(
+      [first!.key, ...others].sort(),
+    );
+    expect(await store.deleteByUser('a,b', first!.key)).toBe(others.length);
+    for (const key of others) expect(await store.get(key)).toBeNull();
+    expect(await store.get(first!.key)).not.toBeNull();
+  });
+
+  it('reads back records whose expiry lies before the epoch', async () => {
+    let now = -10_000;
+    const store = new MemoryStore({ now: () => now, sweepInterval: 0 });
+    const key = randomStoreKey();
+    await store.create(key, { data: 'd', expiresAt: -5_000, userId: null });
+    expect((await store.get(key))?.expiresAt).toBe(-5_000);
+    now = -5_000;
+    expect(await store.get(key)).toBeNull();
+  });
+
   it('rejects a bad option with a typed error', () => {
     expect(() => new MemoryStore({ maxSessions: 0 })).toThrow(/maxSessions/);
   });

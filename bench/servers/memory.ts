@@ -37,6 +37,7 @@ export interface MemoryResult {
 /** The modes, as `BENCH_MEMORY` names them. */
 export type MemoryMode =
   | 'tessera'
+  | 'tessera-peer-payload'
   | 'tessera-request-meta'
   | 'express-session'
   | 'memorystore'
@@ -63,7 +64,18 @@ function callback(resolve: () => void, reject: (error: unknown) => void) {
   return (error?: unknown) => (error === undefined || error === null ? resolve() : reject(error));
 }
 
-async function fillTessera(manager: SessionManager, count: number, meta: boolean): Promise<void> {
+/**
+ * How a measured session holds its user: bound with `setUser` (indexed, so "sign out everywhere"
+ * can find it), or as a `userId` data key, the way express-session applications keep it.
+ */
+type UserForm = 'bound' | 'data-key';
+
+async function fillTessera(
+  manager: SessionManager,
+  count: number,
+  meta: boolean,
+  user: UserForm = 'bound',
+): Promise<void> {
   for (let i = 0; i < count; i++) {
     const session = await manager.load(
       meta
@@ -75,7 +87,8 @@ async function fillTessera(manager: SessionManager, count: number, meta: boolean
           }
         : {},
     );
-    session.setUser(`user-${i}`);
+    if (user === 'bound') session.setUser(`user-${i}`);
+    else session.set('userId', `user-${i}`);
     for (const [key, value] of Object.entries(SESSION_KEYS)) session.set(key, value);
     await manager.commit(session);
   }
@@ -90,13 +103,19 @@ export async function measure(mode: MemoryMode, sessions: number): Promise<Memor
   let heapBefore: number;
   switch (mode) {
     case 'tessera':
+    case 'tessera-peer-payload':
     case 'tessera-request-meta': {
       const store = new MemoryStore({ maxSessions: sessions + 10, sweepInterval: 0 });
       const manager = new SessionManager({ store, secrets: [SECRET] });
       // Ten warm-up sessions first, so the measured difference holds no one-time allocations.
       await fillTessera(manager, 10, false);
       heapBefore = heap();
-      await fillTessera(manager, sessions, mode === 'tessera-request-meta');
+      await fillTessera(
+        manager,
+        sessions,
+        mode === 'tessera-request-meta',
+        mode === 'tessera-peer-payload' ? 'data-key' : 'bound',
+      );
       held = () => store.size - 10;
       keep = manager;
       break;

@@ -33,11 +33,77 @@ function flatten(text: string): string {
   return text;
 }
 
-interface Entry {
-  data: string;
-  expiresAt: number;
-  userId: string | null;
+/**
+ * A record packed into one string, `EXPIRY,VERSION,USERLENGTH,USERIDDATA`: the expiry and version
+ * in base 36 (an expiry that is not a safe integer as `~` and its decimal form), the user ID's
+ * length in base 36 (empty for no user), then the user ID and the data back to back. One string
+ * per session, rather than an object with four fields, a boxed number and the data string, costs
+ * about 70 bytes less.
+ */
+function pack(data: string, expiresAt: number, userId: string | null, version: number): string {
+  const user = userId === null ? ',' : `${userId.length.toString(36)},${userId}`;
+  return flatten(`${expiryText(expiresAt)},${version.toString(36)},${user}${data}`);
+}
+
+let lastExpiry = Number.NaN;
+let lastExpiryText = '';
+
+/** The expiry's text. Under load many records get the same expiry (now + idle, in ms): it is kept. */
+function expiryText(expiresAt: number): string {
+  if (expiresAt !== lastExpiry) {
+    lastExpiryText = Number.isSafeInteger(expiresAt) ? expiresAt.toString(36) : `~${expiresAt}`;
+    lastExpiry = expiresAt;
+  }
+  return lastExpiryText;
+}
+
+function base36(text: string, from: number, to: number): number {
+  let negative = false;
+  if (text.charCodeAt(from) === 0x2d) {
+    negative = true;
+    from++;
+  }
+  let value = 0;
+  for (let i = from; i < to; i++) {
+    const code = text.charCodeAt(i);
+    value = value * 36 + (code <= 0x39 ? code - 0x30 : code - 0x57);
+  }
+  return negative ? -value : value;
+}
+
+function expiryOf(packed: string): number {
+  const end = packed.indexOf(',');
+  return packed.charCodeAt(0) === 0x7e ? Number(packed.slice(1, end)) : base36(packed, 0, end);
+}
+
+/** Where the parts of a packed record are; `userStart` is -1 without a user. */
+interface Layout {
   version: number;
+  userStart: number;
+  userEnd: number;
+}
+
+function layoutOf(packed: string): Layout {
+  const first = packed.indexOf(',');
+  const second = packed.indexOf(',', first + 1);
+  const third = packed.indexOf(',', second + 1);
+  const version = base36(packed, first + 1, second);
+  if (third === second + 1) return { version, userStart: -1, userEnd: third + 1 };
+  return { version, userStart: third + 1, userEnd: third + 1 + base36(packed, second + 1, third) };
+}
+
+function userIn(packed: string, layout: Layout): string | null {
+  return layout.userStart < 0 ? null : packed.slice(layout.userStart, layout.userEnd);
+}
+
+function unpack(packed: string, expiresAt: number): StoredRecord {
+  const layout = layoutOf(packed);
+  return {
+    data: packed.slice(layout.userEnd),
+    expiresAt,
+    userId: userIn(packed, layout),
+    version: layout.version,
+  };
 }
 
 /**
@@ -51,7 +117,8 @@ interface Entry {
  * ```
  */
 export class MemoryStore implements SessionStore {
-  readonly #entries = new Map<string, Entry>();
+  /** Store keys to packed records (see `pack`), least recently used first. */
+  readonly #entries = new Map<string, string>();
   /** A user's store keys: one key as a plain string (the usual case), several as a Set. */
   readonly #byUser = new Map<string, string | Set<string>>();
   readonly #maxSessions: number;
@@ -84,14 +151,22 @@ export class MemoryStore implements SessionStore {
     return this.#entries.size;
   }
 
-  #live(key: string): Entry | undefined {
-    const entry = this.#entries.get(key);
-    if (entry === undefined) return undefined;
-    if (entry.expiresAt <= this.#now()) {
-      this.#remove(key, entry);
+  /** The live packed record under a key; an expired one is removed on the way. */
+  #live(key: string): string | undefined {
+    const packed = this.#entries.get(key);
+    if (packed === undefined) return undefined;
+    if (expiryOf(packed) <= this.#now()) {
+      this.#remove(key, packed);
       return undefined;
     }
-    return entry;
+    return packed;
+  }
+
+  /** Stores a packed record as the most recently used. */
+  #put(key: string, packed: string): void {
+    // Re-inserting moves the key to the young end of the map's order: that order is the LRU.
+    this.#entries.delete(key);
+    this.#entries.set(key, packed);
   }
 
   /**
@@ -109,9 +184,10 @@ export class MemoryStore implements SessionStore {
     return next.done === true ? undefined : next.value;
   }
 
-  #remove(key: string, entry: Entry): void {
+  #remove(key: string, packed: string): void {
     this.#entries.delete(key);
-    if (entry.userId !== null) this.#unindex(entry.userId, key);
+    const userId = userIn(packed, layoutOf(packed));
+    if (userId !== null) this.#unindex(userId, key);
   }
 
   #index(userId: string, key: string): void {
@@ -139,17 +215,15 @@ export class MemoryStore implements SessionStore {
   }
 
   async get(key: string): Promise<StoredRecord | null> {
-    const entry = this.#live(key);
-    if (entry === undefined) return null;
-    // Re-inserting moves the key to the young end of the map's order: that order is the LRU.
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
-    return {
-      data: entry.data,
-      expiresAt: entry.expiresAt,
-      userId: entry.userId,
-      version: entry.version,
-    };
+    const packed = this.#entries.get(key);
+    if (packed === undefined) return null;
+    const expiresAt = expiryOf(packed);
+    if (expiresAt <= this.#now()) {
+      this.#remove(key, packed);
+      return null;
+    }
+    this.#put(key, packed);
+    return unpack(packed, expiresAt);
   }
 
   async create(key: string, record: SessionRecord): Promise<boolean> {
@@ -159,53 +233,53 @@ export class MemoryStore implements SessionStore {
       if (oldest === undefined) break;
       this.#remove(oldest, this.#entries.get(oldest)!);
     }
-    // A literal (not a spread) keeps the entry a small fixed-shape object, and flattening the data
-    // string drops the pieces JSON.stringify built it from: together they halve what a session
-    // costs in memory.
-    this.#entries.set(key, {
-      data: flatten(record.data),
-      expiresAt: record.expiresAt,
-      userId: record.userId,
-      version: 1,
-    });
+    this.#entries.set(key, pack(record.data, record.expiresAt, record.userId, 1));
     if (record.userId !== null) this.#index(record.userId, key);
     return true;
   }
 
   async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
-    const entry = this.#live(key);
-    if (entry === undefined) return { status: 'missing' };
-    if (entry.version !== expectedVersion) return { status: 'conflict' };
-    if (entry.userId !== record.userId) {
-      if (entry.userId !== null) this.#unindex(entry.userId, key);
-      if (record.userId !== null) this.#index(record.userId, key);
+    const packed = this.#live(key);
+    if (packed === undefined) return { status: 'missing' };
+    const layout = layoutOf(packed);
+    if (layout.version !== expectedVersion) return { status: 'conflict' };
+    const { userId } = record;
+    const sameUser =
+      userId === null
+        ? layout.userStart < 0
+        : layout.userStart >= 0 &&
+          layout.userEnd - layout.userStart === userId.length &&
+          packed.startsWith(userId, layout.userStart);
+    if (!sameUser) {
+      const stored = userIn(packed, layout);
+      if (stored !== null) this.#unindex(stored, key);
+      if (userId !== null) this.#index(userId, key);
     }
-    entry.data = flatten(record.data);
-    entry.expiresAt = record.expiresAt;
-    entry.userId = record.userId;
-    entry.version = expectedVersion + 1;
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
-    return { status: 'ok', version: entry.version };
+    const version = expectedVersion + 1;
+    this.#put(key, pack(record.data, record.expiresAt, record.userId, version));
+    return { status: 'ok', version };
   }
 
   async touch(key: string, expiresAt: number): Promise<boolean> {
-    const entry = this.#live(key);
-    if (entry === undefined) return false;
-    entry.expiresAt = expiresAt;
+    const packed = this.#live(key);
+    if (packed === undefined) return false;
+    const layout = layoutOf(packed);
+    const data = packed.slice(layout.userEnd);
+    // A plain set keeps the record's place in the LRU order, as before the touch.
+    this.#entries.set(key, pack(data, expiresAt, userIn(packed, layout), layout.version));
     return true;
   }
 
   async delete(key: string): Promise<void> {
-    const entry = this.#entries.get(key);
-    if (entry !== undefined) this.#remove(key, entry);
+    const packed = this.#entries.get(key);
+    if (packed !== undefined) this.#remove(key, packed);
   }
 
   async listByUser(userId: string): Promise<UserRecord[]> {
     const records: UserRecord[] = [];
     for (const key of this.#keysOf(userId)) {
-      const entry = this.#live(key);
-      if (entry !== undefined) records.push({ key, ...entry });
+      const packed = this.#live(key);
+      if (packed !== undefined) records.push({ key, ...unpack(packed, expiryOf(packed)) });
     }
     return records;
   }
@@ -214,10 +288,10 @@ export class MemoryStore implements SessionStore {
     let removed = 0;
     for (const key of this.#keysOf(userId)) {
       if (key === exceptKey) continue;
-      const entry = this.#entries.get(key);
-      if (entry === undefined) continue;
-      if (entry.expiresAt > this.#now()) removed++;
-      this.#remove(key, entry);
+      const packed = this.#entries.get(key);
+      if (packed === undefined) continue;
+      if (expiryOf(packed) > this.#now()) removed++;
+      this.#remove(key, packed);
     }
     return removed;
   }
@@ -225,9 +299,9 @@ export class MemoryStore implements SessionStore {
   async prune(): Promise<number> {
     const now = this.#now();
     let removed = 0;
-    for (const [key, entry] of this.#entries) {
-      if (entry.expiresAt <= now) {
-        this.#remove(key, entry);
+    for (const [key, packed] of this.#entries) {
+      if (expiryOf(packed) <= now) {
+        this.#remove(key, packed);
         removed++;
       }
     }
