@@ -100,17 +100,21 @@ export function session<Data extends object = DefaultSessionData>(
       ctx.res,
       () => (handledHere ? Promise.resolve(NO_HEADERS) : (early ??= manager.commit(loaded))),
       (error) => sendSessionError(error, ctx.req, ctx.res),
+      { commitNow: () => (handledHere ? NO_HEADERS : manager.commitNow(loaded)) },
     );
 
     await next();
     if (early !== undefined || ctx.res.headersSent) return;
     handledHere = true;
-    let headers: ResponseHeaders;
-    try {
-      headers = await manager.commit(loaded);
-    } catch (error) {
-      await onError(error, ctx);
-      return;
+    // A session that needs no store call and no new cookie is answered without waiting a turn.
+    let headers = manager.commitNow(loaded);
+    if (headers === undefined) {
+      try {
+        headers = await manager.commit(loaded);
+      } catch (error) {
+        await onError(error, ctx);
+        return;
+      }
     }
     for (const value of headers.setCookie) ctx.append('Set-Cookie', value);
     if (headers.cacheControl !== undefined) ctx.set('Cache-Control', headers.cacheControl);

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import Koa from 'koa';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { session } from '../../src/adapters/koa.js';
 import { SessionManager } from '../../src/manager.js';
 import {
@@ -85,8 +85,23 @@ describe('koa middleware', () => {
     routeTable(app);
     const server = await listen(app);
     servers.push(server);
-    return { store, server, seen };
+    return { store, server, seen, manager };
   }
+
+  it('answers a request that only reads its session without a commit, headers set on ctx', async () => {
+    const { server, seen, manager } = await startWith();
+    const login = await fetch(`${server.url}/login/alice`, { method: 'POST' });
+    const cookie = login.headers.getSetCookie()[0]!.split(';')[0]!;
+    const commits = vi.spyOn(manager, 'commit');
+    const answer = await fetch(`${server.url}/whoami`, { headers: { cookie } });
+    expect(await answer.json()).toMatchObject({ user: 'alice', isNew: false });
+    expect(answer.headers.get('cache-control')).toBe('no-store');
+    expect(answer.headers.getSetCookie()).toEqual([]);
+    expect(seen.status).toBe(200);
+    expect(commits).not.toHaveBeenCalled();
+    await fetch(`${server.url}/set/a/1`, { method: 'POST', headers: { cookie } });
+    expect(commits).toHaveBeenCalledTimes(1);
+  });
 
   it('sets the cookie on ctx, where upstream middleware sees it', async () => {
     const { server, seen } = await startWith();
