@@ -1,4 +1,4 @@
-import { describe, it, beforeEach, afterEach, expect } from 'vitest';
+import { describe, it, beforeEach, afterEach, expect, vi } from 'vitest';
 import { defineStoreConformance, randomStoreKey } from '../src/testing/index.js';
 import { MemoryStore } from '../src/stores/memory.js';
 
@@ -134,6 +134,54 @@ describe('MemoryStore limits', () => {
     expect(await store.deleteByUser('a,b', first!.key)).toBe(others.length);
     for (const key of others) expect(await store.get(key)).toBeNull();
     expect(await store.get(first!.key)).not.toBeNull();
+  });
+
+  it('keeps apart users whose IDs fall into the same slot of the user index', async () => {
+    const seed = 0x5eed_1234;
+    const random = vi
+      .spyOn(globalThis.crypto, 'getRandomValues')
+      .mockImplementation(<T extends ArrayBufferView | null>(array: T): T => {
+        (array as unknown as Uint32Array)[0] = seed;
+        return array;
+      });
+    const store = new MemoryStore({ sweepInterval: 0 });
+    random.mockRestore();
+    // The store's slot function (FNV-1a, 32 bits, seeded): search for two IDs that share a slot.
+    const slotOf = (userId: string) => {
+      let hash = seed ^ 0x811c9dc5;
+      for (let i = 0; i < userId.length; i++) {
+        hash = Math.imul(hash ^ userId.charCodeAt(i), 0x01000193);
+      }
+      return hash | 0;
+    };
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; pair === undefined; i++) {
+      const userId = `user-${i}`;
+      const earlier = seen.get(slotOf(userId));
+      if (earlier === undefined) seen.set(slotOf(userId), userId);
+      else pair = [earlier, userId];
+    }
+    const [alice, bob] = pair;
+    const expiresAt = Date.now() + 60_000;
+    const [a1, a2, b1] = [randomStoreKey(), randomStoreKey(), randomStoreKey()];
+    await store.create(a1, { data: 'a1', expiresAt, userId: alice });
+    await store.create(b1, { data: 'b1', expiresAt, userId: bob });
+    await store.create(a2, { data: 'a2', expiresAt, userId: alice });
+    expect((await store.listByUser(alice)).map((record) => record.data).sort()).toEqual([
+      'a1',
+      'a2',
+    ]);
+    expect((await store.listByUser(bob)).map((record) => record.data)).toEqual(['b1']);
+    expect(await store.deleteByUser(bob)).toBe(1);
+    expect(await store.get(a1)).not.toBeNull();
+    expect(await store.update(a2, { data: 'a2', expiresAt, userId: bob }, 1)).toEqual({
+      status: 'ok',
+      version: 2,
+    });
+    expect((await store.listByUser(alice)).map((record) => record.key)).toEqual([a1]);
+    expect(await store.deleteByUser(alice)).toBe(1);
+    expect((await store.listByUser(bob)).map((record) => record.key)).toEqual([a2]);
   });
 
   it('reads back records whose expiry lies before the epoch', async () => {

@@ -119,8 +119,15 @@ function unpack(packed: string, expiresAt: number): StoredRecord {
 export class MemoryStore implements SessionStore {
   /** Store keys to packed records (see `pack`), least recently used first. */
   readonly #entries = new Map<string, string>();
-  /** A user's store keys: one key as a plain string (the usual case), several as a Set. */
-  readonly #byUser = new Map<string, string | Set<string>>();
+  /**
+   * The user index: a seeded 32-bit hash of the user ID to the store keys of that user's sessions,
+   * one key as a plain string (the usual case), several as a Set. Keyed by hash rather than by the
+   * ID, the index keeps no second copy of each user ID (about 30 bytes a session); users whose IDs
+   * share a hash share a slot, and the records' own user IDs tell them apart.
+   */
+  readonly #byUser = new Map<number, string | Set<string>>();
+  /** Random per store, so that user IDs chosen to collide in the index cannot be prepared. */
+  readonly #userSeed = globalThis.crypto.getRandomValues(new Uint32Array(1))[0]!;
   readonly #maxSessions: number;
   #evictionCursor: Iterator<string> | undefined;
   readonly #now: () => number;
@@ -190,28 +197,47 @@ export class MemoryStore implements SessionStore {
     if (userId !== null) this.#unindex(userId, key);
   }
 
+  #slotOf(userId: string): number {
+    let hash = this.#userSeed ^ 0x811c9dc5;
+    for (let i = 0; i < userId.length; i++) {
+      hash = Math.imul(hash ^ userId.charCodeAt(i), 0x01000193);
+    }
+    return hash | 0;
+  }
+
   #index(userId: string, key: string): void {
-    const keys = this.#byUser.get(userId);
-    if (keys === undefined) this.#byUser.set(userId, key);
+    const slot = this.#slotOf(userId);
+    const keys = this.#byUser.get(slot);
+    if (keys === undefined) this.#byUser.set(slot, key);
     else if (typeof keys === 'string') {
-      if (keys !== key) this.#byUser.set(userId, new Set([keys, key]));
+      if (keys !== key) this.#byUser.set(slot, new Set([keys, key]));
     } else keys.add(key);
   }
 
   #unindex(userId: string, key: string): void {
-    const keys = this.#byUser.get(userId);
+    const slot = this.#slotOf(userId);
+    const keys = this.#byUser.get(slot);
     if (keys === undefined) return;
     if (typeof keys === 'string') {
-      if (keys === key) this.#byUser.delete(userId);
+      if (keys === key) this.#byUser.delete(slot);
       return;
     }
     keys.delete(key);
-    if (keys.size === 1) this.#byUser.set(userId, keys.values().next().value!);
+    if (keys.size === 1) this.#byUser.set(slot, keys.values().next().value!);
   }
 
-  #keysOf(userId: string): string[] {
-    const keys = this.#byUser.get(userId);
-    return keys === undefined ? [] : typeof keys === 'string' ? [keys] : [...keys];
+  /** The keys and packed records of `userId`'s sessions, expired ones included. */
+  #recordsOf(userId: string): [string, string][] {
+    const keys = this.#byUser.get(this.#slotOf(userId));
+    if (keys === undefined) return [];
+    const records: [string, string][] = [];
+    for (const key of typeof keys === 'string' ? [keys] : keys) {
+      const packed = this.#entries.get(key);
+      if (packed !== undefined && userIn(packed, layoutOf(packed)) === userId) {
+        records.push([key, packed]);
+      }
+    }
+    return records;
   }
 
   async get(key: string): Promise<StoredRecord | null> {
@@ -277,7 +303,7 @@ export class MemoryStore implements SessionStore {
 
   async listByUser(userId: string): Promise<UserRecord[]> {
     const records: UserRecord[] = [];
-    for (const key of this.#keysOf(userId)) {
+    for (const [key] of this.#recordsOf(userId)) {
       const packed = this.#live(key);
       if (packed !== undefined) records.push({ key, ...unpack(packed, expiryOf(packed)) });
     }
@@ -286,10 +312,8 @@ export class MemoryStore implements SessionStore {
 
   async deleteByUser(userId: string, exceptKey?: string): Promise<number> {
     let removed = 0;
-    for (const key of this.#keysOf(userId)) {
+    for (const [key, packed] of this.#recordsOf(userId)) {
       if (key === exceptKey) continue;
-      const packed = this.#entries.get(key);
-      if (packed === undefined) continue;
       if (expiryOf(packed) > this.#now()) removed++;
       this.#remove(key, packed);
     }
