@@ -187,6 +187,39 @@ export const CONTENDERS: readonly Contender[] = [
   ]),
 ];
 
+/**
+ * The contenders that the targets compare, in the order their runs go within a round: each
+ * comparison's two sides next to each other, so that the machine's speed, which drifts over
+ * seconds, moves both alike. The other contenders follow in report order.
+ */
+const RUN_ORDER: readonly string[] = [
+  'bare-express',
+  'tessera-express-memory',
+  'tessera-express-redis',
+  'work-express',
+  'express-session-memory',
+  'bare-fastify',
+  'tessera-fastify-memory',
+  'fastify-session-memory',
+  'work-fastify',
+  'bare-node',
+  'tessera-node-memory',
+  'work-node',
+  'tessera-express-postgres',
+  'connect-pg-simple',
+  'tessera-express-sqlite',
+  'better-sqlite3-session-store',
+];
+
+/** Orders contenders for the runs of a round (see {@link RUN_ORDER}); a stable sort keeps the rest in report order. */
+export function byRunOrder(a: Contender, b: Contender): number {
+  const rank = (contender: Contender) => {
+    const at = RUN_ORDER.indexOf(contender.id);
+    return at === -1 ? RUN_ORDER.length : at;
+  };
+  return rank(a) - rank(b);
+}
+
 /** The contender with this id. */
 export function contenderById(id: string): Contender {
   const found = CONTENDERS.find((contender) => contender.id === id);

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
+  byRunOrder,
   CONTENDERS,
   hasSessions,
   matchesFilter,
@@ -419,7 +420,8 @@ async function measureRun(
 /**
  * Measures every running contender in every scenario. Within a scenario the runs go round-robin
  * (run 1 of every contender, then run 2...), so a burst of other activity on the machine lands
- * on several contenders' runs instead of all runs of one, and the median sets it aside.
+ * on several contenders' runs instead of all runs of one, and the median sets it aside. Within a
+ * round, the contenders a target compares run back to back ({@link byRunOrder}).
  */
 async function measureAll(
   entrants: readonly Entrant[],
@@ -449,9 +451,12 @@ async function measureAll(
         log(`  ${contender.id} ${scenario}: not measured: ${row.error}`);
       }
     }
+    const inRunOrder = [...ready].sort((a, b) =>
+      byRunOrder(a.entrant.contender, b.entrant.contender),
+    );
     for (let run = 1; run <= options.runs; run++) {
       calibration.push(calibrate());
-      for (const { entrant, row, cookies } of ready) {
+      for (const { entrant, row, cookies } of inRunOrder) {
         if (row.error !== undefined) continue;
         try {
           const result = await measureRun(entrant, scenario, cookies, options, services);

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { arch, cpus, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { bareOf, CALIBRATION_WORK_MICROS, type Contender } from './contenders.js';
-import type { BenchReport, Row } from './harness.js';
+import type { BenchReport, Row, RunResult } from './harness.js';
 import { ROOT } from './options.js';
 import { SCENARIO_TITLES, type ScenarioId } from './protocol.js';
 
@@ -171,6 +171,46 @@ function near(value: number | undefined, expected: number): boolean {
   return Math.abs((value ?? 0) - expected) < 0.05;
 }
 
+/** One figure of a run, and the same figure as the row's median over its runs. */
+interface Measure {
+  ofRun(run: RunResult): number;
+  ofRow(row: Row): number;
+}
+
+const CPU_PER_REQUEST: Measure = {
+  ofRun: (run) => run.cpuMicros / Math.max(1, run.requests),
+  ofRow: (row) => row.cpuPerRequest,
+};
+const REQUESTS_PER_SECOND: Measure = { ofRun: (run) => run.rps, ofRow: (row) => row.rps };
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/**
+ * Compares two rows run by run: the median over the rounds of `combine(a's figure, b's figure)`.
+ * Both runs of a round went back to back, so the machine's drift from round to round cancels
+ * out. Rows with different numbers of runs (one failed midway) compare their medians instead.
+ */
+function paired(
+  a: Row,
+  b: Row,
+  measure: Measure,
+  combine: (x: number, y: number) => number,
+): number {
+  if (a.runs.length === 0 || a.runs.length !== b.runs.length) {
+    return combine(measure.ofRow(a), measure.ofRow(b));
+  }
+  return medianOf(
+    a.runs.map((run, index) => combine(measure.ofRun(run), measure.ofRun(b.runs[index]!))),
+  );
+}
+
+const difference = (x: number, y: number) => x - y;
+const quotient = (x: number, y: number) => x / y;
+
 /** Evaluates the project's targets against the measurements (nothing is asserted). */
 export function evaluateTargets(report: BenchReport): TargetCheck[] {
   const checks: TargetCheck[] = [];
@@ -184,13 +224,14 @@ export function evaluateTargets(report: BenchReport): TargetCheck[] {
       const tessera = find(report, `tessera-${framework}-memory`, scenario);
       const bare = find(report, `bare-${framework}`, scenario);
       if (tessera === undefined || bare === undefined) continue;
-      const added = tessera.cpuPerRequest - bare.cpuPerRequest;
+      const added = paired(tessera, bare, CPU_PER_REQUEST, difference);
       const calibration = find(report, `work-${framework}`, scenario);
       // What `limit` µs of plain handler work costs in this run, scaled from the calibration row.
       const allowance =
         calibration === undefined
           ? limit
-          : ((calibration.cpuPerRequest - bare.cpuPerRequest) * limit) / CALIBRATION_WORK_MICROS;
+          : (paired(calibration, bare, CPU_PER_REQUEST, difference) * limit) /
+            CALIBRATION_WORK_MICROS;
       parts.push(
         `${framework} ${signed(added)} µs` +
           (calibration === undefined
@@ -260,10 +301,10 @@ export function evaluateTargets(report: BenchReport): TargetCheck[] {
     const a = find(report, id, scenario);
     const b = find(report, versus, scenario);
     if (a === undefined || b === undefined) return check(target, undefined, undefined);
-    const value = a.rps / b.rps;
+    const value = paired(a, b, REQUESTS_PER_SECOND, quotient);
     return check(
       target,
-      `${ratio(value)} (${integer(a.rps)} vs ${integer(b.rps)} req/s)`,
+      `${ratio(value)} (medians ${integer(a.rps)} vs ${integer(b.rps)} req/s)`,
       value >= minimum,
     );
   };
@@ -452,7 +493,7 @@ export function renderReport(report: BenchReport): string {
       "tsx's transform would add a `__name()` call to every closure Tessera creates per request.",
     '- All servers are started first; then, scenario by scenario, each contender is logged in, checked (a read sees the user, a write persists, a new session gets a cookie) ' +
       'and warmed up, and the measured runs go round-robin (run 1 of every contender, then run 2, ...), so a slow moment of the machine hits several contenders once ' +
-      'rather than one contender every time; the tables show medians.',
+      'rather than one contender every time; the tables show medians. Within a round, the two sides of each target (Tessera and the bare framework, its calibration row, or its peer) run back to back.',
     '- Before the read and write scenarios the harness logs in one session per connection (`/login`: a user and three small keys), ' +
       'so every connection is one client with its own cookie; the new-session scenario sends no cookie.',
     "- Server CPU is the server process's own `process.cpuUsage()` difference around each run (all its threads, GC included), divided by the requests it received; " +
@@ -473,7 +514,9 @@ export function renderReport(report: BenchReport): string {
     '',
     '## Targets',
     '',
-    'Targets are reported, not asserted. A CPU or throughput target whose margin is inside the spread of the runs (see "Machine speed" above) is not settled by one bench run.',
+    'Targets are reported, not asserted. Each is judged run by run: the median over the rounds of the difference (CPU) or ratio (req/s) between two runs made back to back, ' +
+      "so the machine's drift between rounds cancels out; the tables below show each row's own medians, which can differ from these paired figures. " +
+      'A CPU or throughput target whose margin is inside the spread of the runs (see "Machine speed" above) is still not settled by one bench run.',
     '',
     '| Target | Measured | Status |',
     '|---|---|---|',
