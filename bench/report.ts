@@ -583,6 +583,9 @@ export function renderReport(report: BenchReport): string {
     '- `npm run bench` runs everything (`npm run bench -- --help` lists the options); `--filter` and `--scenarios` narrow it, `--smoke` checks the harness in half a minute.',
     '- `npx tsx bench/profile.ts <contender> <scenario> --versus <other>` profiles two contenders over a measured window and lists where the CPU time per request differs, ' +
       'for example `npx tsx bench/profile.ts tessera-node-memory read --versus bare-node`.',
+    '- `npx tsx bench/inprocess.ts <contender>[@<compiled dir>] ...` measures CPU per request with no sockets: requests on an in-memory socket go straight to the application, ' +
+      'each contender in fresh processes, rounds alternating. It holds only JavaScript work, so it shows differences between two builds of Tessera that the HTTP runs bury in noise ' +
+      '(for example `npx tsx bench/inprocess.ts tessera-express-memory@/tmp/before tessera-express-memory@dist`, each directory compiled by `tsc`).',
     '- Each full run saves its raw results in `bench/results/` (not committed); `npm run bench -- --render <file.json>` renders this page again from them.',
     '',
   );

@@ -1,9 +1,14 @@
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { runBench, type BenchReport } from '../bench/harness.js';
+import { ROOT } from '../bench/options.js';
 import { SCENARIOS } from '../bench/protocol.js';
+
+const run = promisify(execFile);
 
 // The harness in smoke mode: real server processes, real HTTP load, one short run per scenario.
 // Only the shape of the results is checked; performance is never asserted here.
@@ -67,4 +72,27 @@ describe('bench harness, smoke mode', () => {
       await rm(out, { force: true });
     }
   }, 120_000);
+
+  it('measures the in-process CPU per request of a bare server and of Tessera on it', async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'bench/inprocess.ts',
+        'bare-node',
+        'tessera-node-memory',
+        '--rounds',
+        '1',
+        '--requests',
+        '1000',
+      ],
+      { cwd: ROOT, timeout: 60_000 },
+    );
+    for (const id of ['bare-node', 'tessera-node-memory']) {
+      const line = stdout.split('\n').find((text) => text.startsWith(`${id} `));
+      expect(line, stdout).toBeDefined();
+      expect(Number(/median\s+([\d.]+)/.exec(line!)?.[1])).toBeGreaterThan(0);
+    }
+  }, 60_000);
 });
