@@ -92,6 +92,16 @@ function layoutOf(packed: string): Layout {
   return { version, userStart: third + 1, userEnd: third + 1 + base36(packed, second + 1, third) };
 }
 
+/** Whether the record belongs to `userId` (`null`: to no user), without copying its user ID out. */
+function holdsUser(packed: string, layout: Layout, userId: string | null): boolean {
+  if (userId === null) return layout.userStart < 0;
+  return (
+    layout.userStart >= 0 &&
+    layout.userEnd - layout.userStart === userId.length &&
+    packed.startsWith(userId, layout.userStart)
+  );
+}
+
 function userIn(packed: string, layout: Layout): string | null {
   return layout.userStart < 0 ? null : packed.slice(layout.userStart, layout.userEnd);
 }
@@ -233,7 +243,7 @@ export class MemoryStore implements SessionStore {
     const records: [string, string][] = [];
     for (const key of typeof keys === 'string' ? [keys] : keys) {
       const packed = this.#entries.get(key);
-      if (packed !== undefined && userIn(packed, layoutOf(packed)) === userId) {
+      if (packed !== undefined && holdsUser(packed, layoutOf(packed), userId)) {
         records.push([key, packed]);
       }
     }
@@ -270,13 +280,7 @@ export class MemoryStore implements SessionStore {
     const layout = layoutOf(packed);
     if (layout.version !== expectedVersion) return { status: 'conflict' };
     const { userId } = record;
-    const sameUser =
-      userId === null
-        ? layout.userStart < 0
-        : layout.userStart >= 0 &&
-          layout.userEnd - layout.userStart === userId.length &&
-          packed.startsWith(userId, layout.userStart);
-    if (!sameUser) {
+    if (!holdsUser(packed, layout, userId)) {
       const stored = userIn(packed, layout);
       if (stored !== null) this.#unindex(stored, key);
       if (userId !== null) this.#index(userId, key);
@@ -289,10 +293,8 @@ export class MemoryStore implements SessionStore {
   async touch(key: string, expiresAt: number): Promise<boolean> {
     const packed = this.#live(key);
     if (packed === undefined) return false;
-    const layout = layoutOf(packed);
-    const data = packed.slice(layout.userEnd);
-    // A plain set keeps the record's place in the LRU order, as before the touch.
-    this.#entries.set(key, pack(data, expiresAt, userIn(packed, layout), layout.version));
+    // Only the expiry changes; a plain set keeps the record's place in the LRU order.
+    this.#entries.set(key, flatten(expiryText(expiresAt) + packed.slice(packed.indexOf(','))));
     return true;
   }
 
