@@ -551,12 +551,13 @@ export function renderReport(report: BenchReport): string {
     lines.push(
       '## Memory',
       '',
-      'Each line runs in a fresh process with `--expose-gc`: heap used after forced collections, before and after creating the sessions, with the store kept alive. ' +
+      'Each line runs in a fresh process with `--expose-gc`: heap used plus ArrayBuffer memory (which V8 keeps outside its heap, and where typed arrays keep their contents) ' +
+        'after forced collections, before and after creating the sessions, with the store kept alive. ' +
         "Every session holds the same small payload: a user ID and three keys (`theme`, `locale`, `cart`). Tessera's sessions are made through the manager, so the stored form " +
         '(the encoded envelope, its key and, for a bound user, the user index) is what an application stores; the user is bound with `setUser` unless the line says otherwise. ' +
         "express-session's and memorystore's get the object express-session hands them (the user ID as a data key); @fastify/session's are made by requests.",
       '',
-      '| Store | sessions created | held | heap bytes per session held | heap after | RSS after | time |',
+      '| Store | sessions created | held | bytes per session held (heap and ArrayBuffers) | heap and ArrayBuffers after | RSS after | time |',
       '|---|--:|--:|--:|--:|--:|--:|',
     );
     for (const entry of report.memory) {

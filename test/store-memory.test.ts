@@ -136,52 +136,170 @@ describe('MemoryStore limits', () => {
     expect(await store.get(first!.key)).not.toBeNull();
   });
 
-  it('keeps apart users whose IDs fall into the same slot of the user index', async () => {
-    const seed = 0x5eed_1234;
+  it('agrees with a plain reference model through a long mix of every operation', async () => {
+    // Small capacities keep the tables crowded: probe runs, removals inside runs, growth from
+    // 16 slots, eviction, users with many sessions and users sharing nothing but a table bucket.
+    let now = 1_000_000;
+    const store = new MemoryStore({ maxSessions: 60, now: () => now, sweepInterval: 0 });
+    interface Held {
+      data: string;
+      expiresAt: number;
+      userId: string | null;
+      version: number;
+    }
+    const model = new Map<string, Held>(); // insertion order = least recently used first
+    const keys = [
+      ...Array.from({ length: 70 }, () => randomStoreKey()),
+      ...Array.from({ length: 20 }, (_, i) => `text-key-${i}`),
+    ];
+    const users = [null, ...Array.from({ length: 12 }, (_, i) => `user-${i}`), ''];
+    let seed = 11;
+    const pick = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed % n;
+    };
+    const live = (key: string) => {
+      const held = model.get(key);
+      if (held !== undefined && held.expiresAt <= now) model.delete(key);
+      return held !== undefined && held.expiresAt > now ? held : undefined;
+    };
+    const use = (key: string, held: Held) => {
+      model.delete(key);
+      model.set(key, held);
+    };
+    const listed = (userId: string) =>
+      [...model]
+        .filter(([, held]) => held.userId === userId && held.expiresAt > now)
+        .map(([key, held]) => ({ key, ...held }))
+        .sort((x, y) => x.key.localeCompare(y.key));
+    for (let step = 0; step < 6_000; step++) {
+      const key = keys[pick(keys.length)]!;
+      const userId = users[pick(users.length)]!;
+      const expiresAt = now + 1 + pick(400);
+      switch (pick(9)) {
+        case 0:
+        case 1: {
+          const held = live(key);
+          expect(await store.create(key, { data: `d${step}`, expiresAt, userId })).toBe(
+            held === undefined,
+          );
+          if (held === undefined) {
+            model.delete(key);
+            if (model.size === 60) model.delete(model.keys().next().value!);
+            model.set(key, { data: `d${step}`, expiresAt, userId, version: 1 });
+          }
+          break;
+        }
+        case 2: {
+          const held = live(key);
+          expect(await store.get(key)).toEqual(
+            held === undefined ? null : { ...held, version: held.version },
+          );
+          if (held !== undefined) use(key, held);
+          break;
+        }
+        case 3: {
+          const held = live(key);
+          const expected = held?.version ?? 1;
+          const result = await store.update(key, { data: `u${step}`, expiresAt, userId }, expected);
+          expect(result).toEqual(
+            held === undefined ? { status: 'missing' } : { status: 'ok', version: expected + 1 },
+          );
+          if (held !== undefined) {
+            use(key, { data: `u${step}`, expiresAt, userId, version: expected + 1 });
+          }
+          break;
+        }
+        case 4: {
+          const held = live(key);
+          expect(await store.touch(key, expiresAt)).toBe(held !== undefined);
+          if (held !== undefined) held.expiresAt = expiresAt;
+          break;
+        }
+        case 5:
+          await store.delete(key);
+          model.delete(key);
+          break;
+        case 6: {
+          if (userId === null) break;
+          const got = (await store.listByUser(userId)).sort((x, y) => x.key.localeCompare(y.key));
+          expect(got).toEqual(listed(userId));
+          for (const [k, held] of [...model]) {
+            if (held.userId === userId && held.expiresAt <= now) model.delete(k);
+          }
+          break;
+        }
+        case 7: {
+          if (userId === null) break;
+          const except = pick(2) === 0 ? key : undefined;
+          const expected = listed(userId).filter((held) => held.key !== except).length;
+          expect(await store.deleteByUser(userId, except)).toBe(expected);
+          for (const [k, held] of [...model]) {
+            if (held.userId === userId && k !== except) model.delete(k);
+          }
+          break;
+        }
+        default:
+          now += pick(40);
+          if (pick(10) === 0) {
+            const expired = [...model].filter(([, held]) => held.expiresAt <= now).length;
+            expect(await store.prune()).toBe(expired);
+            for (const [k, held] of [...model]) if (held.expiresAt <= now) model.delete(k);
+          }
+      }
+      expect(store.size).toBe(model.size);
+    }
+    for (const key of keys) {
+      const held = live(key);
+      expect(await store.get(key)).toEqual(held === undefined ? null : held);
+    }
+  });
+
+  it('finds every session and user when hundreds share one home bucket', async () => {
+    // Fixed seeds make the hashes known, so that keys and user IDs can be chosen to pile up in
+    // one bucket: the run grows longer than the 255 steps an entry can record, and removals
+    // inside it must still move the rest back correctly.
     const random = vi
       .spyOn(globalThis.crypto, 'getRandomValues')
-      .mockImplementation(<T extends ArrayBufferView | null>(array: T): T => {
-        (array as unknown as Uint32Array)[0] = seed;
-        return array;
-      });
-    const store = new MemoryStore({ sweepInterval: 0 });
+      .mockImplementation(<T extends ArrayBufferView | null>(array: T): T => array);
+    const maxSessions = 400;
+    const store = new MemoryStore({ maxSessions, sweepInterval: 0 });
     random.mockRestore();
-    // The store's slot function (FNV-1a, 32 bits, seeded): search for two IDs that share a slot.
-    const slotOf = (userId: string) => {
-      let hash = seed ^ 0x811c9dc5;
-      for (let i = 0; i < userId.length; i++) {
-        hash = Math.imul(hash ^ userId.charCodeAt(i), 0x01000193);
+    // The store's hash of text keys and user IDs (FNV-1a, seed 0), and its bucket in a full table.
+    const buckets = Math.ceil(maxSessions / 0.75) + 1;
+    const homeOf = (text: string) => {
+      let hash = 0x811c9dc5;
+      for (let i = 0; i < text.length; i++) {
+        hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
       }
-      return hash | 0;
+      return Math.min(Math.floor((hash >>> 0) * (buckets / 4_294_967_296)), buckets - 1);
     };
-    const seen = new Map<number, string>();
-    let pair: [string, string] | undefined;
-    for (let i = 0; pair === undefined; i++) {
-      const userId = `user-${i}`;
-      const earlier = seen.get(slotOf(userId));
-      if (earlier === undefined) seen.set(slotOf(userId), userId);
-      else pair = [earlier, userId];
-    }
-    const [alice, bob] = pair;
+    const piled: string[] = [];
+    for (let i = 0; piled.length < 300; i++) if (homeOf(`k${i}`) === 7) piled.push(`k${i}`);
     const expiresAt = Date.now() + 60_000;
-    const [a1, a2, b1] = [randomStoreKey(), randomStoreKey(), randomStoreKey()];
-    await store.create(a1, { data: 'a1', expiresAt, userId: alice });
-    await store.create(b1, { data: 'b1', expiresAt, userId: bob });
-    await store.create(a2, { data: 'a2', expiresAt, userId: alice });
-    expect((await store.listByUser(alice)).map((record) => record.data).sort()).toEqual([
-      'a1',
-      'a2',
-    ]);
-    expect((await store.listByUser(bob)).map((record) => record.data)).toEqual(['b1']);
-    expect(await store.deleteByUser(bob)).toBe(1);
-    expect(await store.get(a1)).not.toBeNull();
-    expect(await store.update(a2, { data: 'a2', expiresAt, userId: bob }, 1)).toEqual({
-      status: 'ok',
-      version: 2,
-    });
-    expect((await store.listByUser(alice)).map((record) => record.key)).toEqual([a1]);
-    expect(await store.deleteByUser(alice)).toBe(1);
-    expect((await store.listByUser(bob)).map((record) => record.key)).toEqual([a2]);
+    const others = Array.from({ length: 100 }, () => randomStoreKey());
+    for (const key of others) await store.create(key, { data: key, expiresAt, userId: 'u' });
+    // Each piled key is also its session's user ID, so both tables get the pile.
+    for (const key of piled) await store.create(key, { data: key, expiresAt, userId: key });
+    const gone = (i: number) => i % 3 === 0;
+    for (const [i, key] of piled.entries()) if (gone(i)) await store.delete(key);
+    for (const [i, key] of piled.entries()) {
+      expect((await store.get(key))?.data ?? null).toBe(gone(i) ? null : key);
+      expect((await store.listByUser(key)).map((record) => record.key)).toEqual(
+        gone(i) ? [] : [key],
+      );
+    }
+    for (const key of others) expect((await store.get(key))?.data).toBe(key);
+    expect(await store.deleteByUser('u')).toBe(100);
+    for (const [i, key] of piled.entries()) {
+      if (i % 2 === 0) expect(await store.deleteByUser(key)).toBe(gone(i) ? 0 : 1);
+    }
+    for (const [i, key] of piled.entries()) {
+      const held = !gone(i) && i % 2 === 1;
+      expect((await store.get(key))?.userId ?? null).toBe(held ? key : null);
+      expect((await store.listByUser(key)).length).toBe(held ? 1 : 0);
+    }
+    expect(store.size).toBe(piled.filter((_, i) => !gone(i) && i % 2 === 1).length);
   });
 
   it('reads back records whose expiry lies before the epoch', async () => {
@@ -196,5 +314,7 @@ describe('MemoryStore limits', () => {
 
   it('rejects a bad option with a typed error', () => {
     expect(() => new MemoryStore({ maxSessions: 0 })).toThrow(/maxSessions/);
+    expect(() => new MemoryStore({ maxSessions: 2 ** 24 })).toThrow(/maxSessions/);
+    expect(() => new MemoryStore({ maxSessions: 1.5 })).toThrow(/maxSessions/);
   });
 });
