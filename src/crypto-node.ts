@@ -1,12 +1,43 @@
+import * as nodeCrypto from 'node:crypto';
 import {
   createCipheriv,
   createDecipheriv,
   createHash,
   createHmac,
+  createSecretKey,
   randomBytes,
   timingSafeEqual,
+  type KeyObject,
 } from 'node:crypto';
 import type { CryptoProvider } from './crypto.js';
+
+/**
+ * Node's one-shot digest (Node 20.12 and later): about three times cheaper than a `Hash` object
+ * for a session ID, which every request with a cookie hashes into its store key.
+ */
+const oneShotHash: typeof nodeCrypto.hash | undefined =
+  typeof nodeCrypto.hash === 'function' ? nodeCrypto.hash : undefined;
+
+function sha256(text: string): string {
+  return oneShotHash === undefined
+    ? createHash('sha256').update(text).digest('base64url')
+    : oneShotHash('sha256', text, 'base64url');
+}
+
+/**
+ * Secret-key objects of HMAC keys, made once per key. An HMAC over a `KeyObject` costs about half
+ * of one over raw bytes, which Node imports again on every call. Each object is kept with a copy
+ * of the bytes it was made from, so a key array changed in place gets a new object.
+ */
+const secretKeys = new WeakMap<Uint8Array, { bytes: Buffer; secret: KeyObject }>();
+
+function secretKeyOf(key: Uint8Array): KeyObject {
+  const known = secretKeys.get(key);
+  if (known !== undefined && known.bytes.equals(key)) return known.secret;
+  const made = { bytes: Buffer.from(key), secret: createSecretKey(key) };
+  secretKeys.set(key, made);
+  return made.secret;
+}
 
 /** Bytes fetched from the CSPRNG at once: one call serves 128 session IDs. */
 const POOL_BYTES = 4096;
@@ -37,8 +68,9 @@ function pooledRandomBytes(): (length: number) => Uint8Array {
 export function nodeCryptoProvider(): CryptoProvider {
   return {
     randomBytes: pooledRandomBytes(),
-    sha256: (text) => createHash('sha256').update(text).digest('base64url'),
-    hmacSha256: (key, text) => createHmac('sha256', key).update(text).digest('base64url'),
+    sha256,
+    hmacSha256: (key, text) =>
+      createHmac('sha256', secretKeyOf(key)).update(text).digest('base64url'),
     timingSafeEqual: (a, b) => {
       const left = Buffer.from(a);
       const right = Buffer.from(b);

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { nodeCryptoProvider } from '../src/crypto-node.js';
-import { fromBase64Url, toBase64Url } from '../src/crypto.js';
+import { fromBase64Url, toBase64Url, webCryptoProvider } from '../src/crypto.js';
 
 describe('node crypto provider', () => {
   it('serves random bytes from its pool without ever repeating or sharing them', () => {
@@ -39,5 +39,31 @@ describe('node crypto provider', () => {
     }
     const offsetView = new Uint8Array([255, 1, 2, 3, 4]).subarray(1, 4);
     expect(toBase64Url(offsetView)).toBe('AQID');
+  });
+
+  it('hashes and signs as SHA-256 and HMAC-SHA256, like Web Crypto, also after a key changes in place', async () => {
+    const node = nodeCryptoProvider();
+    const web = webCryptoProvider();
+    const hex = (text: string) => Buffer.from(text, 'hex').toString('base64url');
+    // FIPS 180-2's "abc" and RFC 4231's test case 2.
+    expect(node.sha256('abc')).toBe(
+      hex('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'),
+    );
+    const key = new TextEncoder().encode('Jefe');
+    const mac = hex('5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843');
+    expect(node.hmacSha256(key, 'what do ya want for nothing?')).toBe(mac);
+    expect(node.hmacSha256(key, 'what do ya want for nothing?')).toBe(mac);
+    const secret = node.randomBytes(32);
+    for (const text of ['', 'abc', 'ключ 🔑', 'x'.repeat(1_000)]) {
+      expect(node.sha256(text)).toBe(await web.sha256(text));
+      expect(node.hmacSha256(secret, text)).toBe(
+        await web.hmacSha256(new Uint8Array(secret), text),
+      );
+    }
+    key.set([0x6b, 0x65, 0x65, 0x70]);
+    expect(node.hmacSha256(key, 'what do ya want for nothing?')).not.toBe(mac);
+    expect(node.hmacSha256(key, 'what do ya want for nothing?')).toBe(
+      await web.hmacSha256(new Uint8Array(key), 'what do ya want for nothing?'),
+    );
   });
 });

@@ -240,12 +240,12 @@ function fromHome(entry: number, distance: number): boolean {
  * open, and complete, user index included. Sessions are lost when the process exits.
  *
  * Each session takes one slot of a set of parallel arrays: its packed record (one string:
- * the key, the version, the user ID and the data), its expiry, its user ID's hash, and its
- * neighbours in the least-recently-used order and in its user's list of sessions. Two
- * open-addressing tables of 32-bit integers find a slot by key, and the first slot of a user's
- * list by user ID. A key in the manager's form (the base64url SHA-256 of a session ID) is kept
- * as its 32 bytes, any other key as given. A small session bound to a user takes about 196
- * bytes, against about 260 when the store was a `Map` of strings with a second map for users.
+ * the key, the version, the user ID and the data), its expiry, and its neighbours in the
+ * least-recently-used order and in its user's list of sessions. Two open-addressing tables of
+ * 32-bit integers find a slot by key, and the first slot of a user's list by user ID. A key in
+ * the manager's form (the base64url SHA-256 of a session ID) is kept as its 32 bytes, any other
+ * key as given. A small session bound to a user takes about 191 bytes, against about 260 when
+ * the store was a `Map` of strings with a second map for users.
  *
  * @example
  * ```ts
