@@ -235,11 +235,16 @@ export async function expressSessionStore(
       ) => new (options: object) => { close(): void };
       const PgStore = factory(session);
       const pool = postgresPool(config);
-      const store = new PgStore({
-        pool,
-        tableName: tableName(config, 'cps'),
-        createTableIfMissing: true,
-      });
+      const table = tableName(config, 'cps');
+      // connect-pg-simple's own CREATE TABLE names its primary key "session_pkey" whatever the
+      // table is called, so a table left by an interrupted run would make it fail. The bench
+      // makes the same table with constraint and index names of its own.
+      await pool.query(
+        `CREATE TABLE IF NOT EXISTS "${table}" (sid varchar NOT NULL, sess json NOT NULL, ` +
+          `expire timestamp(6) NOT NULL, CONSTRAINT "${table}_pkey" PRIMARY KEY (sid))`,
+      );
+      await pool.query(`CREATE INDEX IF NOT EXISTS "${table}_expire" ON "${table}" (expire)`);
+      const store = new PgStore({ pool, tableName: table, createTableIfMissing: false });
       countPostgres(counters);
       built = {
         store,
