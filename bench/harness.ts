@@ -496,7 +496,7 @@ export const MEMORY_MODES: readonly {
   {
     mode: 'tessera-peer-payload',
     label: 'Tessera MemoryStore, user ID as a data key (the same data as the peers)',
-    note: 'Bound with `setUser`, the user ID is also kept in the user index (for listing, "sign out everywhere" and the per-user cap), which none of the peers has.',
+    note: 'Bound with `setUser`, the session is also linked into its user\'s list in the user index (for listing, "sign out everywhere" and the per-user cap), which none of the peers has. With the user ID as a data key, the index has nothing to hold but the data is longer by its `"userId"` key.',
   },
   {
     mode: 'tessera-request-meta',
