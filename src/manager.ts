@@ -553,11 +553,22 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   /** Whether saving the session needs a store call or a newly signed cookie. */
   #needsWork(state: SessionState): boolean {
     if (state.ended) return false;
+    const work = this.#storeWork(state, this.#clock());
+    return work !== 'none' || (state.issueCookie && state.id !== null);
+  }
+
+  /**
+   * The store call that saving a live session takes, once in-place changes are collected: the
+   * one decision behind both `commit` and `commitNow`. A new session is stored only once it holds
+   * data or a user.
+   */
+  #storeWork(state: SessionState, now: number): 'create' | 'save' | 'touch' | 'none' {
     this.#collectInPlaceChanges(state);
-    if (state.issueCookie && state.id !== null) return true;
-    if (!state.persisted) return state.userId !== null || Object.keys(state.data).length > 0;
-    if (state.changed.size > 0 || state.userChanged || state.timeoutsChanged) return true;
-    return this.#touchDue(state, this.#clock());
+    if (!state.persisted) {
+      return state.userId !== null || Object.keys(state.data).length > 0 ? 'create' : 'none';
+    }
+    if (state.changed.size > 0 || state.userChanged || state.timeoutsChanged) return 'save';
+    return this.#touchDue(state, now) ? 'touch' : 'none';
   }
 
   #touchDue(state: SessionState, now: number): boolean {
@@ -631,23 +642,21 @@ export class SessionManager<Data extends object = DefaultSessionData> {
 
   async #persist(state: SessionState): Promise<void> {
     if (state.ended) return;
-    this.#collectInPlaceChanges(state);
-    if (!state.persisted) {
-      // Lazy: a session is stored only once it holds data or a user.
-      if (state.userId !== null || Object.keys(state.data).length > 0) await this.#create(state);
-      else state.changed.clear();
-      return;
-    }
     const now = this.#clock();
-    if (state.changed.size > 0 || state.userChanged || state.timeoutsChanged) {
-      await this.#save(state);
-      return;
-    }
-    if (this.#touchDue(state, now)) {
-      const target = this.#expiryOf(state, now);
-      const found = await this.#call('touch', () => this.store.touch(state.key!, target));
-      if (found) state.expiresAt = target;
-      else this.#markEnded(state);
+    switch (this.#storeWork(state, now)) {
+      case 'create':
+        return this.#create(state);
+      case 'save':
+        return this.#save(state);
+      case 'touch': {
+        const target = this.#expiryOf(state, now);
+        const found = await this.#call('touch', () => this.store.touch(state.key!, target));
+        if (found) state.expiresAt = target;
+        else this.#markEnded(state);
+        break;
+      }
+      case 'none':
+        if (!state.persisted) state.changed.clear();
     }
     state.forceTouch = false;
   }
