@@ -66,4 +66,20 @@ describe('node crypto provider', () => {
       await web.hmacSha256(new Uint8Array(key), 'what do ya want for nothing?'),
     );
   });
+
+  it('hashes the same on a Node without the one-shot crypto.hash (before 20.12)', async () => {
+    const expected = nodeCryptoProvider().sha256('ключ 🔑');
+    vi.resetModules();
+    vi.doMock('node:crypto', async (importOriginal) => ({
+      ...(await importOriginal<typeof import('node:crypto')>()),
+      hash: undefined,
+    }));
+    try {
+      const older = await import('../src/crypto-node.js');
+      expect(older.nodeCryptoProvider().sha256('ключ 🔑')).toBe(expected);
+    } finally {
+      vi.doUnmock('node:crypto');
+      vi.resetModules();
+    }
+  });
 });
