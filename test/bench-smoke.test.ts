@@ -95,4 +95,27 @@ describe('bench harness, smoke mode', () => {
       expect(Number(/median\s+([\d.]+)/.exec(line!)?.[1])).toBeGreaterThan(0);
     }
   }, 60_000);
+
+  it('measures the memory store per operation, builds side by side', async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'bench/store-ops.ts',
+        '--sessions',
+        '2000',
+        '--rounds',
+        '2',
+        '--ops',
+        '500',
+      ],
+      { cwd: ROOT, timeout: 60_000 },
+    );
+    const line = stdout.split('\n').find((text) => text.startsWith('src '));
+    expect(line, stdout).toBeDefined();
+    for (const operation of ['get', 'get\\+update', 'create \\(evicts\\)']) {
+      expect(Number(new RegExp(`${operation} ([\\d.]+)`).exec(line!)?.[1])).toBeGreaterThan(0);
+    }
+  }, 60_000);
 });
