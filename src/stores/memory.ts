@@ -32,8 +32,12 @@ const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345678
 const SEXTET = new Int8Array(128).fill(-1);
 for (let i = 0; i < 64; i++) SEXTET[BASE64URL.charCodeAt(i)] = i;
 
-/** The bytes of the key `decodeDigest` last accepted, and their hash. */
-const digest = new Uint8Array(32);
+/**
+ * The bytes of the key `decodeDigest` last accepted, and their hash. A plain array: the packed
+ * record is built with `String.fromCharCode.apply`, which reads one about three times faster than
+ * a Uint8Array.
+ */
+const digest: number[] = new Array<number>(32).fill(0);
 let digestHash = 0;
 
 function sextet(text: string, at: number): number {
@@ -143,7 +147,7 @@ function keyEndOf(packed: string): number {
 /** The key's part of a packed record, for a key `decodeDigest` has (or has not) accepted. */
 function keyPart(key: string, isDigest: boolean): string {
   return isDigest
-    ? `#${String.fromCharCode.apply(null, digest as unknown as number[])}`
+    ? `#${String.fromCharCode.apply(null, digest)}`
     : `$${key.length.toString(36)},${key}`;
 }
 
@@ -404,6 +408,10 @@ export class MemoryStore implements SessionStore {
     return this.#distanceFrom(this.#userTable, this.#userHashIn(packed, layoutOf(packed)), at);
   };
 
+  #userHashOf(userId: string): number {
+    return hashText(this.#userSeed, userId, 0, userId.length);
+  }
+
   #userHashIn(packed: string, layout: Layout): number {
     return hashText(this.#userSeed, packed, layout.userStart, layout.userEnd);
   }
@@ -447,9 +455,9 @@ export class MemoryStore implements SessionStore {
   }
 
   /** The first slot of `userId`'s list, `NONE` if it has none. */
-  #userHead(userId: string): number {
+  #userHead(userId: string, hash = this.#userHashOf(userId)): number {
     const table = this.#userTable;
-    let bucket = this.#bucketOf(table, hashText(this.#userSeed, userId, 0, userId.length));
+    let bucket = this.#bucketOf(table, hash);
     for (let distance = 0; ; distance++) {
       const entry = table[bucket]!;
       if (entry === 0) return NONE;
@@ -471,11 +479,12 @@ export class MemoryStore implements SessionStore {
 
   /** Adds `slot` to `userId`'s list, as its second entry if it has one, so the head stays. */
   #linkUser(slot: number, userId: string): void {
-    const head = this.#userHead(userId);
+    const hash = this.#userHashOf(userId);
+    const head = this.#userHead(userId, hash);
     if (head === NONE) {
       this.#prevOfUser[slot] = NONE;
       this.#nextOfUser[slot] = NONE;
-      this.#placeAt(this.#userTable, hashText(this.#userSeed, userId, 0, userId.length), slot);
+      this.#placeAt(this.#userTable, hash, slot);
       return;
     }
     const next = this.#nextOfUser[head]!;
