@@ -72,6 +72,11 @@ export function toBase64Url(bytes: Uint8Array): string {
   return out;
 }
 
+/** The value (0 to 63) of a base64url character's code, or -1 for a code outside the alphabet. */
+export function base64UrlDigit(code: number): number {
+  return code < 128 ? lookup[code]! : -1;
+}
+
 /** Decodes unpadded base64url; answers `null` for any character outside the alphabet. */
 export function fromBase64Url(text: string): Uint8Array | null {
   if (text.length % 4 === 1) return null;
@@ -80,8 +85,7 @@ export function fromBase64Url(text: string): Uint8Array | null {
   let value = 0;
   let o = 0;
   for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    const digit = code < 128 ? lookup[code]! : -1;
+    const digit = base64UrlDigit(text.charCodeAt(i));
     if (digit < 0) return null;
     value = (value << 6) | digit;
     bits += 6;

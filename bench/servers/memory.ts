@@ -3,9 +3,9 @@
  * mode in `BENCH_MEMORY`): the heap a store needs per session for many sessions of the same small
  * payload, and whether Tessera's memory store stays bounded under a flood of new sessions.
  *
- * Heap is measured with `process.memoryUsage()` (`heapUsed` plus `arrayBuffers`) after forced collections, before and
- * after filling the store, with the store kept reachable; the difference divided by the number
- * of sessions is the cost of one session, its key included.
+ * Memory is measured with `process.memoryUsage()` (`heapUsed` plus `arrayBuffers`) after forced
+ * collections, before and after filling the store, with the store kept reachable; the difference
+ * divided by the number of sessions is the cost of one session, its key included.
  *
  * @packageDocumentation
  */

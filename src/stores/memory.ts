@@ -5,6 +5,7 @@ import type {
   UpdateResult,
   UserRecord,
 } from '../store.js';
+import { base64UrlDigit, toBase64Url } from '../crypto.js';
 import { SessionError } from '../errors.js';
 
 /** Options of {@link MemoryStore}. */
@@ -28,10 +29,6 @@ export interface MemoryStoreOptions {
   now?: () => number;
 }
 
-const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-const SEXTET = new Int8Array(128).fill(-1);
-for (let i = 0; i < 64; i++) SEXTET[BASE64URL.charCodeAt(i)] = i;
-
 /**
  * The bytes of the key `decodeDigest` last accepted, and their hash. A plain array: the packed
  * record is built with `String.fromCharCode.apply`, which reads one about three times faster than
@@ -41,8 +38,7 @@ const digest: number[] = new Array<number>(32).fill(0);
 let digestHash = 0;
 
 function sextet(text: string, at: number): number {
-  const code = text.charCodeAt(at);
-  return code < 128 ? SEXTET[code]! : -1;
+  return base64UrlDigit(text.charCodeAt(at));
 }
 
 /** One step of the digest hash: a group of three bytes (the last group has two). */
@@ -99,18 +95,9 @@ function hashDigestIn(seed: number, packed: string): number {
 
 /** The base64url form of the 32 one-byte characters of `packed` from `from` on. */
 function encodeDigest(packed: string, from: number): string {
-  let text = '';
-  for (let i = from; i < from + 30; i += 3) {
-    const n =
-      (packed.charCodeAt(i) << 16) | (packed.charCodeAt(i + 1) << 8) | packed.charCodeAt(i + 2);
-    text +=
-      BASE64URL[n >> 18]! +
-      BASE64URL[(n >> 12) & 63]! +
-      BASE64URL[(n >> 6) & 63]! +
-      BASE64URL[n & 63]!;
-  }
-  const n = (packed.charCodeAt(from + 30) << 8) | packed.charCodeAt(from + 31);
-  return text + BASE64URL[n >> 10]! + BASE64URL[(n >> 4) & 63]! + BASE64URL[(n & 15) << 2]!;
+  const bytes = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) bytes[i] = packed.charCodeAt(from + i);
+  return toBase64Url(bytes);
 }
 
 /** Seeded FNV-1a over the characters `text[from..to)`. */
@@ -654,9 +641,10 @@ export class MemoryStore implements SessionStore {
 
   async deleteByUser(userId: string, exceptKey?: string): Promise<number> {
     const now = this.#now();
+    const kept = exceptKey === undefined ? NONE : this.#find(exceptKey);
     let removed = 0;
     for (const slot of this.#userSlots(userId)) {
-      if (exceptKey !== undefined && keyIn(this.#records[slot]!) === exceptKey) continue;
+      if (slot === kept) continue;
       if (this.#expiresAt[slot]! > now) removed++;
       this.#remove(slot);
     }
