@@ -105,11 +105,11 @@ export class ServerProcess {
 
   /** Ends the measured run and answers the server's own counts. */
   async end(): Promise<RunCounters> {
-    const { requests, cpuMicros, storeCalls, roundTrips } = await this.#ask(
+    const { requests, cpuMicros, systemMicros, storeCalls, roundTrips } = await this.#ask(
       { type: 'end' },
       'ended',
     );
-    return { requests, cpuMicros, storeCalls, roundTrips };
+    return { requests, cpuMicros, systemMicros, storeCalls, roundTrips };
   }
 
   /** Asks the server to close (so profiles are written), killing it if it does not exit in time. */

@@ -94,6 +94,8 @@ export interface Row {
   cpuPerRequest: number;
   /** The lowest and highest CPU time per request of the runs. */
   cpuRange: [number, number];
+  /** The kernel's part of the server CPU time per request, in microseconds (median over runs). */
+  systemPerRequest: number;
   /** Session-store method calls per request, by method; null for the bare frameworks. */
   storeCallsPerRequest: Record<string, number> | null;
   /** Round trips to the store's server per request, by kind; null without a client. */
@@ -330,6 +332,7 @@ function emptyRow(contender: Contender, scenario: ScenarioId): Row {
     p99: Number.NaN,
     cpuPerRequest: Number.NaN,
     cpuRange: [Number.NaN, Number.NaN],
+    systemPerRequest: Number.NaN,
     storeCallsPerRequest: null,
     roundTripsPerRequest: null,
     redisCommandsPerRequest: null,
@@ -344,6 +347,9 @@ function summarize(row: Row): void {
   const cpu = row.runs.map((run) => run.cpuMicros / Math.max(1, run.requests));
   row.cpuPerRequest = median(cpu);
   row.cpuRange = [Math.min(...cpu), Math.max(...cpu)];
+  row.systemPerRequest = median(
+    row.runs.map((run) => (run.systemMicros ?? Number.NaN) / Math.max(1, run.requests)),
+  );
   row.storeCallsPerRequest = !hasSessions(row.contender)
     ? null
     : perRequest(row.runs, (run) => run.storeCalls);

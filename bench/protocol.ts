@@ -59,6 +59,8 @@ export interface RunCounters {
   requests: number;
   /** User plus system CPU time the server process spent during the run, in microseconds. */
   cpuMicros: number;
+  /** The part of `cpuMicros` spent in the kernel (system time): socket calls, wake-ups, page faults. */
+  systemMicros: number;
   /** Calls of the session-store methods (`get`, `update`, `set`, `touch`...), by method. */
   storeCalls: Record<string, number>;
   /**

@@ -397,14 +397,14 @@ function scenarioTable(report: BenchReport, scenario: ScenarioId): string[] {
   const lines = [
     `### ${SCENARIO_TITLES[scenario]}`,
     '',
-    "| Contender | req/s | × bare | × peer | p50 ms | p99 ms | CPU µs/req (runs' range) | CPU vs bare | store calls/req | round trips/req |",
-    '|---|--:|--:|--:|--:|--:|--:|--:|---|---|',
+    "| Contender | req/s | × bare | × peer | p50 ms | p99 ms | CPU µs/req (runs' range) | CPU vs bare | of it kernel (vs bare) | store calls/req | round trips/req |",
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|',
   ];
   for (const row of rows) {
     const contender: Contender = row.contender;
     if (row.error !== undefined) {
       lines.push(
-        `| ${contender.label} | not measured: ${row.error.replace(/\|/g, '\\|')} | | | | | | | | |`,
+        `| ${contender.label} | not measured: ${row.error.replace(/\|/g, '\\|')} | | | | | | | | | |`,
       );
       continue;
     }
@@ -414,12 +414,18 @@ function scenarioTable(report: BenchReport, scenario: ScenarioId): string[] {
     const added = bare === undefined ? Number.NaN : row.cpuPerRequest - bare.cpuPerRequest;
     const cpuVsBare = bare === undefined ? '–' : `${added >= 0 ? '+' : ''}${fixed(added, 1)}`;
     const cpu = `${fixed(row.cpuPerRequest, 1)} (${fixed(row.cpuRange[0], 0)}–${fixed(row.cpuRange[1], 0)})`;
+    const kernelAdded =
+      bare === undefined ? Number.NaN : row.systemPerRequest - bare.systemPerRequest;
+    const kernel =
+      bare === undefined
+        ? fixed(row.systemPerRequest, 1)
+        : `${fixed(row.systemPerRequest, 1)} (${kernelAdded >= 0 ? '+' : ''}${fixed(kernelAdded, 1)})`;
     const failures = row.failures > 0 ? ` (${row.failures} failed)` : '';
     const label = contender.kind === 'tessera' ? `**${contender.label}**` : contender.label;
     lines.push(
       `| ${label} | ${integer(row.rps)}${failures} | ${bare === undefined ? '–' : ratio(row.rps / bare.rps)} | ` +
         `${peer === undefined ? '–' : ratio(row.rps / peer.rps)} | ${fixed(row.p50, 0)} | ${fixed(row.p99, 0)} | ` +
-        `${cpu} | ${cpuVsBare} | ${formatCounts(row.storeCallsPerRequest)} | ${formatTrips(row.roundTripsPerRequest)} |`,
+        `${cpu} | ${cpuVsBare} | ${kernel} | ${formatCounts(row.storeCallsPerRequest)} | ${formatTrips(row.roundTripsPerRequest)} |`,
     );
   }
   lines.push('');
@@ -497,7 +503,9 @@ export function renderReport(report: BenchReport): string {
     '- Before the read and write scenarios the harness logs in one session per connection (`/login`: a user and three small keys), ' +
       'so every connection is one client with its own cookie; the new-session scenario sends no cookie.',
     "- Server CPU is the server process's own `process.cpuUsage()` difference around each run (all its threads, GC included), divided by the requests it received; " +
-      'the harness asks for it over IPC, outside the measured HTTP load. "CPU vs bare" is the difference to the bare framework: the cost of the session layer.',
+      'the harness asks for it over IPC, outside the measured HTTP load. "CPU vs bare" is the difference to the bare framework: the cost of the session layer. ' +
+      '"Of it kernel" is the system-time part of that CPU (socket reads and writes, waking the load generator, page faults), with its difference to the bare framework: ' +
+      "time the session layer's own JavaScript does not spend, but that grows when a server answers more slowly or writes more bytes.",
     `- Calibration rows (\`work-*\`) are the bare framework whose handlers also do ${CALIBRATION_WORK_MICROS} µs of fixed CPU work (an integer loop sized against the process's own CPU clock at start-up). ` +
       'A server that spends longer on each request also pays more per request outside its own code (the event loop wakes for fewer requests at a time, socket writes wake an idle load generator), ' +
       `so "CPU vs bare" of a calibration row is more than ${CALIBRATION_WORK_MICROS} µs; the per-request CPU targets are held against it (scaled linearly for the 25 µs target).`,

@@ -38,6 +38,8 @@ describe('bench harness, smoke mode', () => {
         expect(Number.isFinite(row.p50), name).toBe(true);
         expect(Number.isFinite(row.p99), name).toBe(true);
         expect(row.cpuPerRequest, name).toBeGreaterThan(0);
+        expect(row.systemPerRequest, name).toBeGreaterThanOrEqual(0);
+        expect(row.systemPerRequest, name).toBeLessThanOrEqual(row.cpuRange[1]);
         expect(row.runs[0]!.requests, name).toBeGreaterThan(0);
         if (row.contender.library === 'bare') {
           expect(row.storeCallsPerRequest, name).toBeNull();
@@ -57,6 +59,7 @@ describe('bench harness, smoke mode', () => {
       const markdown = await readFile(out, 'utf8');
       expect(markdown).toBe(report.markdown);
       expect(markdown).toContain('Smoke run');
+      expect(markdown).toContain('of it kernel (vs bare)');
       expect(markdown).toContain('vitest run test/bench-smoke.test.ts');
       for (const label of [
         'bare Express',

@@ -56,6 +56,7 @@ export class Counters {
     const result: RunCounters = {
       requests: this.requests - (this.#mark?.requests ?? 0),
       cpuMicros: cpu.user + cpu.system,
+      systemMicros: cpu.system,
       storeCalls: delta(this.storeCalls, this.#mark?.store),
       roundTrips: this.hasClient ? delta(this.roundTrips, this.#mark?.trips) : null,
     };
