@@ -348,7 +348,7 @@ function summarize(row: Row): void {
   row.cpuPerRequest = median(cpu);
   row.cpuRange = [Math.min(...cpu), Math.max(...cpu)];
   row.systemPerRequest = median(
-    row.runs.map((run) => (run.systemMicros ?? Number.NaN) / Math.max(1, run.requests)),
+    row.runs.map((run) => run.systemMicros / Math.max(1, run.requests)),
   );
   row.storeCallsPerRequest = !hasSessions(row.contender)
     ? null

@@ -158,15 +158,16 @@ function check(
 
 const WRITES = ['create', 'update', 'touch', 'delete'];
 
+/** A difference in µs with its sign, one decimal; a dash when it could not be measured. */
+function signed(value: number): string {
+  return `${value >= 0 ? '+' : ''}${fixed(value, 1)}`;
+}
+
 /**
  * Whether a per-request count is the expected one. Requests still in flight when a run stops
  * were counted but have not all reached the store, which moves counts by a few hundredths for
  * slow stores; 0.05 leaves room for that and none for an extra call.
  */
-function signed(value: number): string {
-  return `${value >= 0 ? '+' : ''}${value.toFixed(1)}`;
-}
-
 function near(value: number | undefined, expected: number): boolean {
   return Math.abs((value ?? 0) - expected) < 0.05;
 }
@@ -412,14 +413,12 @@ function scenarioTable(report: BenchReport, scenario: ScenarioId): string[] {
       contender.kind === 'ceiling' ? undefined : find(report, bareOf(contender), scenario);
     const peer = find(report, contender.peer, scenario);
     const added = bare === undefined ? Number.NaN : row.cpuPerRequest - bare.cpuPerRequest;
-    const cpuVsBare = bare === undefined ? '–' : `${added >= 0 ? '+' : ''}${fixed(added, 1)}`;
+    const cpuVsBare = bare === undefined ? '–' : signed(added);
     const cpu = `${fixed(row.cpuPerRequest, 1)} (${fixed(row.cpuRange[0], 0)}–${fixed(row.cpuRange[1], 0)})`;
-    const kernelAdded =
-      bare === undefined ? Number.NaN : row.systemPerRequest - bare.systemPerRequest;
     const kernel =
       bare === undefined
         ? fixed(row.systemPerRequest, 1)
-        : `${fixed(row.systemPerRequest, 1)} (${kernelAdded >= 0 ? '+' : ''}${fixed(kernelAdded, 1)})`;
+        : `${fixed(row.systemPerRequest, 1)} (${signed(row.systemPerRequest - bare.systemPerRequest)})`;
     const failures = row.failures > 0 ? ` (${row.failures} failed)` : '';
     const label = contender.kind === 'tessera' ? `**${contender.label}**` : contender.label;
     lines.push(
