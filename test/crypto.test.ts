@@ -53,8 +53,16 @@ describe('node crypto provider', () => {
     const mac = hex('5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843');
     expect(node.hmacSha256(key, 'what do ya want for nothing?')).toBe(mac);
     expect(node.hmacSha256(key, 'what do ya want for nothing?')).toBe(mac);
+    // RFC 4231's test case 6: a key longer than SHA-256's block is hashed first.
+    expect(
+      node.hmacSha256(
+        new Uint8Array(131).fill(0xaa),
+        'Test Using Larger Than Block-Size Key - Hash Key First',
+      ),
+    ).toBe(hex('60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54'));
     const secret = node.randomBytes(32);
-    for (const text of ['', 'abc', 'ключ 🔑', 'x'.repeat(1_000)]) {
+    const texts = ['', 'abc', 'ключ 🔑', 'x'.repeat(64), 'x'.repeat(65), 'x'.repeat(1_000)];
+    for (const text of texts) {
       expect(node.sha256(text)).toBe(await web.sha256(text));
       expect(node.hmacSha256(secret, text)).toBe(
         await web.hmacSha256(new Uint8Array(secret), text),
@@ -67,8 +75,10 @@ describe('node crypto provider', () => {
     );
   });
 
-  it('hashes the same on a Node without the one-shot crypto.hash (before 20.12)', async () => {
+  it('hashes and signs the same on a Node without the one-shot crypto.hash (before 20.12)', async () => {
+    const key = new Uint8Array(32).fill(7);
     const expected = nodeCryptoProvider().sha256('ключ 🔑');
+    const expectedMac = nodeCryptoProvider().hmacSha256(key, 'ключ 🔑');
     vi.resetModules();
     vi.doMock('node:crypto', async (importOriginal) => ({
       ...(await importOriginal<typeof import('node:crypto')>()),
@@ -77,6 +87,7 @@ describe('node crypto provider', () => {
     try {
       const older = await import('../src/crypto-node.js');
       expect(older.nodeCryptoProvider().sha256('ключ 🔑')).toBe(expected);
+      expect(older.nodeCryptoProvider().hmacSha256(key, 'ключ 🔑')).toBe(expectedMac);
     } finally {
       vi.doUnmock('node:crypto');
       vi.resetModules();
