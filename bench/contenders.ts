@@ -13,7 +13,8 @@ export type Framework = 'express' | 'fastify' | 'node';
 export type StoreKind = 'none' | 'memory' | 'sqlite' | 'postgres' | 'mysql' | 'redis' | 'memcached';
 
 /** Which session library a contender runs. */
-export type Library = 'bare' | 'bare-work' | 'tessera' | 'express-session' | 'fastify-session';
+export type Library =
+  'bare' | 'bare-work' | 'bare-layer' | 'tessera' | 'express-session' | 'fastify-session';
 
 /**
  * The fixed work, in microseconds of CPU on an idle machine, that a calibration contender's
@@ -29,7 +30,8 @@ export interface Contender {
   label: string;
   /**
    * `ceiling`: a bare framework; `calibration`: the bare framework doing a known amount of work
-   * per request, which shows what that much work costs in the same run.
+   * per request, which shows what that much work costs in the same run, or (Express only) running
+   * an empty middleware, which shows what mounting any middleware costs.
    */
   kind: 'ceiling' | 'calibration' | 'tessera' | 'peer';
   library: Library;
@@ -171,6 +173,22 @@ function calibration(framework: Framework): Contender {
   };
 }
 
+/**
+ * Bare Express with one middleware that only calls `next()`. Express gives each request and
+ * response a hidden class of its own (see `src/adapters/express.ts`), so each middleware layer
+ * costs the router several slow property accesses; this row shows that cost, which every
+ * Express session middleware pays before doing anything.
+ */
+const EMPTY_MIDDLEWARE: Contender = {
+  id: 'layer-express',
+  label: 'bare Express + an empty middleware',
+  kind: 'calibration',
+  library: 'bare-layer',
+  framework: 'express',
+  store: 'none',
+  packages: [],
+};
+
 /** Every contender the harness knows, in report order: ceilings, calibrations, then by store. */
 export const CONTENDERS: readonly Contender[] = [
   ceiling('express'),
@@ -179,6 +197,7 @@ export const CONTENDERS: readonly Contender[] = [
   calibration('express'),
   calibration('fastify'),
   calibration('node'),
+  EMPTY_MIDDLEWARE,
   ...TESSERA_STORES.flatMap((store) => [
     tessera('express', store),
     tessera('fastify', store),
@@ -197,6 +216,7 @@ const RUN_ORDER: readonly string[] = [
   'tessera-express-memory',
   'tessera-express-redis',
   'work-express',
+  'layer-express',
   'express-session-memory',
   'bare-fastify',
   'tessera-fastify-memory',

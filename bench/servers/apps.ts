@@ -77,9 +77,10 @@ async function tesseraManager(input: AppInput): Promise<SessionManager> {
 async function expressApp(input: AppInput): Promise<RunningApp> {
   const app = express();
   const { library } = input.contender;
-  if (library === 'bare' || library === 'bare-work') {
+  if (library === 'bare' || library === 'bare-work' || library === 'bare-layer') {
     const work = workFor(input.contender);
     let n = 0;
+    if (library === 'bare-layer') app.use((_req, _res, next) => next());
     app.get('/login', (_req, res) => void res.json({ ok: true }));
     app.get('/read', (_req, res) => {
       work();
