@@ -34,7 +34,7 @@ export interface BenchOptions {
   pipelining: number;
   /**
    * Which contenders run: comma-separated ids or `*` globs, `!` to exclude (see `contenders.ts`).
-   * @defaultValue every contender (with `smoke`: bare Express, Tessera/Express/memory, express-session)
+   * @defaultValue every contender (with `smoke`: bare Express, alone and with an empty middleware, Tessera/Express/memory, express-session)
    */
   filter: string | undefined;
   /** Which scenarios run. @defaultValue all: `read`, `write`, `new` */
@@ -67,7 +67,8 @@ export interface BenchOptions {
 }
 
 /** The contenders a smoke run measures unless a filter says otherwise. */
-export const SMOKE_FILTER = 'bare-express,tessera-express-memory,express-session-memory';
+export const SMOKE_FILTER =
+  'bare-express,layer-express,tessera-express-memory,express-session-memory';
 
 function number(name: string, raw: string | undefined, fallback: number, min: number): number {
   if (raw === undefined || raw === '') return fallback;

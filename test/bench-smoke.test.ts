@@ -13,9 +13,14 @@ const run = promisify(execFile);
 // The harness in smoke mode: real server processes, real HTTP load, one short run per scenario.
 // Only the shape of the results is checked; performance is never asserted here.
 describe('bench harness, smoke mode', () => {
-  const contenders = ['bare-express', 'tessera-express-memory', 'express-session-memory'];
+  const contenders = [
+    'bare-express',
+    'layer-express',
+    'tessera-express-memory',
+    'express-session-memory',
+  ];
 
-  it('measures every scenario of bare Express, Tessera/Express/memory and express-session', async () => {
+  it('measures every scenario of bare Express (also with an empty middleware), Tessera/Express/memory and express-session', async () => {
     const out = join(tmpdir(), `tessera-bench-smoke-test-${process.pid}-${Date.now()}.md`);
     const lines: string[] = [];
     let report: BenchReport;
@@ -41,7 +46,7 @@ describe('bench harness, smoke mode', () => {
         expect(row.systemPerRequest, name).toBeGreaterThanOrEqual(0);
         expect(row.systemPerRequest, name).toBeLessThanOrEqual(row.cpuRange[1]);
         expect(row.runs[0]!.requests, name).toBeGreaterThan(0);
-        if (row.contender.library === 'bare') {
+        if (row.contender.store === 'none') {
           expect(row.storeCallsPerRequest, name).toBeNull();
         } else {
           // Every request of every scenario reaches the session store at least once.
@@ -61,8 +66,17 @@ describe('bench harness, smoke mode', () => {
       expect(markdown).toContain('Smoke run');
       expect(markdown).toContain('of it kernel (vs bare)');
       expect(markdown).toContain('vitest run test/bench-smoke.test.ts');
+      // The Express CPU targets show the empty middleware's share beside Tessera's figure.
+      const target = markdown
+        .split('\n')
+        .find((line) => line.startsWith('| The session layer adds at most 10 µs'));
+      expect(target).toMatch(/express [+-][\d.]+ µs \(an empty middleware: [+-][\d.]+ µs\)/);
+      expect(markdown).toMatch(
+        /\| Express \+ Tessera ≥ 0\.85× bare Express, read-only, memory \| [\d.]+× \(medians [\d,]+ vs [\d,]+ req\/s\); an empty middleware keeps [\d.]+× \|/,
+      );
       for (const label of [
         'bare Express',
+        'bare Express + an empty middleware',
         '**Tessera / Express / memory**',
         'express-session / MemoryStore',
       ]) {
