@@ -39,58 +39,6 @@ function secretKeyOf(key: Uint8Array): KeyObject {
   return made.secret;
 }
 
-/** SHA-256's block size: HMAC pads its key to one block (RFC 2104). */
-const BLOCK_BYTES = 64;
-/** The longest message, in bytes, that the two-digest HMAC below takes; longer ones use `createHmac`. */
-const SHORT_MESSAGE_BYTES = 192;
-
-/**
- * A key's two HMAC blocks (RFC 2104: the key, padded to one block, XOR 0x36 and XOR 0x5c), each
- * followed by room for what is hashed after it. Kept with a copy of the key, as above.
- */
-interface HmacPads {
-  bytes: Buffer;
-  inner: Buffer;
-  outer: Buffer;
-}
-const hmacPads = new WeakMap<Uint8Array, HmacPads>();
-
-function hmacPadsOf(key: Uint8Array): HmacPads {
-  const known = hmacPads.get(key);
-  if (known !== undefined && known.bytes.equals(key)) return known;
-  const block = Buffer.alloc(BLOCK_BYTES);
-  block.set(key.length > BLOCK_BYTES ? createHash('sha256').update(key).digest() : key);
-  const inner = Buffer.alloc(BLOCK_BYTES + SHORT_MESSAGE_BYTES);
-  const outer = Buffer.alloc(BLOCK_BYTES + 32);
-  for (let i = 0; i < BLOCK_BYTES; i++) {
-    inner[i] = block[i]! ^ 0x36;
-    outer[i] = block[i]! ^ 0x5c;
-  }
-  block.fill(0);
-  const made = { bytes: Buffer.from(key), inner, outer };
-  hmacPads.set(key, made);
-  return made;
-}
-
-/**
- * HMAC-SHA256 in base64url. For a short message (a session ID), it is two one-shot digests over
- * blocks prepared once per key, about a third of the CPU of an `Hmac` object, which every new
- * session's cookie signature and every first sight of a cookie pays.
- */
-function hmacSha256(key: Uint8Array, text: string): string {
-  if (oneShotHash === undefined || text.length * 3 > SHORT_MESSAGE_BYTES) {
-    return createHmac('sha256', secretKeyOf(key)).update(text).digest('base64url');
-  }
-  const { inner, outer } = hmacPadsOf(key);
-  const end = BLOCK_BYTES + inner.write(text, BLOCK_BYTES, 'utf8');
-  outer.write(oneShotHash('sha256', inner.subarray(0, end), 'hex'), BLOCK_BYTES, 'hex');
-  // The message (a session ID) and its inner digest are not left behind in the shared blocks.
-  inner.fill(0, BLOCK_BYTES, end);
-  const mac = oneShotHash('sha256', outer, 'base64url');
-  outer.fill(0, BLOCK_BYTES);
-  return mac;
-}
-
 /** Bytes fetched from the CSPRNG at once: one call serves 128 session IDs. */
 const POOL_BYTES = 4096;
 
@@ -121,7 +69,8 @@ export function nodeCryptoProvider(): CryptoProvider {
   return {
     randomBytes: pooledRandomBytes(),
     sha256,
-    hmacSha256,
+    hmacSha256: (key, text) =>
+      createHmac('sha256', secretKeyOf(key)).update(text).digest('base64url'),
     timingSafeEqual: (a, b) => {
       const left = Buffer.from(a);
       const right = Buffer.from(b);

@@ -61,8 +61,7 @@ describe('node crypto provider', () => {
       ),
     ).toBe(hex('60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54'));
     const secret = node.randomBytes(32);
-    const texts = ['', 'abc', 'ключ 🔑', 'x'.repeat(64), 'x'.repeat(65), 'x'.repeat(1_000)];
-    for (const text of texts) {
+    for (const text of ['', 'abc', 'ключ 🔑', 'x'.repeat(1_000)]) {
       expect(node.sha256(text)).toBe(await web.sha256(text));
       expect(node.hmacSha256(secret, text)).toBe(
         await web.hmacSha256(new Uint8Array(secret), text),
