@@ -10,18 +10,28 @@
  * 25th-percentile batch. A contender may name a directory of compiled Tessera after `@`, to
  * compare two builds side by side.
  *
+ * With `--instructions`, each contender instead runs twice under callgrind (valgrind), after the
+ * same warm-up, with N and 2N measured requests; the difference of the two instruction totals,
+ * divided by N, is its instructions per request. That count does not move with the machine's
+ * load, only with GC and JIT timing (a few percent between runs of one build), so it settles
+ * differences that CPU time on a shared machine cannot. It is slow: about 10 ms per request
+ * under valgrind, some 3 minutes per contender.
+ *
  * @example
  * ```sh
  * npx tsx bench/inprocess.ts bare-express tessera-express-memory --rounds 8
+ * npx tsx bench/inprocess.ts bare-express layer-express tessera-express-memory --instructions
  * npx tsc -p tsconfig.json --outDir /tmp/before   # on the older commit
  * npx tsx bench/inprocess.ts tessera-node-memory@/tmp/before tessera-node-memory@dist
  * ```
  *
  * @packageDocumentation
  */
-import { fork } from 'node:child_process';
+import { execFile, fork } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { IncomingMessage, ServerResponse } from 'node:http';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -36,7 +46,12 @@ interface ChildResult {
 }
 
 /** Measures one contender in this process and answers its CPU µs per request. */
-async function measureHere(spec: string, scenario: string, requests: number): Promise<ChildResult> {
+async function measureHere(
+  spec: string,
+  scenario: string,
+  requests: number,
+  warmup = Math.min(20_000, requests),
+): Promise<ChildResult> {
   const [id, dir] = spec.split('@') as [string, string | undefined];
   if (dir !== undefined) process.env.BENCH_TESSERA_DIR = resolve(dir);
   const { contenderById } = await import('./contenders.js');
@@ -95,7 +110,7 @@ async function measureHere(spec: string, scenario: string, requests: number): Pr
         }),
       );
     };
-    await run(Math.min(20_000, requests));
+    await run(warmup);
     const batches: number[] = [];
     for (let done = 0; done < requests; done += BATCH) {
       const before = process.cpuUsage();
@@ -129,6 +144,60 @@ function runChild(spec: string, scenario: string, requests: number): Promise<Chi
   });
 }
 
+/** The instructions callgrind counted in one run of a contender's child (all its threads). */
+async function instructionsOfRun(
+  spec: string,
+  scenario: string,
+  requests: number,
+  warmup: number,
+): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-callgrind-'));
+  const out = join(dir, 'callgrind.out');
+  try {
+    await new Promise<void>((done, fail) => {
+      execFile(
+        'valgrind',
+        [
+          '--tool=callgrind',
+          // V8 writes machine code at run time; callgrind must see those writes.
+          '--smc-check=all-non-file',
+          `--callgrind-out-file=${out}`,
+          process.execPath,
+          '--import',
+          'tsx',
+          fileURLToPath(import.meta.url),
+          '--child',
+          spec,
+          scenario,
+          String(requests),
+          String(warmup),
+        ],
+        { maxBuffer: 64 * 1024 * 1024 },
+        (error) => (error === null ? done() : fail(error)),
+      );
+    });
+    const totals = /^(?:summary|totals): (\d+)/m.exec(await readFile(out, 'utf8'));
+    if (totals === null) throw new Error(`${spec}: no instruction total in the callgrind output`);
+    return Number(totals[1]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Instructions per request: two runs with N and 2N measured requests after the same warm-up. */
+async function instructionsPerRequest(
+  spec: string,
+  scenario: string,
+  requests: number,
+  warmup: number,
+): Promise<number> {
+  const [once, twice] = await Promise.all([
+    instructionsOfRun(spec, scenario, requests, warmup),
+    instructionsOfRun(spec, scenario, 2 * requests, warmup),
+  ]);
+  return (twice - once) / requests;
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
@@ -137,14 +206,27 @@ function median(values: number[]): number {
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--child') {
-    const [spec, scenario, requests] = process.argv.slice(3) as [string, string, string];
+    const [spec, scenario, requests, warmup] = process.argv.slice(3) as [
+      string,
+      string,
+      string,
+      string | undefined,
+    ];
     let message: ChildResult | { error: string };
     try {
-      message = await measureHere(spec, scenario, Number(requests));
+      message = await measureHere(
+        spec,
+        scenario,
+        Number(requests),
+        warmup === undefined ? undefined : Number(warmup),
+      );
     } catch (error) {
       message = { error: error instanceof Error ? error.message : String(error) };
     }
-    process.send!(message, () => process.disconnect());
+    // Under callgrind there is no parent channel: the instruction count is the result.
+    if (process.send === undefined) {
+      if ('error' in message) throw new Error(message.error);
+    } else process.send(message, () => process.disconnect());
     return;
   }
   const { values, positionals } = parseArgs({
@@ -152,19 +234,37 @@ async function main(): Promise<void> {
     options: {
       rounds: { type: 'string', default: '8' },
       scenario: { type: 'string', default: 'read' },
-      requests: { type: 'string', default: '30000' },
+      requests: { type: 'string' },
+      warmup: { type: 'string', default: '4000' },
+      instructions: { type: 'boolean', default: false },
     },
   });
   if (positionals.length === 0) {
     console.log(
-      'npx tsx bench/inprocess.ts [--rounds 8] [--scenario read|write|new] [--requests 30000] <contender>[@<compiled dir>] ...',
+      'npx tsx bench/inprocess.ts [--rounds 8] [--scenario read|write|new] [--requests 30000] <contender>[@<compiled dir>] ...\n' +
+        'npx tsx bench/inprocess.ts --instructions [--scenario read|write|new] [--requests 4000] [--warmup 4000] <contender>[@<compiled dir>] ...',
     );
+    return;
+  }
+  if (values.instructions) {
+    const requests = Number(values.requests ?? '4000');
+    for (const spec of positionals) {
+      const perRequest = await instructionsPerRequest(
+        spec,
+        values.scenario,
+        requests,
+        Number(values.warmup),
+      );
+      console.log(
+        `${spec.padEnd(48)} ${Math.round(perRequest).toLocaleString('en-US').padStart(9)} instructions/req   (callgrind, ${values.scenario}, ${values.warmup} warm-up + ${requests} requests)`,
+      );
+    }
     return;
   }
   const results = new Map<string, number[]>(positionals.map((spec) => [spec, []]));
   for (let round = 1; round <= Number(values.rounds); round++) {
     for (const spec of positionals) {
-      const result = await runChild(spec, values.scenario, Number(values.requests));
+      const result = await runChild(spec, values.scenario, Number(values.requests ?? '30000'));
       results.get(spec)!.push(result.p25);
     }
     console.log(`round ${round}/${values.rounds} done`);
