@@ -108,7 +108,7 @@ class HeaderGate {
   #started = false;
   /** Set once the session is saved (or failed): calls then go straight through. */
   open = false;
-  /** Called when the gate opens, to undo how the calls were intercepted. */
+  /** Called when the gate opens, to undo how the response's own methods were intercepted. */
   release: () => void = () => undefined;
 
   constructor(
@@ -163,6 +163,7 @@ class HeaderGate {
 
   #openGate(): void {
     this.open = true;
+    gates.delete(this.#res);
     this.release();
   }
 }
@@ -266,15 +267,7 @@ export function commitBeforeHeaders(
   gatePrototype(sharedPrototype);
   gates.set(res, gate);
   const ownHeld = HELD_METHODS.filter((name) => Object.hasOwn(res, name));
-  if (ownHeld.length === 0) {
-    gate.release = () => gates.delete(res);
-    return;
-  }
-  const restore = gateOwnMethods(res, gate, ownHeld);
-  gate.release = () => {
-    gates.delete(res);
-    restore();
-  };
+  if (ownHeld.length > 0) gate.release = gateOwnMethods(res, gate, ownHeld);
 }
 
 /**
