@@ -179,32 +179,63 @@ export class Codec {
   }
 
   /**
+   * Whether {@link Codec.decodeNow} answers without a promise: records are plain, or the crypto
+   * provider is synchronous.
+   */
+  get decodesNow(): boolean {
+    return this.#keys.length === 0 || this.#crypto.synchronous === true;
+  }
+
+  /**
    * Decodes store data, or answers `null` when it is malformed, sealed under an unknown key,
    * tampered with, moved from another record, or plain while encryption is on.
    */
   async decode(data: string, storeKey: string): Promise<Envelope | null> {
-    let json: string;
-    if (this.#keys.length === 0) {
-      json = data;
-    } else {
-      const parts = data.split('.');
-      if (parts.length !== 4 || parts[0] !== 'e1') return null;
-      const key = this.#keys.find((candidate) => candidate.id === parts[1]);
-      const iv = fromBase64Url(parts[2]!);
-      const sealed = fromBase64Url(parts[3]!);
-      if (key === undefined || iv === null || iv.length !== 12 || sealed === null) return null;
-      try {
-        json = decoder.decode(await this.#crypto.decrypt(key.bytes, iv, sealed, utf8(storeKey)));
-      } catch {
-        return null;
-      }
-    }
+    return this.decodeNow(data, storeKey);
+  }
+
+  /**
+   * {@link Codec.decode}, answered synchronously whenever {@link Codec.decodesNow} holds (and
+   * with a promise only when a sealed record needs an asynchronous crypto provider).
+   */
+  decodeNow(data: string, storeKey: string): Envelope | null | Promise<Envelope | null> {
+    if (this.#keys.length === 0) return parseEnvelope(data);
+    const parts = data.split('.');
+    if (parts.length !== 4 || parts[0] !== 'e1') return null;
+    const key = this.#keys.find((candidate) => candidate.id === parts[1]);
+    const iv = fromBase64Url(parts[2]!);
+    const sealed = fromBase64Url(parts[3]!);
+    if (key === undefined || iv === null || iv.length !== 12 || sealed === null) return null;
+    let opened: Uint8Array | Promise<Uint8Array>;
     try {
-      const parsed: unknown = JSON.parse(json);
-      if (Array.isArray(parsed)) return fromArray(parsed);
-      return isEnvelope(parsed) ? parsed : null;
+      opened = this.#crypto.decrypt(key.bytes, iv, sealed, utf8(storeKey));
     } catch {
       return null;
     }
+    return opened instanceof Uint8Array
+      ? parseSealed(opened)
+      : Promise.resolve(opened).then(parseSealed, () => null);
+  }
+}
+
+/** The envelope in decrypted bytes, or `null` when they are not UTF-8 JSON of one. */
+function parseSealed(plain: Uint8Array): Envelope | null {
+  let json: string;
+  try {
+    json = decoder.decode(plain);
+  } catch {
+    return null;
+  }
+  return parseEnvelope(json);
+}
+
+/** The envelope in plain store data (either form), or `null` when it holds none. */
+function parseEnvelope(json: string): Envelope | null {
+  try {
+    const parsed: unknown = JSON.parse(json);
+    if (Array.isArray(parsed)) return fromArray(parsed);
+    return isEnvelope(parsed) ? parsed : null;
+  } catch {
+    return null;
   }
 }

@@ -67,6 +67,7 @@ function pooledRandomBytes(): (length: number) => Uint8Array {
 /** The `node:crypto` provider: synchronous, and the fastest on Node.js. */
 export function nodeCryptoProvider(): CryptoProvider {
   return {
+    synchronous: true,
     randomBytes: pooledRandomBytes(),
     sha256,
     hmacSha256: (key, text) =>

@@ -7,6 +7,13 @@
 
 /** Cryptographic primitives. Every method may answer synchronously or with a promise. */
 export interface CryptoProvider {
+  /**
+   * True when no method ever answers with a promise (as with `node:crypto`): the manager then
+   * decrypts sealed records without waiting, so encrypted sessions keep the synchronous read
+   * path of stores that offer `getNow`.
+   * @defaultValue false
+   */
+  readonly synchronous?: boolean;
   /** `length` bytes from the CSPRNG. */
   randomBytes(length: number): Uint8Array;
   /** SHA-256 of the UTF-8 text, as base64url. */

@@ -64,6 +64,7 @@ export interface SessionManagerOptions {
   encryption?: EncryptionOptions;
   /**
    * How long one store call may take before it fails with `STORE_UNAVAILABLE`, in milliseconds.
+   * A store's synchronous `getNow` cannot be cut short and is not bounded by it.
    * @defaultValue 5_000
    */
   storeTimeout?: number;
@@ -131,6 +132,19 @@ export interface SessionInfo {
 
 /** Why a cookie was not accepted. */
 export type RejectReason = 'malformed' | 'signature' | 'unknown' | 'undecodable';
+
+/** A stored record that is live, with its decoded envelope. */
+interface Live {
+  record: StoredRecord;
+  envelope: Envelope;
+}
+
+/** The error of a failed store call: the store's own `SessionError`, or `STORE_UNAVAILABLE`. */
+function storeFailure(operation: string, cause: unknown): SessionError {
+  return cause instanceof SessionError
+    ? cause
+    : new SessionError('STORE_UNAVAILABLE', `store ${operation} failed`, { cause });
+}
 
 /**
  * Lifecycle events. None carries a session ID.
@@ -335,11 +349,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
         },
         (cause: unknown) => {
           if (!settle()) return;
-          reject(
-            cause instanceof SessionError
-              ? cause
-              : new SessionError('STORE_UNAVAILABLE', `store ${operation} failed`, { cause }),
-          );
+          reject(storeFailure(operation, cause));
         },
       );
     });
@@ -445,15 +455,35 @@ export class SessionManager<Data extends object = DefaultSessionData> {
    * Reads a stored record and checks it against the server's clock; answers its envelope, or a
    * reason it cannot be used.
    */
-  async #readLive(
-    key: string,
-  ): Promise<{ record: StoredRecord; envelope: Envelope } | RejectReason | 'expired'> {
+  async #readLive(key: string): Promise<Live | RejectReason | 'expired'> {
     const { codec } = this.#resolved ?? (await this.#ready);
     const record = await this.#call('get', () => this.store.get(key));
     if (record === null) return 'unknown';
-    const now = this.#clock();
-    const envelope = await codec.decode(record.data, key);
+    return this.#liveness(record, await codec.decode(record.data, key));
+  }
+
+  /**
+   * {@link SessionManager.#readLive} through the store's `getNow`, for a codec that decodes at
+   * once. A synchronous call cannot be cut short, so the store timeout does not apply.
+   */
+  #readLiveNow(
+    key: string,
+    getNow: (key: string) => StoredRecord | null,
+    codec: Codec,
+  ): Live | RejectReason | 'expired' {
+    let record: StoredRecord | null;
+    try {
+      record = getNow.call(this.store, key);
+    } catch (cause) {
+      throw storeFailure('get', cause);
+    }
+    if (record === null) return 'unknown';
+    return this.#liveness(record, codec.decodeNow(record.data, key) as Envelope | null);
+  }
+
+  #liveness(record: StoredRecord, envelope: Envelope | null): Live | RejectReason | 'expired' {
     if (envelope === null) return 'undecodable';
+    const now = this.#clock();
     if (record.expiresAt <= now || envelope.x <= now) {
       this.#emit('expired', {
         userId: record.userId,
@@ -470,6 +500,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
    * failure rejects with `STORE_UNAVAILABLE`, never with an empty session.
    */
   async load(info: RequestInfo): Promise<Session<Data>> {
+    const loaded = this.loadNow(info);
+    if (loaded !== undefined) return loaded;
     const { signer, crypto } = this.#resolved ?? (await this.#ready);
     const https = this.#isHttps(info);
     const cookieName = cookieNameFor(this.cookie, https);
@@ -485,22 +517,68 @@ export class SessionManager<Data extends object = DefaultSessionData> {
           continue;
         }
         verified = { id, key: await storeKeyFor(crypto, id) };
-        if (this.#verified.size >= VERIFIED_CACHE_SIZE)
-          this.#verified.delete(this.#verified.keys().next().value!);
-        this.#verified.set(value, verified);
+        this.#rememberVerified(value, verified);
       }
-      const { id, key } = verified;
-      const found = await this.#readLive(key);
+      const found = await this.#readLive(verified.key);
       if (typeof found === 'string') {
         reason = found;
         continue;
       }
-      state.id = id;
-      state.key = key;
-      state.persisted = true;
-      this.#adopt(state, found.record, found.envelope);
-      return new Session<Data>(this.#host, state);
+      return this.#resumed(state, verified, found);
     }
+    return this.#anonymous(state, reason);
+  }
+
+  /**
+   * The synchronous form of {@link SessionManager.load}, which tries it first: answers the
+   * request's session without waiting when nothing has to wait. That is when the store offers
+   * `getNow`, its records decode at once (plain, or sealed with a synchronous crypto provider),
+   * and every cookie value the request carries was verified recently or there is none. Answers
+   * `undefined` otherwise, having read nothing: call `load` then. Throws a `SessionError` with
+   * code `STORE_UNAVAILABLE` when the store fails.
+   */
+  loadNow(info: RequestInfo): Session<Data> | undefined {
+    const resolved = this.#resolved;
+    const getNow = this.store.getNow;
+    if (resolved === undefined || getNow === undefined || !resolved.codec.decodesNow) {
+      return undefined;
+    }
+    const https = this.#isHttps(info);
+    const cookieName = cookieNameFor(this.cookie, https);
+    const values = readCookieValues(info.cookie, cookieName);
+    for (const value of values) if (!this.#verified.has(value)) return undefined;
+    const state = this.#freshState(https, cookieName, values.length > 0, info);
+    let reason: RejectReason | 'expired' | undefined;
+    for (const value of values) {
+      const verified = this.#verified.get(value)!;
+      const found = this.#readLiveNow(verified.key, getNow, resolved.codec);
+      if (typeof found === 'string') {
+        reason = found;
+        continue;
+      }
+      return this.#resumed(state, verified, found);
+    }
+    return this.#anonymous(state, reason);
+  }
+
+  /** The stored session a verified cookie leads to. */
+  #resumed(state: SessionState, verified: { id: string; key: string }, found: Live): Session<Data> {
+    state.id = verified.id;
+    state.key = verified.key;
+    state.persisted = true;
+    this.#adopt(state, found.record, found.envelope);
+    return new Session<Data>(this.#host, state);
+  }
+
+  /** Keeps a verified cookie value's ID and store key, dropping the oldest beyond the cache's size. */
+  #rememberVerified(value: string, verified: { id: string; key: string }): void {
+    if (this.#verified.size >= VERIFIED_CACHE_SIZE)
+      this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(value, verified);
+  }
+
+  /** A new anonymous session, for a request whose cookies (if any) led to no live session. */
+  #anonymous(state: SessionState, reason: RejectReason | 'expired' | undefined): Session<Data> {
     if (reason !== undefined && reason !== 'expired') this.#emit('rejected', { reason });
     this.#recordRequest(state);
     return new Session<Data>(this.#host, state);
@@ -520,13 +598,10 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       const maxAge = this.cookie.persistent
         ? Math.max(0, Math.ceil((state.createdAt + state.absolute - this.#clock()) / 1000))
         : undefined;
-      cookie = serializeCookie(
-        this.cookie,
-        state.cookieName,
-        await signer.sign(state.id),
-        state.https,
-        maxAge,
-      );
+      const value = await signer.sign(state.id);
+      // The value was signed here: the request that sends it back need not verify it again.
+      if (state.key !== null) this.#rememberVerified(value, { id: state.id, key: state.key });
+      cookie = serializeCookie(this.cookie, state.cookieName, value, state.https, maxAge);
     }
     return this.#responseHeaders(state, cookie);
   }

@@ -5,8 +5,8 @@
  * manager hands it the SHA-256 of the ID (43 characters of base64url), and the record's data is
  * an opaque string that the manager encodes (and, when configured, encrypts).
  *
- * Every method is a promise and must settle within a bounded time; the manager also wraps each
- * call in its own timeout. A store signals trouble by rejecting: the manager turns any rejection
+ * Every method but the optional `getNow` is a promise and must settle within a bounded time; the
+ * manager also wraps each call in its own timeout. A store signals trouble by rejecting: the manager turns any rejection
  * into a `SessionError` with code `STORE_UNAVAILABLE`. A store must never answer "not found"
  * because the server could not be reached.
  *
@@ -74,6 +74,17 @@ export interface SessionStore {
    * One round trip: this is all a read-only request costs.
    */
   get(key: string): Promise<StoredRecord | null>;
+
+  /**
+   * Optional: the same read as {@link SessionStore.get}, answered synchronously, for a store
+   * whose reads never wait on I/O (in memory, or an embedded database with a synchronous
+   * driver). When it is present, the manager reads through it and a request whose cookie it has
+   * verified before gets its session without waiting a turn of the event loop, which saves the
+   * promise and timeout machinery of an asynchronous call on every request. It must answer
+   * exactly what `get` would, and signals trouble by throwing.
+   * @defaultValue absent: every read goes through `get`
+   */
+  getNow?(key: string): StoredRecord | null;
 
   /**
    * Inserts a record with version 1. Answers `false`, writing nothing, when a live record

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SessionError, SessionManager } from '../src/index.js';
 import { MemoryStore } from '../src/stores/memory.js';
+import { webCryptoProvider } from '../src/crypto.js';
 import {
   FakeClock,
   InstrumentedStore,
@@ -273,6 +274,115 @@ describe('laziness and round trips', () => {
     session.set('count', 1);
     await manager.commit(session);
     expect(store.calls).toEqual({ get: 1, update: 1 });
+  });
+});
+
+describe('synchronous reads through getNow', () => {
+  it('answers a session at once for a cookie this manager issued: one getNow, no get', async () => {
+    const { manager, store } = setup({}, { synchronous: true });
+    const { cookie } = await login(manager, { user: 'alice', cart: 3 });
+    store.reset();
+    const session = manager.loadNow({ cookie });
+    expect(session).toBeDefined();
+    expect(session).not.toBeInstanceOf(Promise);
+    expect(session!.get('user')).toBe('alice');
+    expect(session!.get('cart')).toBe(3);
+    expect(manager.commitNow(session!)?.setCookie).toEqual([]);
+    expect(store.calls).toEqual({ getNow: 1 });
+    store.reset();
+    expect((await manager.load({ cookie })).get('user')).toBe('alice');
+    expect(store.calls).toEqual({ getNow: 1 });
+  });
+
+  it('gives a new session at once to a request without a cookie, once the manager is ready', async () => {
+    const { manager, store } = setup({}, { synchronous: true });
+    // The default crypto provider is resolved asynchronously: until then every load waits.
+    expect(manager.loadNow({})).toBeUndefined();
+    await manager.load({});
+    const session = manager.loadNow({ userAgent: 'test-agent' });
+    expect(session?.isNew).toBe(true);
+    expect(store.total()).toBe(0);
+  });
+
+  it('reads nothing and answers undefined when it would have to wait', async () => {
+    const clock = new FakeClock();
+    const memory = new MemoryStore({ now: clock.now, sweepInterval: 0 });
+    const issuer = new SessionManager({ store: memory, secrets: [SECRET], now: clock.now });
+    const { cookie } = await login(issuer);
+    const store = new InstrumentedStore(memory, { synchronous: true });
+    const reader = new SessionManager({ store, secrets: [SECRET], now: clock.now });
+    // A cookie value this manager has not verified yet: its signature check may need to wait.
+    expect(reader.loadNow({ cookie })).toBeUndefined();
+    expect(store.total()).toBe(0);
+    expect((await reader.load({ cookie })).get('user')).toBe('alice');
+    expect(reader.loadNow({ cookie })?.get('user')).toBe('alice');
+    // A store without getNow.
+    const plain = setup();
+    const issued = await login(plain.manager);
+    plain.store.reset();
+    expect(plain.manager.loadNow({ cookie: issued.cookie })).toBeUndefined();
+    expect(plain.store.total()).toBe(0);
+  });
+
+  it('throws STORE_UNAVAILABLE when getNow fails, never an empty session', async () => {
+    const { manager, store } = setup({}, { synchronous: true });
+    const { cookie } = await login(manager);
+    store.failing.add('get');
+    let thrown: unknown;
+    try {
+      manager.loadNow({ cookie });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(SessionError);
+    expect((thrown as SessionError).code).toBe('STORE_UNAVAILABLE');
+    expect((thrown as Error).message).not.toContain(rawIdOf(cookie));
+    await expect(manager.load({ cookie })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    store.failing.clear();
+    expect(manager.loadNow({ cookie })?.get('user')).toBe('alice');
+  });
+
+  it('gives a fresh session for an expired or deleted record, and reports the expiry', async () => {
+    const clock = new FakeClock();
+    // A store whose clock lags still returns the record: the manager's own check must expire it.
+    const memory = new MemoryStore({ now: () => clock.now() - 24 * HOUR, sweepInterval: 0 });
+    const store = new InstrumentedStore(memory, { synchronous: true });
+    const manager = new SessionManager({
+      store,
+      secrets: [SECRET],
+      now: clock.now,
+      idleTimeout: 30 * MINUTE,
+    });
+    const reasons: string[] = [];
+    manager.on('expired', (event) => reasons.push(event.reason));
+    const first = await login(manager);
+    clock.advance(31 * MINUTE);
+    store.reset();
+    const expired = manager.loadNow({ cookie: first.cookie });
+    expect(expired?.isNew).toBe(true);
+    expect(expired?.get('user')).toBeUndefined();
+    expect(reasons).toEqual(['idle']);
+    expect(store.calls).toEqual({ getNow: 1 });
+    const second = await login(manager);
+    await memory.delete(sha256(rawIdOf(second.cookie)));
+    store.reset();
+    expect(manager.loadNow({ cookie: second.cookie })?.isNew).toBe(true);
+    expect(store.calls).toEqual({ getNow: 1 });
+  });
+
+  it('decrypts sealed records at once with a synchronous crypto provider only', async () => {
+    const encryption = { keys: [{ id: 'k1', key: Buffer.alloc(32, 7).toString('base64') }] };
+    const { manager, store } = setup({ encryption }, { synchronous: true });
+    const { cookie } = await login(manager, { user: 'alice' });
+    store.reset();
+    expect(manager.loadNow({ cookie })?.get('user')).toBe('alice');
+    expect(store.calls).toEqual({ getNow: 1 });
+    const web = setup({ encryption, crypto: webCryptoProvider() }, { synchronous: true });
+    const sealed = await login(web.manager, { user: 'bob' });
+    web.store.reset();
+    expect(web.manager.loadNow({ cookie: sealed.cookie })).toBeUndefined();
+    expect(web.store.total()).toBe(0);
+    expect((await web.manager.load({ cookie: sealed.cookie })).get('user')).toBe('bob');
   });
 });
 

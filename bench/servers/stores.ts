@@ -32,6 +32,7 @@ export interface BuiltStore<S> {
 /** The session-store methods counted for Tessera stores. */
 const TESSERA_METHODS = [
   'get',
+  'getNow',
   'create',
   'update',
   'touch',

@@ -7,7 +7,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { SessionManager } from '../manager.js';
 import type { DefaultSessionData, Session } from '../session.js';
 import { ownerOf } from '../session.js';
-import { attachSession, sendSessionError } from './node.js';
+import { attachSessionNow, sendSessionError } from './node.js';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -95,23 +95,30 @@ export function session<Data extends object = DefaultSessionData>(
       return;
     }
     const derivesManager = deriveSessionManager(req);
-    attachSession(
-      manager,
-      req,
-      res,
-      (error) => onError(error, req, res, next),
-      () => req.ip,
-      applicationPrototypeOf(res),
-    ).then(
-      (loaded) => {
-        req.session = loaded as unknown as Session<DefaultSessionData>;
-        if (!derivesManager) {
-          req.sessionManager = manager as unknown as SessionManager<DefaultSessionData>;
-        }
-        next();
-      },
-      (error: unknown) => onError(error, req, res, next),
-    );
+    const proceed = (loaded: Session<Data>) => {
+      req.session = loaded as unknown as Session<DefaultSessionData>;
+      if (!derivesManager) {
+        req.sessionManager = manager as unknown as SessionManager<DefaultSessionData>;
+      }
+      next();
+    };
+    let attached: Session<Data> | Promise<Session<Data>>;
+    try {
+      attached = attachSessionNow(
+        manager,
+        req,
+        res,
+        (error) => onError(error, req, res, next),
+        () => req.ip,
+        applicationPrototypeOf(res),
+      );
+    } catch (error) {
+      onError(error, req, res, next);
+      return;
+    }
+    if (attached instanceof Promise) {
+      attached.then(proceed, (error: unknown) => onError(error, req, res, next));
+    } else proceed(attached);
   };
 }
 

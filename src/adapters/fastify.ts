@@ -109,16 +109,33 @@ function register(
   instance.decorateRequest('session', null as unknown as Session<DefaultSessionData>);
   instance.decorateRequest(SETTLED, false);
 
-  instance.addHook('onRequest', async (request, reply) => {
+  const answerFailure = async (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    clearHeaders(reply);
+    reply.send(await onError(error, request, reply));
+  };
+
+  // A callback hook, so that a session the manager loads without waiting costs no promise.
+  instance.addHook('onRequest', (request, reply, done) => {
+    const info = requestInfoOf(request.raw, () => request.ip);
+    const fail = (error: unknown) => {
+      answerFailure(error, request, reply).catch(done);
+    };
+    let loaded: Session<DefaultSessionData> | undefined;
     try {
-      request.session = (await manager.load(
-        requestInfoOf(request.raw, () => request.ip),
-      )) as Session<DefaultSessionData>;
+      loaded = manager.loadNow(info) as Session<DefaultSessionData> | undefined;
     } catch (error) {
-      clearHeaders(reply);
-      const body = await onError(error, request, reply);
-      return reply.send(body);
+      fail(error);
+      return;
     }
+    if (loaded !== undefined) {
+      request.session = loaded;
+      done();
+      return;
+    }
+    manager.load(info).then((session: Session<DefaultSessionData>) => {
+      request.session = session;
+      done();
+    }, fail);
   });
 
   // A callback hook, so that a response whose session needs no store call goes on at once.

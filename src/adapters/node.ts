@@ -273,23 +273,40 @@ export function commitBeforeHeaders(
 /**
  * Loads the request's session and arranges for it to be saved, and its cookie set, before the
  * response's headers go out. Rejects (after nothing was sent) when the store fails at load.
+ * Takes the arguments of {@link attachSessionNow}: the manager, the request and the response, then
+ * optionally the error answer, the client address and Express's shared response prototype.
  */
 export async function attachSession<Data extends object = DefaultSessionData>(
+  ...args: Parameters<typeof attachSessionNow<Data>>
+): Promise<Session<Data>> {
+  return attachSessionNow(...args);
+}
+
+/**
+ * {@link attachSession}, answered synchronously when the manager can load the session without
+ * waiting (see {@link SessionManager.loadNow}), and with a promise otherwise. Throws, or
+ * rejects, with a `SessionError` when the store fails at load.
+ */
+export function attachSessionNow<Data extends object = DefaultSessionData>(
   manager: SessionManager<Data>,
   req: IncomingMessage,
   res: ServerResponse,
   onError: NodeErrorHandler = sendSessionError,
   ip?: string | (() => string | undefined),
   sharedPrototype?: object,
-): Promise<Session<Data>> {
-  const session = await manager.load(requestInfoOf(req, ip));
-  commitBeforeHeaders(
-    res,
-    () => manager.commit(session),
-    (error) => onError(error, req, res),
-    { commitNow: () => manager.commitNow(session), sharedPrototype },
-  );
-  return session;
+): Session<Data> | Promise<Session<Data>> {
+  const info = requestInfoOf(req, ip);
+  const gated = (session: Session<Data>): Session<Data> => {
+    commitBeforeHeaders(
+      res,
+      () => manager.commit(session),
+      (error) => onError(error, req, res),
+      { commitNow: () => manager.commitNow(session), sharedPrototype },
+    );
+    return session;
+  };
+  const loaded = manager.loadNow(info);
+  return loaded === undefined ? manager.load(info).then(gated) : gated(loaded);
 }
 
 /** A plain node:http handler that receives the session as a third argument. */
@@ -318,22 +335,32 @@ export function withSession<Data extends object = DefaultSessionData>(
   options: NodeSessionOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const onError = options.onError ?? sendSessionError;
+  const handled = async (req: IncomingMessage, res: ServerResponse, session: Session<Data>) => {
+    try {
+      await handler(req, res, session);
+    } catch (error) {
+      if (!res.headersSent) {
+        sendSessionError(
+          error instanceof SessionError ? error : new Error('handler failed'),
+          req,
+          res,
+        );
+      } else res.destroy();
+    }
+  };
   return (req, res) => {
-    attachSession(manager, req, res, onError).then(
-      async (session) => {
-        try {
-          await handler(req, res, session);
-        } catch (error) {
-          if (!res.headersSent) {
-            sendSessionError(
-              error instanceof SessionError ? error : new Error('handler failed'),
-              req,
-              res,
-            );
-          } else res.destroy();
-        }
-      },
-      (error: unknown) => onError(error, req, res),
-    );
+    let attached: Session<Data> | Promise<Session<Data>>;
+    try {
+      attached = attachSessionNow(manager, req, res, onError);
+    } catch (error) {
+      onError(error, req, res);
+      return;
+    }
+    if (attached instanceof Promise) {
+      attached.then(
+        (session) => handled(req, res, session),
+        (error: unknown) => onError(error, req, res),
+      );
+    } else void handled(req, res, attached);
   };
 }

@@ -572,6 +572,11 @@ export class MemoryStore implements SessionStore {
   }
 
   async get(key: string): Promise<StoredRecord | null> {
+    return this.getNow(key);
+  }
+
+  /** {@link MemoryStore.get}, answered synchronously: the manager reads through it. */
+  getNow(key: string): StoredRecord | null {
     const slot = this.#findLive(key);
     if (slot === NONE) return null;
     this.#makeNewest(slot);

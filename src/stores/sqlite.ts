@@ -200,6 +200,14 @@ export class SqliteStore implements SessionStore {
   }
 
   async get(key: string): Promise<StoredRecord | null> {
+    return this.getNow(key);
+  }
+
+  /**
+   * {@link SqliteStore.get}, answered synchronously (better-sqlite3 reads synchronously anyway):
+   * the manager reads through it.
+   */
+  getNow(key: string): StoredRecord | null {
     const row = this.#statements.get.get(key, this.#now());
     return row === undefined ? null : toRecord(row);
   }

@@ -46,6 +46,12 @@ export interface StoreConformanceOptions {
    * @defaultValue true
    */
   prune?: boolean;
+  /**
+   * Whether the store offers the synchronous read {@link SessionStore.getNow}. With `true` the
+   * suite checks that it answers exactly what `get` answers; with `false`, that it is absent.
+   * @defaultValue false
+   */
+  getNow?: boolean;
   /** The runner's functions. */
   runner: TestRunner;
 }
@@ -399,6 +405,50 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
         });
       });
     });
+
+    if (options.getNow === true) {
+      describe('getNow', () => {
+        const getNow = (key: string) => {
+          assert.equal(typeof store.getNow, 'function', 'the store has no getNow()');
+          return store.getNow!(key);
+        };
+
+        it('answers exactly what get answers, synchronously', async () => {
+          const key = randomStoreKey();
+          assert.equal(getNow(key), null);
+          await store.create(key, record('{"a":1}', 'u-now'));
+          const read = getNow(key);
+          assert.ok(!(read instanceof Promise), 'getNow answered a promise');
+          assert.deepEqual(read, await store.get(key));
+          await store.update(key, record('{"a":2}', null), 1);
+          assert.deepEqual(getNow(key), { ...record('{"a":2}', null), version: 2 });
+          await store.delete(key);
+          assert.equal(getNow(key), null);
+        });
+
+        it('never answers an expired record', async () => {
+          const key = randomStoreKey();
+          await store.create(key, past('old'));
+          assert.equal(getNow(key), null);
+          const touched = randomStoreKey();
+          await store.create(touched, record('data'));
+          await store.touch(touched, clock.now() - minute);
+          assert.equal(getNow(touched), null);
+          if (injectedClock) {
+            const timed = randomStoreKey();
+            await store.create(timed, record('data', null, minute));
+            clock.advance(minute - 1);
+            assert.equal(getNow(timed)?.data, 'data');
+            clock.advance(2);
+            assert.equal(getNow(timed), null);
+          }
+        });
+      });
+    } else {
+      it('offers no getNow, as declared', () => {
+        assert.equal(store.getNow, undefined, 'the store has getNow(): pass getNow: true');
+      });
+    }
 
     if (options.prune ?? true) {
       describe('prune', () => {

@@ -118,8 +118,20 @@ export class FlakyStore implements SessionStore {
   readonly failing = new Set<Method>();
   readonly #gates = new Map<Method, { reached: () => void; released: Promise<void> }>();
 
-  constructor(now: () => number) {
+  /** Reads answered by `get` and by `getNow`. */
+  readonly reads = { get: 0, getNow: 0 };
+  /** Present when made `synchronous`: fails like `get` when `get` is failing. */
+  readonly getNow?: (key: string) => StoredRecord | null;
+
+  constructor(now: () => number, options: { synchronous?: boolean } = {}) {
     this.inner = new MemoryStore({ now, sweepInterval: 0 });
+    if (options.synchronous === true) {
+      this.getNow = (key) => {
+        this.reads.getNow++;
+        if (this.failing.has('get')) throw new Error('simulated outage in getNow');
+        return this.inner.getNow(key);
+      };
+    }
   }
 
   /**
@@ -146,6 +158,7 @@ export class FlakyStore implements SessionStore {
   }
 
   async get(key: string): Promise<StoredRecord | null> {
+    this.reads.get++;
     await this.#enter('get');
     return this.inner.get(key);
   }
@@ -217,9 +230,12 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
       await Promise.all(running.splice(0).map((server) => server.close()));
     });
 
-    async function setup(options: Partial<SessionManagerOptions> = {}) {
+    async function setup(
+      options: Partial<SessionManagerOptions> = {},
+      storeOptions: { synchronous?: boolean } = {},
+    ) {
       const clock = { now: 1_700_000_000_000 };
-      const store = new FlakyStore(() => clock.now);
+      const store = new FlakyStore(() => clock.now, storeOptions);
       const manager = new SessionManager({
         store,
         secrets: [TEST_SECRET],
@@ -418,17 +434,36 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
       expect((await call('GET', '/get/a', { cookie })).json).toEqual({ value: '1' });
     });
 
-    it('answers 503 without a cookie when the store fails at load', async () => {
-      const { call, newSession, store } = await setup();
+    for (const synchronous of [false, true]) {
+      const read = synchronous ? 'a synchronous read (getNow)' : 'get';
+      it(`answers 503 without a cookie when the store fails at load, in ${read}`, async () => {
+        const { call, newSession, store } = await setup({}, { synchronous });
+        const cookie = await newSession();
+        expect((await call('GET', '/get/a', { cookie })).json).toEqual({ value: '1' });
+        store.failing.add('get');
+        const answer = await call('GET', '/get/a', { cookie });
+        expect(answer.status).toBe(503);
+        expect(answer.setCookies).toEqual([]);
+        expect(answer.body).not.toMatch(/store|outage|STORE_UNAVAILABLE/i);
+        expect(answer.headers.get('cache-control')).toBe('no-store');
+        store.failing.clear();
+        expect((await call('GET', '/get/a', { cookie })).json).toEqual({ value: '1' });
+      });
+    }
+
+    it('reads through a synchronous store without its promise-based get', async () => {
+      const { call, newSession, store } = await setup({}, { synchronous: true });
       const cookie = await newSession();
-      store.failing.add('get');
-      const answer = await call('GET', '/get/a', { cookie });
-      expect(answer.status).toBe(503);
-      expect(answer.setCookies).toEqual([]);
-      expect(answer.body).not.toMatch(/store|outage|STORE_UNAVAILABLE/i);
-      expect(answer.headers.get('cache-control')).toBe('no-store');
-      store.failing.clear();
+      const readsBefore = { ...store.reads };
       expect((await call('GET', '/get/a', { cookie })).json).toEqual({ value: '1' });
+      expect((await call('GET', '/get/a', { cookie })).json).toEqual({ value: '1' });
+      expect(store.reads.get - readsBefore.get).toBe(0);
+      expect(store.reads.getNow - readsBefore.getNow).toBe(2);
+      const unknown = await call('GET', '/get/a', {
+        cookie: cookie.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')),
+      });
+      expect(unknown.status).toBe(200);
+      expect(unknown.json).toEqual({ value: null });
     });
 
     it('answers 503 without a cookie when a new session cannot be saved', async () => {

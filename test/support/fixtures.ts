@@ -47,7 +47,22 @@ export class InstrumentedStore implements SessionStore {
   failing = new Set<Operation>();
   hanging = new Set<Operation>();
 
-  constructor(readonly inner: SessionStore) {}
+  /** Present when made `synchronous` over an inner store that has it; counted as `getNow`. */
+  readonly getNow?: (key: string) => StoredRecord | null;
+
+  constructor(
+    readonly inner: SessionStore,
+    options: { synchronous?: boolean } = {},
+  ) {
+    const innerGetNow = inner.getNow;
+    if (options.synchronous === true && innerGetNow !== undefined) {
+      this.getNow = (key) => {
+        this.calls.getNow = (this.calls.getNow ?? 0) + 1;
+        if (this.failing.has('get')) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
+        return innerGetNow.call(inner, key);
+      };
+    }
+  }
 
   reset(): void {
     for (const key of Object.keys(this.calls)) delete this.calls[key];
@@ -94,10 +109,11 @@ export class InstrumentedStore implements SessionStore {
 /** A manager on an instrumented memory store with a fake clock. */
 export function setup<Data extends object = Record<string, unknown>>(
   options: Partial<SessionManagerOptions> = {},
+  storeOptions: { synchronous?: boolean } = {},
 ) {
   const clock = new FakeClock();
   const memory = new MemoryStore({ now: clock.now, sweepInterval: 0 });
-  const store = new InstrumentedStore(memory);
+  const store = new InstrumentedStore(memory, storeOptions);
   const manager = new SessionManager<Data>({
     store,
     secrets: [SECRET],
