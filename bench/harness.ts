@@ -50,8 +50,12 @@ type Autocannon = (
   options: {
     url: string;
     connections: number;
-    pipelining: number;
-    duration: number;
+    pipelining?: number;
+    /** Seconds to run, or... */
+    duration?: number;
+    /** ...how many requests to send. */
+    amount?: number;
+    headers?: Record<string, string>;
     setupClient?: (client: CannonClient) => void;
   },
   done: (error: unknown, result: CannonResult) => void,
@@ -282,6 +286,31 @@ async function verify(
       break;
     }
   }
+}
+
+/**
+ * Sends exactly `amount` requests to `url` over `connections` keep-alive connections, each with
+ * `cookie` when given; rejects on any error or non-2xx answer.
+ */
+export function cannonCount(
+  url: string,
+  cookie: string | undefined,
+  amount: number,
+  connections: number,
+): Promise<CannonResult> {
+  return new Promise((resolve, reject) => {
+    autocannon(
+      { url, connections, amount, headers: cookie === undefined ? {} : { cookie } },
+      (error, result) => {
+        if (error) reject(error instanceof Error ? error : new Error(String(error)));
+        else if (result.errors > 0 || result.non2xx > 0)
+          reject(
+            new Error(`${result.errors} errors, ${result.non2xx} non-2xx answers from ${url}`),
+          );
+        else resolve(result);
+      },
+    );
+  });
 }
 
 /** Loads a server with one scenario for `seconds`, one cookie per connection. */

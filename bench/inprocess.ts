@@ -17,10 +17,17 @@
  * differences that CPU time on a shared machine cannot. It is slow: about 10 ms per request
  * under valgrind, some 3 minutes per contender.
  *
+ * `--instructions --http` counts the same over real HTTP: the contender's app listens on
+ * loopback, under callgrind, and a separate process (not under valgrind, so not counted) sends
+ * the requests with autocannon over 8 keep-alive connections. The count then includes Node's
+ * HTTP parser and socket writes, and shows how much of a difference in CPU time per request
+ * comes from executing more instructions and how much from executing them more slowly.
+ *
  * @example
  * ```sh
  * npx tsx bench/inprocess.ts bare-express tessera-express-memory --rounds 8
  * npx tsx bench/inprocess.ts bare-express layer-express tessera-express-memory --instructions
+ * npx tsx bench/inprocess.ts bare-express tessera-express-memory --instructions --http --requests 8000 --warmup 8000
  * npx tsc -p tsconfig.json --outDir /tmp/before   # on the older commit
  * npx tsx bench/inprocess.ts tessera-node-memory@/tmp/before tessera-node-memory@dist
  * ```
@@ -51,6 +58,7 @@ async function measureHere(
   scenario: string,
   requests: number,
   warmup = Math.min(20_000, requests),
+  overHttp = false,
 ): Promise<ChildResult> {
   const [id, dir] = spec.split('@') as [string, string | undefined];
   if (dir !== undefined) process.env.BENCH_TESSERA_DIR = resolve(dir);
@@ -80,6 +88,13 @@ async function measureHere(
       .map((line) => line.split(';')[0])
       .join('; ');
     const path = `/${scenario}`;
+    if (overHttp) {
+      const url = `http://127.0.0.1:${app.port}${path}`;
+      const sent = scenario === 'new' ? '' : cookie;
+      await driveOverHttp(url, sent, warmup);
+      await driveOverHttp(url, sent, requests);
+      return { spec, p25: Number.NaN };
+    }
     const one = () =>
       new Promise<void>((done) => {
         const socket = new Duplex({
@@ -125,6 +140,22 @@ async function measureHere(
   }
 }
 
+/**
+ * Sends `amount` requests to `url` from a separate Node process (which callgrind does not follow)
+ * over 8 keep-alive connections, and waits for them.
+ */
+function driveOverHttp(url: string, cookie: string, amount: number): Promise<void> {
+  return new Promise((done, fail) => {
+    const child = fork(fileURLToPath(import.meta.url), ['--drive', url, cookie, String(amount)], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    child.once('exit', (code) =>
+      code === 0 ? done() : fail(new Error(`the HTTP driver exited with ${code}`)),
+    );
+  });
+}
+
 function runChild(spec: string, scenario: string, requests: number): Promise<ChildResult> {
   return new Promise((done, fail) => {
     const child = fork(
@@ -150,6 +181,7 @@ async function instructionsOfRun(
   scenario: string,
   requests: number,
   warmup: number,
+  overHttp: boolean,
 ): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-callgrind-'));
   const out = join(dir, 'callgrind.out');
@@ -171,6 +203,7 @@ async function instructionsOfRun(
           scenario,
           String(requests),
           String(warmup),
+          ...(overHttp ? ['http'] : []),
         ],
         { maxBuffer: 64 * 1024 * 1024 },
         (error) => (error === null ? done() : fail(error)),
@@ -190,10 +223,11 @@ async function instructionsPerRequest(
   scenario: string,
   requests: number,
   warmup: number,
+  overHttp: boolean,
 ): Promise<number> {
   const [once, twice] = await Promise.all([
-    instructionsOfRun(spec, scenario, requests, warmup),
-    instructionsOfRun(spec, scenario, 2 * requests, warmup),
+    instructionsOfRun(spec, scenario, requests, warmup, overHttp),
+    instructionsOfRun(spec, scenario, 2 * requests, warmup, overHttp),
   ]);
   return (twice - once) / requests;
 }
@@ -205,11 +239,18 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === '--drive') {
+    const [url, cookie, amount] = process.argv.slice(3) as [string, string, string];
+    const { cannonCount } = await import('./harness.js');
+    await cannonCount(url, cookie === '' ? undefined : cookie, Number(amount), 8);
+    process.exit(0);
+  }
   if (process.argv[2] === '--child') {
-    const [spec, scenario, requests, warmup] = process.argv.slice(3) as [
+    const [spec, scenario, requests, warmup, mode] = process.argv.slice(3) as [
       string,
       string,
       string,
+      string | undefined,
       string | undefined,
     ];
     let message: ChildResult | { error: string };
@@ -219,6 +260,7 @@ async function main(): Promise<void> {
         scenario,
         Number(requests),
         warmup === undefined ? undefined : Number(warmup),
+        mode === 'http',
       );
     } catch (error) {
       message = { error: error instanceof Error ? error.message : String(error) };
@@ -237,12 +279,13 @@ async function main(): Promise<void> {
       requests: { type: 'string' },
       warmup: { type: 'string', default: '4000' },
       instructions: { type: 'boolean', default: false },
+      http: { type: 'boolean', default: false },
     },
   });
   if (positionals.length === 0) {
     console.log(
       'npx tsx bench/inprocess.ts [--rounds 8] [--scenario read|write|new] [--requests 30000] <contender>[@<compiled dir>] ...\n' +
-        'npx tsx bench/inprocess.ts --instructions [--scenario read|write|new] [--requests 4000] [--warmup 4000] <contender>[@<compiled dir>] ...',
+        'npx tsx bench/inprocess.ts --instructions [--http] [--scenario read|write|new] [--requests 4000] [--warmup 4000] <contender>[@<compiled dir>] ...',
     );
     return;
   }
@@ -254,9 +297,10 @@ async function main(): Promise<void> {
         values.scenario,
         requests,
         Number(values.warmup),
+        values.http,
       );
       console.log(
-        `${spec.padEnd(48)} ${Math.round(perRequest).toLocaleString('en-US').padStart(9)} instructions/req   (callgrind, ${values.scenario}, ${values.warmup} warm-up + ${requests} requests)`,
+        `${spec.padEnd(48)} ${Math.round(perRequest).toLocaleString('en-US').padStart(9)} instructions/req   (callgrind, ${values.scenario}, ${values.http ? 'over HTTP, ' : ''}${values.warmup} warm-up + ${requests} requests)`,
       );
     }
     return;
