@@ -502,7 +502,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   async load(info: RequestInfo): Promise<Session<Data>> {
     const loaded = this.loadNow(info);
     if (loaded !== undefined) return loaded;
-    const { signer, crypto } = this.#resolved ?? (await this.#ready);
+    const { signer, crypto, codec } = this.#resolved ?? (await this.#ready);
+    const getNow = this.store.getNow;
     const https = this.#isHttps(info);
     const cookieName = cookieNameFor(this.cookie, https);
     const values = readCookieValues(info.cookie, cookieName);
@@ -517,9 +518,14 @@ export class SessionManager<Data extends object = DefaultSessionData> {
           continue;
         }
         verified = { id, key: await storeKeyFor(crypto, id) };
-        this.#rememberVerified(value, verified);
+        if (this.#verified.size >= VERIFIED_CACHE_SIZE)
+          this.#verified.delete(this.#verified.keys().next().value!);
+        this.#verified.set(value, verified);
       }
-      const found = await this.#readLive(verified.key);
+      const found =
+        getNow !== undefined && codec.decodesNow
+          ? this.#readLiveNow(verified.key, getNow, codec)
+          : await this.#readLive(verified.key);
       if (typeof found === 'string') {
         reason = found;
         continue;
@@ -570,13 +576,6 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     return new Session<Data>(this.#host, state);
   }
 
-  /** Keeps a verified cookie value's ID and store key, dropping the oldest beyond the cache's size. */
-  #rememberVerified(value: string, verified: { id: string; key: string }): void {
-    if (this.#verified.size >= VERIFIED_CACHE_SIZE)
-      this.#verified.delete(this.#verified.keys().next().value!);
-    this.#verified.set(value, verified);
-  }
-
   /** A new anonymous session, for a request whose cookies (if any) led to no live session. */
   #anonymous(state: SessionState, reason: RejectReason | 'expired' | undefined): Session<Data> {
     if (reason !== undefined && reason !== 'expired') this.#emit('rejected', { reason });
@@ -598,10 +597,13 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       const maxAge = this.cookie.persistent
         ? Math.max(0, Math.ceil((state.createdAt + state.absolute - this.#clock()) / 1000))
         : undefined;
-      const value = await signer.sign(state.id);
-      // The value was signed here: the request that sends it back need not verify it again.
-      if (state.key !== null) this.#rememberVerified(value, { id: state.id, key: state.key });
-      cookie = serializeCookie(this.cookie, state.cookieName, value, state.https, maxAge);
+      cookie = serializeCookie(
+        this.cookie,
+        state.cookieName,
+        await signer.sign(state.id),
+        state.https,
+        maxAge,
+      );
     }
     return this.#responseHeaders(state, cookie);
   }

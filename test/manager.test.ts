@@ -278,9 +278,22 @@ describe('laziness and round trips', () => {
 });
 
 describe('synchronous reads through getNow', () => {
-  it('answers a session at once for a cookie this manager issued: one getNow, no get', async () => {
+  /** Logs in, and has the manager verify the cookie once, as the first request after login does. */
+  async function loginAndVerify(manager: SessionManager<any>, data?: Record<string, unknown>) {
+    const { cookie } = await login(manager, data);
+    await manager.load({ cookie });
+    return cookie;
+  }
+
+  it('reads a store with getNow through it, and answers at once for a cookie it has verified', async () => {
     const { manager, store } = setup({}, { synchronous: true });
     const { cookie } = await login(manager, { user: 'alice', cart: 3 });
+    store.reset();
+    // First sight of the cookie: its signature is checked (a wait), then the read is synchronous.
+    expect(manager.loadNow({ cookie })).toBeUndefined();
+    expect(store.total()).toBe(0);
+    expect((await manager.load({ cookie })).get('user')).toBe('alice');
+    expect(store.calls).toEqual({ getNow: 1 });
     store.reset();
     const session = manager.loadNow({ cookie });
     expect(session).toBeDefined();
@@ -288,9 +301,6 @@ describe('synchronous reads through getNow', () => {
     expect(session!.get('user')).toBe('alice');
     expect(session!.get('cart')).toBe(3);
     expect(manager.commitNow(session!)?.setCookie).toEqual([]);
-    expect(store.calls).toEqual({ getNow: 1 });
-    store.reset();
-    expect((await manager.load({ cookie })).get('user')).toBe('alice');
     expect(store.calls).toEqual({ getNow: 1 });
   });
 
@@ -304,29 +314,19 @@ describe('synchronous reads through getNow', () => {
     expect(store.total()).toBe(0);
   });
 
-  it('reads nothing and answers undefined when it would have to wait', async () => {
-    const clock = new FakeClock();
-    const memory = new MemoryStore({ now: clock.now, sweepInterval: 0 });
-    const issuer = new SessionManager({ store: memory, secrets: [SECRET], now: clock.now });
-    const { cookie } = await login(issuer);
-    const store = new InstrumentedStore(memory, { synchronous: true });
-    const reader = new SessionManager({ store, secrets: [SECRET], now: clock.now });
-    // A cookie value this manager has not verified yet: its signature check may need to wait.
-    expect(reader.loadNow({ cookie })).toBeUndefined();
+  it('reads nothing and answers undefined for a store without getNow', async () => {
+    const { manager, store } = setup();
+    const cookie = await loginAndVerify(manager);
+    store.reset();
+    expect(manager.loadNow({ cookie })).toBeUndefined();
     expect(store.total()).toBe(0);
-    expect((await reader.load({ cookie })).get('user')).toBe('alice');
-    expect(reader.loadNow({ cookie })?.get('user')).toBe('alice');
-    // A store without getNow.
-    const plain = setup();
-    const issued = await login(plain.manager);
-    plain.store.reset();
-    expect(plain.manager.loadNow({ cookie: issued.cookie })).toBeUndefined();
-    expect(plain.store.total()).toBe(0);
+    expect((await manager.load({ cookie })).get('user')).toBe('alice');
+    expect(store.calls).toEqual({ get: 1 });
   });
 
   it('throws STORE_UNAVAILABLE when getNow fails, never an empty session', async () => {
     const { manager, store } = setup({}, { synchronous: true });
-    const { cookie } = await login(manager);
+    const cookie = await loginAndVerify(manager);
     store.failing.add('get');
     let thrown: unknown;
     try {
@@ -355,34 +355,35 @@ describe('synchronous reads through getNow', () => {
     });
     const reasons: string[] = [];
     manager.on('expired', (event) => reasons.push(event.reason));
-    const first = await login(manager);
+    const first = await loginAndVerify(manager);
     clock.advance(31 * MINUTE);
     store.reset();
-    const expired = manager.loadNow({ cookie: first.cookie });
+    const expired = manager.loadNow({ cookie: first });
     expect(expired?.isNew).toBe(true);
     expect(expired?.get('user')).toBeUndefined();
     expect(reasons).toEqual(['idle']);
     expect(store.calls).toEqual({ getNow: 1 });
-    const second = await login(manager);
-    await memory.delete(sha256(rawIdOf(second.cookie)));
+    const second = await loginAndVerify(manager);
+    await memory.delete(sha256(rawIdOf(second)));
     store.reset();
-    expect(manager.loadNow({ cookie: second.cookie })?.isNew).toBe(true);
+    expect(manager.loadNow({ cookie: second })?.isNew).toBe(true);
     expect(store.calls).toEqual({ getNow: 1 });
   });
 
   it('decrypts sealed records at once with a synchronous crypto provider only', async () => {
     const encryption = { keys: [{ id: 'k1', key: Buffer.alloc(32, 7).toString('base64') }] };
     const { manager, store } = setup({ encryption }, { synchronous: true });
-    const { cookie } = await login(manager, { user: 'alice' });
+    const cookie = await loginAndVerify(manager, { user: 'alice' });
     store.reset();
     expect(manager.loadNow({ cookie })?.get('user')).toBe('alice');
     expect(store.calls).toEqual({ getNow: 1 });
     const web = setup({ encryption, crypto: webCryptoProvider() }, { synchronous: true });
-    const sealed = await login(web.manager, { user: 'bob' });
+    const sealed = await loginAndVerify(web.manager, { user: 'bob' });
     web.store.reset();
-    expect(web.manager.loadNow({ cookie: sealed.cookie })).toBeUndefined();
+    expect(web.manager.loadNow({ cookie: sealed })).toBeUndefined();
     expect(web.store.total()).toBe(0);
-    expect((await web.manager.load({ cookie: sealed.cookie })).get('user')).toBe('bob');
+    expect((await web.manager.load({ cookie: sealed })).get('user')).toBe('bob');
+    expect(web.store.calls).toEqual({ get: 1 });
   });
 });
 
