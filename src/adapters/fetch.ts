@@ -136,7 +136,8 @@ export async function loadSession<Data extends object = DefaultSessionData>(
   options: LoadSessionOptions = {},
 ): Promise<LoadedSession<Data>> {
   const onError = options.onError ?? sessionErrorResponse;
-  const session = await manager.load(requestInfoOfRequest(request, options.ip));
+  const info = requestInfoOfRequest(request, options.ip);
+  const session = manager.loadNow(info) ?? (await manager.load(info));
   const finish = async (response: Response): Promise<Response> => {
     let headers;
     try {

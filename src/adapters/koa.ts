@@ -87,7 +87,8 @@ export function session<Data extends object = DefaultSessionData>(
     }
     let loaded: Session<Data>;
     try {
-      loaded = await manager.load(requestInfoOf(ctx.req, ctx.ip));
+      const info = requestInfoOf(ctx.req, ctx.ip);
+      loaded = manager.loadNow(info) ?? (await manager.load(info));
     } catch (error) {
       await onError(error, ctx);
       return;
