@@ -165,6 +165,15 @@ export class Codec {
 
   /** Encodes an envelope for the record stored under `storeKey`. */
   async encode(envelope: Envelope, storeKey: string): Promise<string> {
+    return this.encodeNow(envelope, storeKey);
+  }
+
+  /**
+   * {@link Codec.encode}, answered synchronously whenever {@link Codec.synchronous} holds (and
+   * with a promise only when sealing needs an asynchronous crypto provider). Throws
+   * `INVALID_DATA` for data that is not JSON.
+   */
+  encodeNow(envelope: Envelope, storeKey: string): string | Promise<string> {
     let json: string;
     try {
       json = JSON.stringify(toArray(envelope));
@@ -174,15 +183,17 @@ export class Codec {
     if (this.#keys.length === 0) return json;
     const { id, bytes } = this.#keys[0]!;
     const iv = this.#crypto.randomBytes(12);
-    const sealed = await this.#crypto.encrypt(bytes, iv, utf8(json), utf8(storeKey));
-    return `e1.${id}.${toBase64Url(iv)}.${toBase64Url(sealed)}`;
+    const sealed = this.#crypto.encrypt(bytes, iv, utf8(json), utf8(storeKey));
+    const format = (ciphertext: Uint8Array) =>
+      `e1.${id}.${toBase64Url(iv)}.${toBase64Url(ciphertext)}`;
+    return sealed instanceof Uint8Array ? format(sealed) : Promise.resolve(sealed).then(format);
   }
 
   /**
-   * Whether {@link Codec.decodeNow} answers without a promise: records are plain, or the crypto
-   * provider is synchronous.
+   * Whether {@link Codec.encodeNow} and {@link Codec.decodeNow} answer without a promise: records
+   * are plain, or the crypto provider is synchronous.
    */
-  get decodesNow(): boolean {
+  get synchronous(): boolean {
     return this.#keys.length === 0 || this.#crypto.synchronous === true;
   }
 
@@ -195,7 +206,7 @@ export class Codec {
   }
 
   /**
-   * {@link Codec.decode}, answered synchronously whenever {@link Codec.decodesNow} holds (and
+   * {@link Codec.decode}, answered synchronously whenever {@link Codec.synchronous} holds (and
    * with a promise only when a sealed record needs an asynchronous crypto provider).
    */
   decodeNow(data: string, storeKey: string): Envelope | null | Promise<Envelope | null> {

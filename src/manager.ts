@@ -24,7 +24,7 @@ import type {
   SessionState,
 } from './session.js';
 import { Session, stateOf, writeData } from './session.js';
-import type { SessionRecord, SessionStore, StoredRecord } from './store.js';
+import type { SessionRecord, SessionStore, StoredRecord, UpdateResult } from './store.js';
 import { CookieSigner, generateSessionId, storeKeyFor } from './token.js';
 
 /** Options of {@link SessionManager}. */
@@ -64,7 +64,7 @@ export interface SessionManagerOptions {
   encryption?: EncryptionOptions;
   /**
    * How long one store call may take before it fails with `STORE_UNAVAILABLE`, in milliseconds.
-   * A store's synchronous `getNow` cannot be cut short and is not bounded by it.
+   * A store's synchronous `getNow` and `updateNow` cannot be cut short and are not bounded by it.
    * @defaultValue 5_000
    */
   storeTimeout?: number;
@@ -523,7 +523,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
         this.#verified.set(value, verified);
       }
       const found =
-        getNow !== undefined && codec.decodesNow
+        getNow !== undefined && codec.synchronous
           ? this.#readLiveNow(verified.key, getNow, codec)
           : await this.#readLive(verified.key);
       if (typeof found === 'string') {
@@ -546,7 +546,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   loadNow(info: RequestInfo): Session<Data> | undefined {
     const resolved = this.#resolved;
     const getNow = this.store.getNow;
-    if (resolved === undefined || getNow === undefined || !resolved.codec.decodesNow) {
+    if (resolved === undefined || getNow === undefined || !resolved.codec.synchronous) {
       return undefined;
     }
     const https = this.#isHttps(info);
@@ -590,7 +590,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
    */
   async commit(session: Session<Data>): Promise<ResponseHeaders> {
     const state = stateOf(session);
-    if (!state.ended) await this.#persist(state);
+    if (!state.ended && !this.#saveNow(state)) await this.#persist(state);
     let cookie: string | undefined;
     if (state.issueCookie && !state.ended && state.id !== null) {
       const { signer } = this.#resolved ?? (await this.#ready);
@@ -609,17 +609,18 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   /**
-   * The synchronous form of {@link SessionManager.commit} for a session that needs neither the
-   * store nor a new cookie (a request that only read it, with no touch due): answers its
-   * headers at once. Answers `undefined` when there is work to do (or data `commit` will refuse);
-   * call `commit` then. Never throws.
+   * The synchronous form of {@link SessionManager.commit}: answers the headers at once for a
+   * session that needs neither the store nor a new cookie (a request that only read it, with no
+   * touch due), and for one whose changes it can save through the store's synchronous
+   * `updateNow` (memory, SQLite). Answers `undefined` when there is other work to do, or data
+   * `commit` will refuse; call `commit` then. Never throws.
    */
   commitNow(session: Session<Data>): ResponseHeaders | undefined {
     const state = stateOf(session);
     try {
-      if (this.#needsWork(state)) return undefined;
+      if (this.#needsWork(state) && !this.#saveNow(state)) return undefined;
     } catch {
-      // Data that cannot be compared (not JSON): `commit` reports it.
+      // Data that cannot be stored (not JSON, too large), or a failing store: `commit` reports it.
       return undefined;
     }
     if (!state.ended && !state.persisted) state.changed.clear();
@@ -674,6 +675,14 @@ export class SessionManager<Data extends object = DefaultSessionData> {
 
   async #envelopeOf(state: SessionState, now: number): Promise<SessionRecord> {
     const { codec } = this.#resolved ?? (await this.#ready);
+    return this.#recordOf(
+      state,
+      now,
+      await codec.encode(this.#envelopeFor(state, now), state.key!),
+    );
+  }
+
+  #envelopeFor(state: SessionState, now: number): Envelope {
     const envelope: Envelope = {
       d: state.data,
       c: state.createdAt,
@@ -684,7 +693,11 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     if (state.authenticatedAt !== undefined) envelope.a = state.authenticatedAt;
     if (state.userAgent !== undefined) envelope.ua = state.userAgent;
     if (state.ip !== undefined) envelope.ip = state.ip;
-    const data = await codec.encode(envelope, state.key!);
+    return envelope;
+  }
+
+  /** The record to store for encoded `data`; throws `DATA_TOO_LARGE` beyond `maxDataBytes`. */
+  #recordOf(state: SessionState, now: number, data: string): SessionRecord {
     const tooLarge =
       data.length > this.#maxDataBytes ||
       (data.length * 3 > this.#maxDataBytes &&
@@ -770,6 +783,43 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     state.forceTouch = false;
   }
 
+  #saved(state: SessionState, version: number, record: SessionRecord, now: number): void {
+    state.version = version;
+    state.expiresAt = record.expiresAt;
+    state.lastWrite = now;
+    this.#settled(state);
+  }
+
+  /**
+   * Saves a changed session through the store's `updateNow`, when that is all its saving takes
+   * (no new cookie to sign, no user to bind) and the codec encodes at once. Answers whether it
+   * saved; on `false` the state is as it was, and the usual save follows. Throws what the usual
+   * save would (`DATA_TOO_LARGE`, `INVALID_DATA`, `STORE_UNAVAILABLE`).
+   */
+  #saveNow(state: SessionState): boolean {
+    const updateNow = this.store.updateNow;
+    const resolved = this.#resolved;
+    if (updateNow === undefined || resolved === undefined || !resolved.codec.synchronous) {
+      return false;
+    }
+    if (state.ended || state.issueCookie || (state.userChanged && state.userId !== null)) {
+      return false;
+    }
+    const now = this.#clock();
+    if (this.#storeWork(state, now) !== 'save') return false;
+    const data = resolved.codec.encodeNow(this.#envelopeFor(state, now), state.key!) as string;
+    const record = this.#recordOf(state, now, data);
+    let result: UpdateResult;
+    try {
+      result = updateNow.call(this.store, state.key!, record, state.version);
+    } catch (cause) {
+      throw storeFailure('update', cause);
+    }
+    if (result.status !== 'ok') return false;
+    this.#saved(state, result.version, record, now);
+    return true;
+  }
+
   /** Compare-and-set with rebase: on a newer version, re-apply only this request's changes. */
   async #save(state: SessionState): Promise<void> {
     const bindsUser = state.userChanged && state.userId !== null;
@@ -780,10 +830,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
         this.store.update(state.key!, record, state.version),
       );
       if (result.status === 'ok') {
-        state.version = result.version;
-        state.expiresAt = record.expiresAt;
-        state.lastWrite = now;
-        this.#settled(state);
+        this.#saved(state, result.version, record, now);
         if (bindsUser) await this.#enforceCap(state);
         return;
       }

@@ -5,7 +5,7 @@
  * manager hands it the SHA-256 of the ID (43 characters of base64url), and the record's data is
  * an opaque string that the manager encodes (and, when configured, encrypts).
  *
- * Every method but the optional `getNow` is a promise and must settle within a bounded time; the
+ * Every method but the optional `getNow` and `updateNow` is a promise and must settle within a bounded time; the
  * manager also wraps each call in its own timeout. A store signals trouble by rejecting: the manager turns any rejection
  * into a `SessionError` with code `STORE_UNAVAILABLE`. A store must never answer "not found"
  * because the server could not be reached.
@@ -98,6 +98,18 @@ export interface SessionStore {
    * Moves the record between users' indexes when `userId` changes.
    */
   update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult>;
+
+  /**
+   * Optional: the same compare-and-set as {@link SessionStore.update}, answered synchronously,
+   * for a store that also offers `getNow`. When it is present, a request that changed its
+   * session and needs nothing else (no new cookie to sign, no user to bind) is saved within the
+   * manager's `commitNow`, and its response goes out without waiting. On `conflict` or
+   * `missing`, the manager saves through `update` as usual, which re-reads and re-applies the
+   * request's changes. It must answer exactly what `update` would, and signals trouble by
+   * throwing.
+   * @defaultValue absent: every save goes through `update`
+   */
+  updateNow?(key: string, record: SessionRecord, expectedVersion: number): UpdateResult;
 
   /**
    * Sets the expiry of the live record under `key` to `expiresAt`, leaving data and version

@@ -25,6 +25,13 @@ async function login(
   return { session, cookie: cookiePair(headers.setCookie), headers };
 }
 
+/** Logs in, and has the manager verify the cookie once, as the first request after login does. */
+async function loginAndVerify(manager: SessionManager<any>, data?: Record<string, unknown>) {
+  const { cookie } = await login(manager, data);
+  await manager.load({ cookie });
+  return cookie;
+}
+
 describe('session IDs and the store key', () => {
   it('issues 256-bit base64url IDs that never repeat', async () => {
     const { manager } = setup();
@@ -277,14 +284,7 @@ describe('laziness and round trips', () => {
   });
 });
 
-describe('synchronous reads through getNow', () => {
-  /** Logs in, and has the manager verify the cookie once, as the first request after login does. */
-  async function loginAndVerify(manager: SessionManager<any>, data?: Record<string, unknown>) {
-    const { cookie } = await login(manager, data);
-    await manager.load({ cookie });
-    return cookie;
-  }
-
+describe('synchronous reads and saves through getNow and updateNow', () => {
   it('reads a store with getNow through it, and answers at once for a cookie it has verified', async () => {
     const { manager, store } = setup({}, { synchronous: true });
     const { cookie } = await login(manager, { user: 'alice', cart: 3 });
@@ -384,6 +384,60 @@ describe('synchronous reads through getNow', () => {
     expect(web.store.total()).toBe(0);
     expect((await web.manager.load({ cookie: sealed })).get('user')).toBe('bob');
     expect(web.store.calls).toEqual({ get: 1 });
+  });
+});
+
+describe('synchronous saves through updateNow', () => {
+  it('commitNow saves a changed session at once: one updateNow, no update', async () => {
+    const { manager, store } = setup({}, { synchronous: true });
+    const cookie = await loginAndVerify(manager);
+    store.reset();
+    const session = manager.loadNow({ cookie })!;
+    session.set('theme', 'dark');
+    const headers = manager.commitNow(session);
+    expect(headers?.setCookie).toEqual([]);
+    expect(store.calls).toEqual({ getNow: 1, updateNow: 1 });
+    expect(manager.loadNow({ cookie })?.get('theme')).toBe('dark');
+  });
+
+  it('leaves a conflict to commit, which re-applies the changes', async () => {
+    const { manager, store } = setup({}, { synchronous: true });
+    const cookie = await loginAndVerify(manager);
+    const first = manager.loadNow({ cookie })!;
+    const second = manager.loadNow({ cookie })!;
+    first.set('a', 1);
+    second.set('b', 2);
+    expect(manager.commitNow(first)).toBeDefined();
+    store.reset();
+    // The stored version moved on: nothing is written, and commit rebases.
+    expect(manager.commitNow(second)).toBeUndefined();
+    expect(store.calls).toEqual({ updateNow: 1 });
+    await manager.commit(second);
+    const final = manager.loadNow({ cookie })!;
+    expect([final.get('a'), final.get('b'), final.get('user')]).toEqual([1, 2, 'alice']);
+  });
+
+  it('leaves to commit what it cannot do at once: a failing store, data too large, a new user', async () => {
+    const { manager, store } = setup({ maxDataBytes: 1024 }, { synchronous: true });
+    const cookie = await loginAndVerify(manager);
+    store.failing.add('update');
+    const failing = manager.loadNow({ cookie })!;
+    failing.set('a', 1);
+    expect(manager.commitNow(failing)).toBeUndefined();
+    await expect(manager.commit(failing)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    store.failing.clear();
+    const large = manager.loadNow({ cookie })!;
+    large.set('blob', 'x'.repeat(2048));
+    expect(manager.commitNow(large)).toBeUndefined();
+    await expect(manager.commit(large)).rejects.toMatchObject({ code: 'DATA_TOO_LARGE' });
+    const binding = manager.loadNow({ cookie })!;
+    binding.setUser('bob');
+    store.reset();
+    expect(manager.commitNow(binding)).toBeUndefined();
+    expect(store.total()).toBe(0);
+    await manager.commit(binding);
+    expect(manager.loadNow({ cookie })?.userId).toBe('bob');
+    expect(manager.loadNow({ cookie })?.get('a')).toBeUndefined();
   });
 });
 

@@ -6,7 +6,7 @@ defineStoreConformance({
   name: 'MemoryStore',
   createStore: (clock) => new MemoryStore({ now: clock.now, sweepInterval: 0 }),
   destroyStore: (store) => store.close?.(),
-  getNow: true,
+  synchronous: true,
   runner: { describe, it, beforeEach, afterEach },
 });
 

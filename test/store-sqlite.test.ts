@@ -51,7 +51,7 @@ describe.skipIf(!gate.available)(`SqliteStore on a file database${gate.label}`, 
     },
     injectedClock: true,
     prune: true,
-    getNow: true,
+    synchronous: true,
     runner: { describe, it, beforeEach, afterEach },
   });
 });
@@ -74,7 +74,7 @@ describe.skipIf(!gate.available)(`SqliteStore on ':memory:'${gate.label}`, () =>
     },
     injectedClock: true,
     prune: true,
-    getNow: true,
+    synchronous: true,
     runner: { describe, it, beforeEach, afterEach },
   });
 });

@@ -603,6 +603,11 @@ export class MemoryStore implements SessionStore {
   }
 
   async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
+    return this.updateNow(key, record, expectedVersion);
+  }
+
+  /** {@link MemoryStore.update}, answered synchronously: the manager saves through it. */
+  updateNow(key: string, record: SessionRecord, expectedVersion: number): UpdateResult {
     const slot = this.#findLive(key);
     if (slot === NONE) return { status: 'missing' };
     const packed = this.#records[slot]!;

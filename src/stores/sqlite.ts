@@ -204,8 +204,8 @@ export class SqliteStore implements SessionStore {
   }
 
   /**
-   * {@link SqliteStore.get}, answered synchronously (better-sqlite3 reads synchronously anyway):
-   * the manager reads through it.
+   * {@link SqliteStore.get}, answered synchronously (better-sqlite3 is synchronous anyway): the
+   * manager reads through it.
    */
   getNow(key: string): StoredRecord | null {
     const row = this.#statements.get.get(key, this.#now());
@@ -224,6 +224,11 @@ export class SqliteStore implements SessionStore {
   }
 
   async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
+    return this.updateNow(key, record, expectedVersion);
+  }
+
+  /** {@link SqliteStore.update}, answered synchronously: the manager saves through it. */
+  updateNow(key: string, record: SessionRecord, expectedVersion: number): UpdateResult {
     const now = this.#now();
     const { changes } = this.#statements.update.run(
       record.data,

@@ -47,11 +47,12 @@ export interface StoreConformanceOptions {
    */
   prune?: boolean;
   /**
-   * Whether the store offers the synchronous read {@link SessionStore.getNow}. With `true` the
-   * suite checks that it answers exactly what `get` answers; with `false`, that it is absent.
+   * Whether the store offers the synchronous {@link SessionStore.getNow} and
+   * {@link SessionStore.updateNow}. With `true` the suite checks that they answer exactly what
+   * `get` and `update` answer; with `false`, that they are absent.
    * @defaultValue false
    */
-  getNow?: boolean;
+  synchronous?: boolean;
   /** The runner's functions. */
   runner: TestRunner;
 }
@@ -406,14 +407,18 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
       });
     });
 
-    if (options.getNow === true) {
-      describe('getNow', () => {
+    if (options.synchronous === true) {
+      describe('getNow and updateNow', () => {
         const getNow = (key: string) => {
           assert.equal(typeof store.getNow, 'function', 'the store has no getNow()');
           return store.getNow!(key);
         };
+        const updateNow = (key: string, written: SessionRecord, version: number) => {
+          assert.equal(typeof store.updateNow, 'function', 'the store has no updateNow()');
+          return store.updateNow!(key, written, version);
+        };
 
-        it('answers exactly what get answers, synchronously', async () => {
+        it('getNow answers exactly what get answers, synchronously', async () => {
           const key = randomStoreKey();
           assert.equal(getNow(key), null);
           await store.create(key, record('{"a":1}', 'u-now'));
@@ -426,7 +431,7 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
           assert.equal(getNow(key), null);
         });
 
-        it('never answers an expired record', async () => {
+        it('getNow never answers an expired record', async () => {
           const key = randomStoreKey();
           await store.create(key, past('old'));
           assert.equal(getNow(key), null);
@@ -443,10 +448,31 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
             assert.equal(getNow(timed), null);
           }
         });
+
+        it('updateNow is the same compare-and-set as update, synchronously', async () => {
+          const key = randomStoreKey();
+          await store.create(key, record('v1', 'u-now'));
+          const written = updateNow(key, record('v2', 'u-other'), 1);
+          assert.ok(!(written instanceof Promise), 'updateNow answered a promise');
+          assert.deepEqual(written, { status: 'ok', version: 2 });
+          assert.deepEqual(updateNow(key, record('stale'), 1), { status: 'conflict' });
+          assert.deepEqual(await store.get(key), { ...record('v2', 'u-other'), version: 2 });
+          assert.deepEqual(keysOf(await store.listByUser('u-other')), [key]);
+          assert.deepEqual(await store.listByUser('u-now'), []);
+          const missing = randomStoreKey();
+          assert.deepEqual(updateNow(missing, record('x'), 1), { status: 'missing' });
+          assert.equal(await store.get(missing), null);
+          const expired = randomStoreKey();
+          await store.create(expired, past('old'));
+          assert.deepEqual(updateNow(expired, record('new'), 1), { status: 'missing' });
+          assert.equal(await store.get(expired), null);
+        });
       });
     } else {
-      it('offers no getNow, as declared', () => {
-        assert.equal(store.getNow, undefined, 'the store has getNow(): pass getNow: true');
+      it('offers neither getNow nor updateNow, as declared', () => {
+        const declare = 'the store has it: pass synchronous: true';
+        assert.equal(store.getNow, undefined, `getNow: ${declare}`);
+        assert.equal(store.updateNow, undefined, `updateNow: ${declare}`);
       });
     }
 

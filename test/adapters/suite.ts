@@ -118,10 +118,13 @@ export class FlakyStore implements SessionStore {
   readonly failing = new Set<Method>();
   readonly #gates = new Map<Method, { reached: () => void; released: Promise<void> }>();
 
-  /** Reads answered by `get` and by `getNow`. */
+  /** Reads answered by `get` and by `getNow`, and saves by `update` and by `updateNow`. */
   readonly reads = { get: 0, getNow: 0 };
+  readonly saves = { update: 0, updateNow: 0 };
   /** Present when made `synchronous`: fails like `get` when `get` is failing. */
   readonly getNow?: (key: string) => StoredRecord | null;
+  /** Present when made `synchronous`: fails like `update` when `update` is failing. */
+  readonly updateNow?: (key: string, record: SessionRecord, version: number) => UpdateResult;
 
   constructor(now: () => number, options: { synchronous?: boolean } = {}) {
     this.inner = new MemoryStore({ now, sweepInterval: 0 });
@@ -130,6 +133,11 @@ export class FlakyStore implements SessionStore {
         this.reads.getNow++;
         if (this.failing.has('get')) throw new Error('simulated outage in getNow');
         return this.inner.getNow(key);
+      };
+      this.updateNow = (key, record, version) => {
+        this.saves.updateNow++;
+        if (this.failing.has('update')) throw new Error('simulated outage in updateNow');
+        return this.inner.updateNow(key, record, version);
       };
     }
   }
@@ -167,6 +175,7 @@ export class FlakyStore implements SessionStore {
     return this.inner.create(key, record);
   }
   async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
+    this.saves.update++;
     await this.#enter('update');
     return this.inner.update(key, record, expectedVersion);
   }
@@ -477,16 +486,43 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
       expect(store.inner.size).toBe(0);
     });
 
-    it('answers 503 without a cookie when an update cannot be saved, and the old cookie still works', async () => {
-      const { call, newSession, store } = await setup();
+    for (const synchronous of [false, true]) {
+      const save = synchronous ? 'a synchronous save (updateNow)' : 'update';
+      it(`answers 503 without a cookie when an update cannot be saved, in ${save}, and the old cookie still works`, async () => {
+        const { call, newSession, store } = await setup({}, { synchronous });
+        const cookie = await newSession();
+        store.failing.add('update');
+        const answer = await call('POST', '/set/b/2', { cookie });
+        expect(answer.status).toBe(503);
+        expect(answer.setCookies).toEqual([]);
+        store.failing.clear();
+        expect((await call('GET', '/get/a', { cookie })).json).toEqual({ value: '1' });
+        expect((await call('GET', '/get/b', { cookie })).json).toEqual({ value: null });
+      });
+    }
+
+    it('saves through a synchronous store without its promise-based update', async () => {
+      const { call, newSession, store } = await setup({}, { synchronous: true });
       const cookie = await newSession();
-      store.failing.add('update');
-      const answer = await call('POST', '/set/b/2', { cookie });
-      expect(answer.status).toBe(503);
-      expect(answer.setCookies).toEqual([]);
-      store.failing.clear();
-      expect((await call('GET', '/get/a', { cookie })).json).toEqual({ value: '1' });
-      expect((await call('GET', '/get/b', { cookie })).json).toEqual({ value: null });
+      const savesBefore = { ...store.saves };
+      const write = await call('POST', '/set/b/2', { cookie });
+      expect(write.status).toBe(200);
+      expect(write.setCookies).toEqual([]);
+      expect(store.saves.update - savesBefore.update).toBe(0);
+      expect(store.saves.updateNow - savesBefore.updateNow).toBe(1);
+      expect((await call('GET', '/get/b', { cookie })).json).toEqual({ value: '2' });
+    });
+
+    it('keeps all writes of 30 concurrent requests on one session through a synchronous store', async () => {
+      const { call, newSession } = await setup({}, { synchronous: true });
+      const cookie = await newSession();
+      const answers = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => call('POST', `/set/k${i}/${i}`, { cookie })),
+      );
+      expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 200));
+      for (let i = 0; i < 30; i++) {
+        expect((await call('GET', `/get/k${i}`, { cookie })).json).toEqual({ value: String(i) });
+      }
     });
 
     it('answers 503 without a cookie or body chunks when a streamed response cannot be saved', async () => {

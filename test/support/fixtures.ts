@@ -49,6 +49,8 @@ export class InstrumentedStore implements SessionStore {
 
   /** Present when made `synchronous` over an inner store that has it; counted as `getNow`. */
   readonly getNow?: (key: string) => StoredRecord | null;
+  /** Likewise, counted as `updateNow`; fails when `update` is failing. */
+  readonly updateNow?: (key: string, record: SessionRecord, version: number) => UpdateResult;
 
   constructor(
     readonly inner: SessionStore,
@@ -60,6 +62,14 @@ export class InstrumentedStore implements SessionStore {
         this.calls.getNow = (this.calls.getNow ?? 0) + 1;
         if (this.failing.has('get')) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
         return innerGetNow.call(inner, key);
+      };
+    }
+    const innerUpdateNow = inner.updateNow;
+    if (options.synchronous === true && innerUpdateNow !== undefined) {
+      this.updateNow = (key, record, version) => {
+        this.calls.updateNow = (this.calls.updateNow ?? 0) + 1;
+        if (this.failing.has('update')) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
+        return innerUpdateNow.call(inner, key, record, version);
       };
     }
   }
