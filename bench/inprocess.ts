@@ -13,9 +13,12 @@
  * With `--instructions`, each contender instead runs twice under callgrind (valgrind), after the
  * same warm-up, with N and 2N measured requests; the difference of the two instruction totals,
  * divided by N, is its instructions per request. That count does not move with the machine's
- * load, only with GC and JIT timing (a few percent between runs of one build), so it settles
- * differences that CPU time on a shared machine cannot. It is slow: about 10 ms per request
- * under valgrind, some 3 minutes per contender.
+ * load, only with GC and JIT timing, so it settles differences that CPU time on a shared machine
+ * cannot. V8 runs with `--predictable` there (no concurrent GC or compiler threads). Even so, a
+ * run's window of requests may or may not hold a major GC: of three counts of each of two
+ * builds, all but one agreed within 3 %, and that one was 27 % higher (at 4,000 requests). Use `--requests 16000` and
+ * repeat a count before trusting a difference of a few percent. It is slow: about 10 ms per Express request under valgrind, some 3 minutes per
+ * contender at the default 4,000 requests.
  *
  * `--instructions --http` counts the same over real HTTP: the contender's app listens on
  * loopback, under callgrind, and a separate process (not under valgrind, so not counted) sends
@@ -195,6 +198,8 @@ async function instructionsOfRun(
           '--smc-check=all-non-file',
           `--callgrind-out-file=${out}`,
           process.execPath,
+          // No concurrent GC or compiler threads: repeated counts of one build agree more closely.
+          '--predictable',
           '--import',
           'tsx',
           fileURLToPath(import.meta.url),
