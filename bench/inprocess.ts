@@ -178,14 +178,23 @@ function runChild(spec: string, scenario: string, requests: number): Promise<Chi
   });
 }
 
+/** What one instruction count measures. */
+interface CountSpec {
+  spec: string;
+  scenario: string;
+  requests: number;
+  warmup: number;
+  overHttp: boolean;
+}
+
 /** The instructions callgrind counted in one run of a contender's child (all its threads). */
-async function instructionsOfRun(
-  spec: string,
-  scenario: string,
-  requests: number,
-  warmup: number,
-  overHttp: boolean,
-): Promise<number> {
+async function instructionsOfRun({
+  spec,
+  scenario,
+  requests,
+  warmup,
+  overHttp,
+}: CountSpec): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-callgrind-'));
   const out = join(dir, 'callgrind.out');
   try {
@@ -223,18 +232,12 @@ async function instructionsOfRun(
 }
 
 /** Instructions per request: two runs with N and 2N measured requests after the same warm-up. */
-async function instructionsPerRequest(
-  spec: string,
-  scenario: string,
-  requests: number,
-  warmup: number,
-  overHttp: boolean,
-): Promise<number> {
+async function instructionsPerRequest(count: CountSpec): Promise<number> {
   const [once, twice] = await Promise.all([
-    instructionsOfRun(spec, scenario, requests, warmup, overHttp),
-    instructionsOfRun(spec, scenario, 2 * requests, warmup, overHttp),
+    instructionsOfRun(count),
+    instructionsOfRun({ ...count, requests: 2 * count.requests }),
   ]);
-  return (twice - once) / requests;
+  return (twice - once) / count.requests;
 }
 
 function median(values: number[]): number {
@@ -297,13 +300,13 @@ async function main(): Promise<void> {
   if (values.instructions) {
     const requests = Number(values.requests ?? '4000');
     for (const spec of positionals) {
-      const perRequest = await instructionsPerRequest(
+      const perRequest = await instructionsPerRequest({
         spec,
-        values.scenario,
+        scenario: values.scenario,
         requests,
-        Number(values.warmup),
-        values.http,
-      );
+        warmup: Number(values.warmup),
+        overHttp: values.http,
+      });
       console.log(
         `${spec.padEnd(48)} ${Math.round(perRequest).toLocaleString('en-US').padStart(9)} instructions/req   (callgrind, ${values.scenario}, ${values.http ? 'over HTTP, ' : ''}${values.warmup} warm-up + ${requests} requests)`,
       );

@@ -5,10 +5,10 @@
  * manager hands it the SHA-256 of the ID (43 characters of base64url), and the record's data is
  * an opaque string that the manager encodes (and, when configured, encrypts).
  *
- * Every method but the optional `getNow` and `updateNow` is a promise and must settle within a bounded time; the
- * manager also wraps each call in its own timeout. A store signals trouble by rejecting: the manager turns any rejection
- * into a `SessionError` with code `STORE_UNAVAILABLE`. A store must never answer "not found"
- * because the server could not be reached.
+ * Every method but the optional `getNow` and `updateNow` is a promise and must settle within a
+ * bounded time; the manager also wraps each call in its own timeout. A store signals trouble by
+ * rejecting: the manager turns any rejection into a `SessionError` with code `STORE_UNAVAILABLE`.
+ * A store must never answer "not found" because the server could not be reached.
  *
  * Expiry: each record carries one absolute expiry instant (`expiresAt`, epoch milliseconds).
  * A store must not return a record whose expiry has passed. Stores with native expiry (Redis,
@@ -100,8 +100,9 @@ export interface SessionStore {
   update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult>;
 
   /**
-   * Optional: the same compare-and-set as {@link SessionStore.update}, answered synchronously,
-   * for a store that also offers `getNow`. When it is present, a request that changed its
+   * Optional: the same compare-and-set as {@link SessionStore.update}, answered synchronously.
+   * A store offers both `getNow` and `updateNow`, or neither (the conformance suite checks the
+   * pair). When it is present, a request that changed its
    * session and needs nothing else (no new cookie to sign, no user to bind) is saved within the
    * manager's `commitNow`, and its response goes out without waiting. On `conflict` or
    * `missing`, the manager saves through `update` as usual, which re-reads and re-applies the

@@ -60,6 +60,14 @@ describe('bench harness, smoke mode', () => {
         expect(row.roundTripsPerRequest, name).toBeNull();
       }
       expect(report.memory).toEqual([]);
+      // Tessera's store calls are all counted, the synchronous forms included: the round-trip
+      // targets must see one read per read-only request and one read and one save per write.
+      expect(report.markdown).toMatch(
+        /\| Read-only: one store round trip, no write \| [^|]+ \| met \|/,
+      );
+      expect(report.markdown).toMatch(
+        /\| Read\+write: one read and one conditional write \(get \+ update\) \| [^|]+ \| met \|/,
+      );
 
       const markdown = await readFile(out, 'utf8');
       expect(markdown).toBe(report.markdown);

@@ -35,6 +35,7 @@ const TESSERA_METHODS = [
   'getNow',
   'create',
   'update',
+  'updateNow',
   'touch',
   'delete',
   'listByUser',
