@@ -268,11 +268,17 @@ export function evaluateTargets(report: BenchReport): TargetCheck[] {
         row.error !== undefined
       )
         continue;
-      // The synchronous forms (`getNow`, `updateNow`: memory and SQLite) are the same calls.
-      const { getNow = 0, updateNow = 0, ...others } = row.storeCallsPerRequest ?? {};
+      // The synchronous forms (`getNow`, `createNow`, `updateNow`: memory and SQLite) are the same calls.
+      const {
+        getNow = 0,
+        createNow = 0,
+        updateNow = 0,
+        ...others
+      } = row.storeCallsPerRequest ?? {};
       const calls: Record<string, number> = {
         ...others,
         get: (others.get ?? 0) + getNow,
+        create: (others.create ?? 0) + createNow,
         update: (others.update ?? 0) + updateNow,
       };
       const callsOk =
@@ -533,7 +539,7 @@ export function renderReport(report: BenchReport): string {
       `so "CPU vs bare" of a calibration row is more than ${CALIBRATION_WORK_MICROS} µs; the per-request CPU targets are held against it (scaled linearly for the 25 µs target).`,
     '- "bare Express + an empty middleware" (`layer-express`) mounts one middleware that only calls `next()`. Express gives every request and response a hidden class of its own (it swaps their prototypes), ' +
       "so each middleware layer costs Express's router several property accesses that miss V8's inline caches; that row shows what any Express session middleware pays before its own work, and the targets show it beside Tessera's figure (it is not subtracted).",
-    "- Store calls are the session store's methods (Tessera: `get`, `create`, `update`, `touch`, `delete`, and with the memory and SQLite stores the synchronous `getNow` and `updateNow`, which count as `get` and `update` in the targets; express-session and @fastify/session: `get`, `set`, `touch`, `destroy`), " +
+    "- Store calls are the session store's methods (Tessera: `get`, `create`, `update`, `touch`, `delete`, and with the memory and SQLite stores the synchronous `getNow`, `createNow` and `updateNow`, which count as `get`, `create` and `update` in the targets; express-session and @fastify/session: `get`, `set`, `touch`, `destroy`), " +
       "counted by a wrapper in the server. Round trips are counted at the store's client in the server: node-postgres queries, mysql2 queries and executions, " +
       'better-sqlite3 statement executions, node-redis commands (a MULTI or pipeline counts once), memjs requests. ' +
       "`pg_stat_statements` is not used: the machine's PostgreSQL does not preload it, and the client-side count covers exactly the bench's connections.",

@@ -25,7 +25,7 @@ import type {
 } from './session.js';
 import { Session, stateOf, writeData } from './session.js';
 import type { SessionRecord, SessionStore, StoredRecord, UpdateResult } from './store.js';
-import { CookieSigner, generateSessionId, storeKeyFor } from './token.js';
+import { CookieSigner, generateSessionId, storeKeyFor, storeKeyForNow } from './token.js';
 
 /** Options of {@link SessionManager}. */
 export interface SessionManagerOptions {
@@ -64,7 +64,7 @@ export interface SessionManagerOptions {
   encryption?: EncryptionOptions;
   /**
    * How long one store call may take before it fails with `STORE_UNAVAILABLE`, in milliseconds.
-   * A store's synchronous `getNow` and `updateNow` cannot be cut short and are not bounded by it.
+   * A store's synchronous `getNow`, `createNow` and `updateNow` cannot be cut short and are not bounded by it.
    * @defaultValue 5_000
    */
   storeTimeout?: number;
@@ -592,40 +592,54 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     const state = stateOf(session);
     if (!state.ended && !this.#saveNow(state)) await this.#persist(state);
     let cookie: string | undefined;
-    if (state.issueCookie && !state.ended && state.id !== null) {
+    if (this.#owesCookie(state)) {
       const { signer } = this.#resolved ?? (await this.#ready);
-      const maxAge = this.cookie.persistent
-        ? Math.max(0, Math.ceil((state.createdAt + state.absolute - this.#clock()) / 1000))
-        : undefined;
-      cookie = serializeCookie(
-        this.cookie,
-        state.cookieName,
-        await signer.sign(state.id),
-        state.https,
-        maxAge,
-      );
+      cookie = this.#sessionCookie(state, await signer.sign(state.id!));
     }
     return this.#responseHeaders(state, cookie);
+  }
+
+  /** Whether the response must carry a newly signed cookie for the session. */
+  #owesCookie(state: SessionState): boolean {
+    return state.issueCookie && !state.ended && state.id !== null;
+  }
+
+  /** The Set-Cookie value for a signed cookie value, its Max-Age the session's absolute end. */
+  #sessionCookie(state: SessionState, signed: string): string {
+    const maxAge = this.cookie.persistent
+      ? Math.max(0, Math.ceil((state.createdAt + state.absolute - this.#clock()) / 1000))
+      : undefined;
+    return serializeCookie(this.cookie, state.cookieName, signed, state.https, maxAge);
   }
 
   /**
    * The synchronous form of {@link SessionManager.commit}: answers the headers at once for a
    * session that needs neither the store nor a new cookie (a request that only read it, with no
-   * touch due), and for one whose changes it can save through the store's synchronous
-   * `updateNow` (memory, SQLite). Answers `undefined` when there is other work to do, or data
-   * `commit` will refuse; call `commit` then. Never throws.
+   * touch due), for one whose changes it can save through the store's synchronous `updateNow`
+   * (memory, SQLite), and for a new anonymous session it can store through `createNow` and sign
+   * at once (with a synchronous crypto provider, as `node:crypto` is). Answers `undefined` when
+   * there is other work to do, or data `commit` will refuse; call `commit` then. Never throws.
    */
   commitNow(session: Session<Data>): ResponseHeaders | undefined {
     const state = stateOf(session);
+    let cookie: string | undefined;
     try {
-      if (this.#needsWork(state) && !this.#saveNow(state)) return undefined;
+      if (this.#needsWork(state)) {
+        const signer = this.#resolved?.signer;
+        if (this.#owesCookie(state) && signer?.synchronous !== true) return undefined;
+        if (this.#storeWork(state, this.#clock()) !== 'none' && !this.#saveNow(state)) {
+          return undefined;
+        }
+        if (this.#owesCookie(state))
+          cookie = this.#sessionCookie(state, signer!.signNow(state.id!));
+      }
     } catch {
       // Data that cannot be stored (not JSON, too large), or a failing store: `commit` reports it.
       return undefined;
     }
     if (!state.ended && !state.persisted) state.changed.clear();
     state.forceTouch = false;
-    return this.#responseHeaders(state, undefined);
+    return this.#responseHeaders(state, cookie);
   }
 
   /** Whether saving the session needs a store call or a newly signed cookie. */
@@ -759,21 +773,53 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       state.key = await storeKeyFor(crypto, state.id);
       const record = await this.#envelopeOf(state, now);
       if (await this.#call('create', () => this.store.create(state.key!, record))) {
-        state.persisted = true;
-        state.version = 1;
-        state.expiresAt = record.expiresAt;
-        state.lastWrite = now;
+        this.#created(state, state.id, state.key, record, now);
         break;
       }
       // 256 random bits do not collide; a store answering "exists" twice is broken.
       if (attempt >= 1)
         throw new SessionError('STORE_UNAVAILABLE', 'the store refused to create a new session');
     }
+    if (state.userId !== null) await this.#enforceCap(state);
+  }
+
+  /**
+   * Stores a new anonymous session through the store's `createNow`, when the crypto provider and
+   * the codec answer at once. Answers whether it stored it; on `false` the state is as it was,
+   * and `#create` follows. A session with a user is left to `#create`, which caps the user's
+   * sessions.
+   */
+  #createNow(state: SessionState, now: number): boolean {
+    const createNow = this.store.createNow;
+    const resolved = this.#resolved!;
+    if (createNow === undefined || resolved.crypto.synchronous !== true || state.userId !== null) {
+      return false;
+    }
+    const id = generateSessionId(resolved.crypto);
+    const key = storeKeyForNow(resolved.crypto, id);
+    const data = resolved.codec.encodeNow(this.#envelopeFor(state, now), key) as string;
+    const record = this.#recordOf(state, now, data);
+    let stored: boolean;
+    try {
+      stored = createNow.call(this.store, key, record);
+    } catch (cause) {
+      throw storeFailure('create', cause);
+    }
+    if (stored) this.#created(state, id, key, record, now);
+    return stored;
+  }
+
+  #created(state: SessionState, id: string, key: string, record: SessionRecord, now: number): void {
+    state.id = id;
+    state.key = key;
+    state.persisted = true;
+    state.version = 1;
+    state.expiresAt = record.expiresAt;
+    state.lastWrite = now;
     this.#settled(state);
     state.issueCookie = true;
     state.clearCookie = false;
     this.#emit('created', { userId: state.userId });
-    if (state.userId !== null) await this.#enforceCap(state);
   }
 
   #settled(state: SessionState): void {
@@ -791,22 +837,21 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   /**
-   * Saves a changed session through the store's `updateNow`, when that is all its saving takes
-   * (no new cookie to sign, no user to bind) and the codec encodes at once. Answers whether it
-   * saved; on `false` the state is as it was, and the usual save follows. Throws what the usual
-   * save would (`DATA_TOO_LARGE`, `INVALID_DATA`, `STORE_UNAVAILABLE`).
+   * Stores a session synchronously when that is all its saving takes and the codec encodes at
+   * once: a change through the store's `updateNow` (no user to bind), a new anonymous session
+   * through `createNow`. Answers whether it stored; on `false` the state is as it was, and the
+   * usual save follows. Throws what the usual save would (`DATA_TOO_LARGE`, `INVALID_DATA`,
+   * `STORE_UNAVAILABLE`).
    */
   #saveNow(state: SessionState): boolean {
-    const updateNow = this.store.updateNow;
     const resolved = this.#resolved;
-    if (updateNow === undefined || resolved === undefined || !resolved.codec.synchronous) {
-      return false;
-    }
-    if (state.ended || state.issueCookie || (state.userChanged && state.userId !== null)) {
-      return false;
-    }
+    if (resolved === undefined || !resolved.codec.synchronous) return false;
+    if (state.ended || (state.userChanged && state.userId !== null)) return false;
     const now = this.#clock();
-    if (this.#storeWork(state, now) !== 'save') return false;
+    const work = this.#storeWork(state, now);
+    if (work === 'create') return this.#createNow(state, now);
+    const updateNow = this.store.updateNow;
+    if (work !== 'save' || updateNow === undefined) return false;
     const data = resolved.codec.encodeNow(this.#envelopeFor(state, now), state.key!) as string;
     const record = this.#recordOf(state, now, data);
     let result: UpdateResult;

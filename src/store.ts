@@ -5,8 +5,8 @@
  * manager hands it the SHA-256 of the ID (43 characters of base64url), and the record's data is
  * an opaque string that the manager encodes (and, when configured, encrypts).
  *
- * Every method but the optional `getNow` and `updateNow` is a promise and must settle within a
- * bounded time; the manager also wraps each call in its own timeout. A store signals trouble by
+ * Every method but the optional `getNow`, `createNow` and `updateNow` is a promise and must
+ * settle within a bounded time; the manager also wraps each call in its own timeout. A store signals trouble by
  * rejecting: the manager turns any rejection into a `SessionError` with code `STORE_UNAVAILABLE`.
  * A store must never answer "not found" because the server could not be reached.
  *
@@ -93,6 +93,17 @@ export interface SessionStore {
   create(key: string, record: SessionRecord): Promise<boolean>;
 
   /**
+   * Optional: the same insert as {@link SessionStore.create}, answered synchronously. When it is
+   * present and the crypto provider is synchronous (as `node:crypto` is), a new anonymous
+   * session is stored and its cookie signed within the manager's `commitNow`, so the response
+   * that starts a session goes out without waiting. A session created with a user goes through
+   * `create`, because capping the user's sessions reads the user index. It must answer exactly
+   * what `create` would, and signals trouble by throwing.
+   * @defaultValue absent: every new session goes through `create`
+   */
+  createNow?(key: string, record: SessionRecord): boolean;
+
+  /**
    * Replaces the record under `key` if and only if it exists, has not expired, and its version
    * equals `expectedVersion`; the new version is `expectedVersion + 1`. Never creates a record.
    * Moves the record between users' indexes when `userId` changes.
@@ -101,8 +112,8 @@ export interface SessionStore {
 
   /**
    * Optional: the same compare-and-set as {@link SessionStore.update}, answered synchronously.
-   * A store offers both `getNow` and `updateNow`, or neither (the conformance suite checks the
-   * pair). When it is present, a request that changed its
+   * A store offers all three of `getNow`, `createNow` and `updateNow`, or none (the conformance
+   * suite checks the set). When it is present, a request that changed its
    * session and needs nothing else (no new cookie to sign, no user to bind) is saved within the
    * manager's `commitNow`, and its response goes out without waiting. On `conflict` or
    * `missing`, the manager saves through `update` as usual, which re-reads and re-applies the

@@ -31,6 +31,11 @@ export async function storeKeyFor(crypto: CryptoProvider, id: string): Promise<s
   return crypto.sha256(id);
 }
 
+/** {@link storeKeyFor}, answered synchronously; only for a synchronous crypto provider. */
+export function storeKeyForNow(crypto: CryptoProvider, id: string): string {
+  return crypto.sha256(id) as string;
+}
+
 /**
  * Signs and verifies cookie values with a list of secrets: the first signs, all verify.
  * Throws `INVALID_OPTION` for an empty list or a secret shorter than 32 bytes.
@@ -63,6 +68,22 @@ export class CookieSigner {
   /** `ID.SIGNATURE` for the cookie. */
   async sign(id: string): Promise<string> {
     return `${id}.${await this.#crypto.hmacSha256(this.#keys[0]!, id)}`;
+  }
+
+  /** Whether {@link CookieSigner.signNow} can sign: the crypto provider is synchronous. */
+  get synchronous(): boolean {
+    return this.#crypto.synchronous === true;
+  }
+
+  /**
+   * {@link CookieSigner.sign}, answered synchronously; only for a synchronous crypto provider
+   * (see {@link CookieSigner.synchronous}). Throws `INVALID_OPTION` otherwise.
+   */
+  signNow(id: string): string {
+    if (!this.synchronous) {
+      throw new SessionError('INVALID_OPTION', 'signNow needs a synchronous crypto provider');
+    }
+    return `${id}.${this.#crypto.hmacSha256(this.#keys[0]!, id) as string}`;
   }
 
   /**

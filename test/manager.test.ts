@@ -441,6 +441,111 @@ describe('synchronous saves through updateNow', () => {
   });
 });
 
+describe('synchronous new sessions through createNow', () => {
+  it('commitNow stores a new session and signs its cookie at once: one createNow, no create', async () => {
+    const { manager, store } = setup({}, { synchronous: true });
+    await loginAndVerify(manager);
+    const created: unknown[] = [];
+    manager.on('created', (event) => created.push(event));
+    store.reset();
+    const session = manager.loadNow({})!;
+    session.set('cart', 1);
+    const headers = manager.commitNow(session);
+    expect(store.calls).toEqual({ createNow: 1 });
+    expect(headers?.setCookie).toHaveLength(1);
+    expect(headers?.setCookie[0]).toMatch(
+      /^sid=[\w-]{43}\.[\w-]{43}; Max-Age=43200; Path=\/; HttpOnly; SameSite=Lax$/,
+    );
+    expect(headers?.cacheControl).toBe('no-store');
+    expect(created).toEqual([{ userId: null }]);
+    expect(session.isNew).toBe(false);
+    const cookie = cookiePair(headers!.setCookie);
+    const again = await manager.load({ cookie });
+    expect(again.get('cart')).toBe(1);
+    // The store holds the hash of the ID, never the ID.
+    expect(await store.inner.get(sha256(rawIdOf(cookie)))).not.toBeNull();
+    expect(await store.inner.get(rawIdOf(cookie))).toBeNull();
+    // The cookie is sent once; later saves of the same session carry none.
+    session.set('cart', 2);
+    expect(manager.commitNow(session)?.setCookie).toEqual([]);
+  });
+
+  it('commit stores a new session through createNow too', async () => {
+    const { manager, store } = setup({}, { synchronous: true });
+    await loginAndVerify(manager);
+    store.reset();
+    const session = await manager.load({});
+    session.set('cart', 1);
+    const { setCookie } = await manager.commit(session);
+    expect(store.calls).toEqual({ createNow: 1 });
+    expect((await manager.load({ cookie: cookiePair(setCookie) })).get('cart')).toBe(1);
+  });
+
+  it('leaves to commit what it cannot do at once: a failing store, data too large, a user to cap', async () => {
+    const { manager, store } = setup(
+      { maxDataBytes: 1024, maxSessionsPerUser: 1 },
+      { synchronous: true },
+    );
+    await loginAndVerify(manager);
+    store.failing.add('create');
+    const failing = manager.loadNow({})!;
+    failing.set('a', 1);
+    expect(manager.commitNow(failing)).toBeUndefined();
+    expect(failing.isNew).toBe(true);
+    await expect(manager.commit(failing)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    store.failing.clear();
+
+    const large = manager.loadNow({})!;
+    large.set('blob', 'x'.repeat(2048));
+    store.reset();
+    expect(manager.commitNow(large)).toBeUndefined();
+    expect(store.total()).toBe(0);
+    await expect(manager.commit(large)).rejects.toMatchObject({ code: 'DATA_TOO_LARGE' });
+
+    const first = await manager.load({});
+    first.setUser('carol');
+    const { setCookie: firstCookie } = await manager.commit(first);
+    const second = manager.loadNow({})!;
+    second.setUser('carol');
+    store.reset();
+    expect(manager.commitNow(second)).toBeUndefined();
+    expect(store.total()).toBe(0);
+    const { setCookie } = await manager.commit(second);
+    expect(store.count('create')).toBe(1);
+    expect((await manager.load({ cookie: cookiePair(setCookie) })).userId).toBe('carol');
+    // The cap of one session per user removed the first.
+    expect((await manager.load({ cookie: cookiePair(firstCookie) })).isNew).toBe(true);
+  });
+
+  it('signs only with a synchronous crypto provider: with Web Crypto, commit creates', async () => {
+    const { manager, store } = setup({ crypto: webCryptoProvider() }, { synchronous: true });
+    await loginAndVerify(manager);
+    store.reset();
+    const session = manager.loadNow({})!;
+    session.set('cart', 1);
+    expect(manager.commitNow(session)).toBeUndefined();
+    expect(store.total()).toBe(0);
+    const { setCookie } = await manager.commit(session);
+    expect(store.calls).toEqual({ create: 1 });
+    expect((await manager.load({ cookie: cookiePair(setCookie) })).get('cart')).toBe(1);
+  });
+
+  it('stores and signs a regenerated anonymous session at once under a new ID', async () => {
+    const { manager, store } = setup({}, { synchronous: true });
+    const cookie = await loginAndVerify(manager);
+    const session = manager.loadNow({ cookie })!;
+    await session.regenerate({ keep: true });
+    store.reset();
+    const headers = manager.commitNow(session);
+    expect(store.calls).toEqual({ createNow: 1 });
+    expect(headers?.setCookie).toHaveLength(1);
+    const fresh = cookiePair(headers!.setCookie);
+    expect(fresh).not.toBe(cookie);
+    expect((await manager.load({ cookie: fresh })).get('user')).toBe('alice');
+    expect((await manager.load({ cookie })).isNew).toBe(true);
+  });
+});
+
 describe('expiry, enforced on the server', () => {
   it('expires after the idle timeout', async () => {
     const { manager, clock } = setup();

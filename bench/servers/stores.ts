@@ -34,6 +34,7 @@ const TESSERA_METHODS = [
   'get',
   'getNow',
   'create',
+  'createNow',
   'update',
   'updateNow',
   'touch',

@@ -584,6 +584,11 @@ export class MemoryStore implements SessionStore {
   }
 
   async create(key: string, record: SessionRecord): Promise<boolean> {
+    return this.createNow(key, record);
+  }
+
+  /** {@link MemoryStore.create}, answered synchronously: the manager creates sessions through it. */
+  createNow(key: string, record: SessionRecord): boolean {
     const existing = this.#find(key);
     if (existing !== NONE && this.#expiresAt[existing]! > this.#now()) return false;
     const hash = this.#foundHash;

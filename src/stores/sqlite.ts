@@ -213,6 +213,11 @@ export class SqliteStore implements SessionStore {
   }
 
   async create(key: string, record: SessionRecord): Promise<boolean> {
+    return this.createNow(key, record);
+  }
+
+  /** {@link SqliteStore.create}, answered synchronously: the manager creates sessions through it. */
+  createNow(key: string, record: SessionRecord): boolean {
     const { changes } = this.#statements.create.run(
       key,
       record.data,

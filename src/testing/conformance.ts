@@ -47,9 +47,10 @@ export interface StoreConformanceOptions {
    */
   prune?: boolean;
   /**
-   * Whether the store offers the synchronous {@link SessionStore.getNow} and
-   * {@link SessionStore.updateNow}. With `true` the suite checks that they answer exactly what
-   * `get` and `update` answer; with `false`, that they are absent.
+   * Whether the store offers the synchronous {@link SessionStore.getNow},
+   * {@link SessionStore.createNow} and {@link SessionStore.updateNow}. With `true` the suite
+   * checks that they answer exactly what `get`, `create` and `update` answer; with `false`, that
+   * they are absent.
    * @defaultValue false
    */
   synchronous?: boolean;
@@ -408,7 +409,7 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
     });
 
     if (options.synchronous === true) {
-      describe('getNow and updateNow', () => {
+      describe('getNow, createNow and updateNow', () => {
         const getNow = (key: string) => {
           assert.equal(typeof store.getNow, 'function', 'the store has no getNow()');
           return store.getNow!(key);
@@ -449,6 +450,24 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
           }
         });
 
+        it('createNow is the same insert as create, synchronously', async () => {
+          assert.equal(typeof store.createNow, 'function', 'the store has no createNow()');
+          const createNow = (key: string, written: SessionRecord) => store.createNow!(key, written);
+          const key = randomStoreKey();
+          const written = record('{"a":1}', 'u-create-now');
+          const created = createNow(key, written);
+          assert.equal(created, true, 'createNow must answer true, synchronously');
+          assert.deepEqual(await store.get(key), { ...written, version: 1 });
+          assert.deepEqual(keysOf(await store.listByUser('u-create-now')), [key]);
+          assert.equal(createNow(key, record('second')), false);
+          assert.equal(await store.create(key, record('third')), false);
+          assert.deepEqual(await store.get(key), { ...written, version: 1 });
+          const expired = randomStoreKey();
+          await store.create(expired, past('old'));
+          assert.equal(createNow(expired, record('new')), true);
+          assert.deepEqual(await store.get(expired), { ...record('new'), version: 1 });
+        });
+
         it('updateNow is the same compare-and-set as update, synchronously', async () => {
           const key = randomStoreKey();
           await store.create(key, record('v1', 'u-now'));
@@ -469,9 +488,10 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
         });
       });
     } else {
-      it('offers neither getNow nor updateNow, as declared', () => {
+      it('offers none of getNow, createNow and updateNow, as declared', () => {
         const declare = 'the store has it: pass synchronous: true';
         assert.equal(store.getNow, undefined, `getNow: ${declare}`);
+        assert.equal(store.createNow, undefined, `createNow: ${declare}`);
         assert.equal(store.updateNow, undefined, `updateNow: ${declare}`);
       });
     }

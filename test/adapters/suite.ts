@@ -118,13 +118,16 @@ export class FlakyStore implements SessionStore {
   readonly failing = new Set<Method>();
   readonly #gates = new Map<Method, { reached: () => void; released: Promise<void> }>();
 
-  /** Reads answered by `get` and by `getNow`, and saves by `update` and by `updateNow`. */
+  /** Reads answered by `get` and by `getNow`, saves by `update` and by `updateNow`, new sessions by `create` and by `createNow`. */
   readonly reads = { get: 0, getNow: 0 };
   readonly saves = { update: 0, updateNow: 0 };
+  readonly creates = { create: 0, createNow: 0 };
   /** Present when made `synchronous`: fails like `get` when `get` is failing. */
   readonly getNow?: (key: string) => StoredRecord | null;
   /** Present when made `synchronous`: fails like `update` when `update` is failing. */
   readonly updateNow?: (key: string, record: SessionRecord, version: number) => UpdateResult;
+  /** Present when made `synchronous`: fails like `create` when `create` is failing. */
+  readonly createNow?: (key: string, record: SessionRecord) => boolean;
 
   constructor(now: () => number, options: { synchronous?: boolean } = {}) {
     this.inner = new MemoryStore({ now, sweepInterval: 0 });
@@ -138,6 +141,11 @@ export class FlakyStore implements SessionStore {
         this.saves.updateNow++;
         if (this.failing.has('update')) throw new Error('simulated outage in updateNow');
         return this.inner.updateNow(key, record, version);
+      };
+      this.createNow = (key, record) => {
+        this.creates.createNow++;
+        if (this.failing.has('create')) throw new Error('simulated outage in createNow');
+        return this.inner.createNow(key, record);
       };
     }
   }
@@ -171,6 +179,7 @@ export class FlakyStore implements SessionStore {
     return this.inner.get(key);
   }
   async create(key: string, record: SessionRecord): Promise<boolean> {
+    this.creates.create++;
     await this.#enter('create');
     return this.inner.create(key, record);
   }
@@ -475,15 +484,34 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
       expect(unknown.json).toEqual({ value: null });
     });
 
-    it('answers 503 without a cookie when a new session cannot be saved', async () => {
-      const { call, store } = await setup();
-      store.failing.add('create');
+    for (const synchronous of [false, true]) {
+      const save = synchronous ? 'a synchronous create (createNow)' : 'create';
+      it(`answers 503 without a cookie when a new session cannot be saved, in ${save}`, async () => {
+        const { call, store } = await setup({}, { synchronous });
+        store.failing.add('create');
+        const answer = await call('POST', '/set/a/1');
+        expect(answer.status).toBe(503);
+        expect(answer.setCookies).toEqual([]);
+        expect(answer.json).toBeUndefined();
+        expect(answer.body).not.toMatch(/store|outage|STORE_UNAVAILABLE/i);
+        expect(store.inner.size).toBe(0);
+      });
+    }
+
+    it('creates a new session through createNow when the crypto provider signs at once', async () => {
+      const { call, store } = await setup({}, { synchronous: true });
+      // Web Crypto signs with a promise: a new session is then stored through `create`.
+      const crypto = harness.managerOptions?.crypto;
+      const signsNow = crypto === undefined || crypto.synchronous === true;
+      const before = { ...store.creates };
       const answer = await call('POST', '/set/a/1');
-      expect(answer.status).toBe(503);
-      expect(answer.setCookies).toEqual([]);
-      expect(answer.json).toBeUndefined();
-      expect(answer.body).not.toMatch(/store|outage|STORE_UNAVAILABLE/i);
-      expect(store.inner.size).toBe(0);
+      expect(answer.status).toBe(200);
+      expect(answer.setCookies).toHaveLength(1);
+      expect(answer.headers.get('cache-control')).toBe('no-store');
+      expect(store.creates.create - before.create).toBe(signsNow ? 0 : 1);
+      expect(store.creates.createNow - before.createNow).toBe(signsNow ? 1 : 0);
+      const cookie = cookieValue(answer.setCookies[0]!);
+      expect((await call('GET', '/get/a', { cookie })).json).toEqual({ value: '1' });
     });
 
     for (const synchronous of [false, true]) {
@@ -525,24 +553,30 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
       }
     });
 
-    it('answers 503 without a cookie or body chunks when a streamed response cannot be saved', async () => {
-      const { call, store } = await setup();
-      store.failing.add('create');
-      const answer = await call('POST', '/stream');
-      expect(answer.status).toBe(503);
-      expect(answer.setCookies).toEqual([]);
-      expect(answer.body).not.toContain('chunk');
-    });
+    for (const synchronous of [false, true]) {
+      const save = synchronous ? 'a synchronous create (createNow)' : 'create';
+      it(`answers 503 without a cookie or body chunks when a streamed response cannot be saved, in ${save}`, async () => {
+        const { call, store } = await setup({}, { synchronous });
+        store.failing.add('create');
+        const answer = await call('POST', '/stream');
+        expect(answer.status).toBe(503);
+        expect(answer.setCookies).toEqual([]);
+        expect(answer.body).not.toContain('chunk');
+      });
+    }
 
-    it('saves the session and sets its cookie before a streamed body', async () => {
-      const { call } = await setup();
-      const answer = await call('POST', '/stream');
-      expect(answer.status).toBe(200);
-      expect(answer.body).toBe(STREAM_CHUNKS.join(''));
-      expect(answer.setCookies).toHaveLength(1);
-      const cookie = cookieValue(answer.setCookies[0]!);
-      expect((await call('GET', '/get/streamed', { cookie })).json).toEqual({ value: 'yes' });
-    });
+    for (const synchronous of [false, true]) {
+      const save = synchronous ? 'a synchronous create (createNow)' : 'create';
+      it(`saves the session and sets its cookie before a streamed body, in ${save}`, async () => {
+        const { call } = await setup({}, { synchronous });
+        const answer = await call('POST', '/stream');
+        expect(answer.status).toBe(200);
+        expect(answer.body).toBe(STREAM_CHUNKS.join(''));
+        expect(answer.setCookies).toHaveLength(1);
+        const cookie = cookieValue(answer.setCookies[0]!);
+        expect((await call('GET', '/get/streamed', { cookie })).json).toEqual({ value: 'yes' });
+      });
+    }
 
     it('saves the session of a response ended before the handler settles', async () => {
       const { call } = await setup();

@@ -51,6 +51,8 @@ export class InstrumentedStore implements SessionStore {
   readonly getNow?: (key: string) => StoredRecord | null;
   /** Likewise, counted as `updateNow`; fails when `update` is failing. */
   readonly updateNow?: (key: string, record: SessionRecord, version: number) => UpdateResult;
+  /** Likewise, counted as `createNow`; fails when `create` is failing. */
+  readonly createNow?: (key: string, record: SessionRecord) => boolean;
 
   constructor(
     readonly inner: SessionStore,
@@ -70,6 +72,14 @@ export class InstrumentedStore implements SessionStore {
         this.calls.updateNow = (this.calls.updateNow ?? 0) + 1;
         if (this.failing.has('update')) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
         return innerUpdateNow.call(inner, key, record, version);
+      };
+    }
+    const innerCreateNow = inner.createNow;
+    if (options.synchronous === true && innerCreateNow !== undefined) {
+      this.createNow = (key, record) => {
+        this.calls.createNow = (this.calls.createNow ?? 0) + 1;
+        if (this.failing.has('create')) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
+        return innerCreateNow.call(inner, key, record);
       };
     }
   }
