@@ -57,7 +57,9 @@ describe.skipIf(!gate.available)(`PostgresStore against a real server${gate.labe
     await pool.query(`DROP TABLE IF EXISTS ${table}`);
     tables.delete(table);
   };
-  const newStore = async (options: { now?: () => number; pruneBatchSize?: number } = {}) => {
+  const newStore = async (
+    options: { now?: () => number; pruneBatchSize?: number; preparedStatements?: boolean } = {},
+  ) => {
     const store = new PostgresStore({ pool, table: uniqueTable(), pruneInterval: 0, ...options });
     tables.add(store.table);
     await store.createTable();
@@ -82,6 +84,76 @@ describe.skipIf(!gate.available)(`PostgresStore against a real server${gate.labe
     injectedClock: true,
     prune: true,
     runner: { describe, it, beforeEach, afterEach },
+  });
+
+  defineStoreConformance({
+    name: 'PostgresStore with preparedStatements: false',
+    createStore: (clock) => newStore({ now: clock.now, preparedStatements: false }),
+    destroyStore: async (store: SessionStore) => {
+      await store.close?.();
+      await dropTable((store as PostgresStore).table);
+    },
+    injectedClock: true,
+    prune: true,
+    runner: { describe, it, beforeEach, afterEach },
+  });
+
+  describe('prepared statements', () => {
+    const preparedOn = async (client: pg.Client) =>
+      (
+        await client.query<{ name: string }>(
+          `SELECT name FROM pg_prepared_statements WHERE name LIKE 'tessera%' ORDER BY name`,
+        )
+      ).rows.map((row) => row.name);
+
+    it('prepares each statement once per connection, named apart for each table', async () => {
+      const client = new pg.Client({ ...connection });
+      await client.connect();
+      try {
+        const first = new PostgresStore({ pool: client, table: uniqueTable(), pruneInterval: 0 });
+        const second = new PostgresStore({ pool: client, table: uniqueTable(), pruneInterval: 0 });
+        for (const store of [first, second]) {
+          tables.add(store.table);
+          await store.createTable();
+        }
+        const key = randomStoreKey();
+        const record = { data: 'd', expiresAt: Date.now() + minute, userId: null };
+        for (let i = 0; i < 3; i++) {
+          expect(await first.get(key)).toBeNull();
+          expect(await second.get(key)).toBeNull();
+        }
+        expect(await first.create(key, record)).toBe(true);
+        expect((await first.get(key))?.data).toBe('d');
+        expect(await second.get(key)).toBeNull();
+        const names = await preparedOn(client);
+        expect(names.filter((name) => name.startsWith('tessera_get_'))).toHaveLength(2);
+        expect(names.filter((name) => name.startsWith('tessera_create_'))).toHaveLength(1);
+        expect(names.every((name) => name.length <= 63)).toBe(true);
+      } finally {
+        await client.end();
+      }
+    });
+
+    it('sends plain statements with preparedStatements: false', async () => {
+      const client = new pg.Client({ ...connection });
+      await client.connect();
+      try {
+        const store = new PostgresStore({
+          pool: client,
+          table: uniqueTable(),
+          pruneInterval: 0,
+          preparedStatements: false,
+        });
+        tables.add(store.table);
+        await store.createTable();
+        const key = randomStoreKey();
+        await store.create(key, { data: 'd', expiresAt: Date.now() + minute, userId: null });
+        expect((await store.get(key))?.data).toBe('d');
+        expect(await preparedOn(client)).toEqual([]);
+      } finally {
+        await client.end();
+      }
+    });
   });
 
   describe('concurrency beyond the suite', () => {
@@ -457,6 +529,7 @@ describe('PostgresStore options', () => {
       expect(invalid({ pruneBatchSize }), String(pruneBatchSize)).toBe(true);
     }
     expect(invalid({ now: 5 })).toBe(true);
+    expect(invalid({ preparedStatements: 'yes' })).toBe(true);
   });
 
   it('accepts good names and quotes them', () => {

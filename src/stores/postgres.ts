@@ -10,6 +10,7 @@ import type {
   UpdateResult,
   UserRecord,
 } from '../store.js';
+import { createHash } from 'node:crypto';
 import { SessionError } from '../errors.js';
 import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
 
@@ -21,6 +22,21 @@ import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
 export interface PostgresQueryable {
   query(text: string, values?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
 }
+
+/**
+ * A named statement, as node-postgres takes it: the server parses and plans `text` once per
+ * connection under `name`, and later calls send only the values.
+ */
+interface NamedQuery {
+  name: string;
+  text: string;
+  values: unknown[];
+}
+
+/** What the store calls when it prepares its statements: a `pg.Pool`, `pg.Client` or `pg.PoolClient`. */
+type PreparingQueryable = {
+  query(query: NamedQuery): Promise<{ rows: unknown[]; rowCount: number | null }>;
+};
 
 /** Options of {@link createPostgresTable}. */
 export interface PostgresTableOptions {
@@ -41,6 +57,16 @@ export interface PostgresStoreOptions extends PostgresTableOptions, PruningOptio
    * waits forever, and listen for its `'error'` event.
    */
   pool: PostgresQueryable;
+  /**
+   * Whether the store's statements run as named prepared statements (node-postgres's
+   * `query({ name, text, values })`): each connection parses and plans a statement once, and
+   * later calls send only its values, which costs the server and the client less per request.
+   * Turn it off for a client that takes only `query(text, values)`, or behind a pooler in
+   * transaction mode that does not keep prepared statements across transactions (PgBouncer
+   * before 1.21).
+   * @defaultValue true
+   */
+  preparedStatements?: boolean;
 }
 
 interface QualifiedTable {
@@ -213,6 +239,22 @@ function statementsFor(t: string) {
   } as const;
 }
 
+type Statement = keyof ReturnType<typeof statementsFor>;
+
+/**
+ * A server-side name for each statement: its kind and a digest of its text, so stores on other
+ * tables that share a pool never reuse a name for different SQL (node-postgres refuses that),
+ * within PostgreSQL's 63-character limit.
+ */
+function statementNames(sql: Record<Statement, string>): Record<Statement, string> {
+  const names = {} as Record<Statement, string>;
+  for (const statement of Object.keys(sql) as Statement[]) {
+    const digest = createHash('sha256').update(sql[statement]).digest('hex').slice(0, 24);
+    names[statement] = `tessera_${statement}_${digest}`;
+  }
+  return names;
+}
+
 /**
  * Keeps sessions in a PostgreSQL table through node-postgres. The application creates the pool
  * (pooling, TLS, credentials and timeouts are its choice) and passes it in; the store never ends
@@ -240,6 +282,8 @@ export class PostgresStore implements SessionStore {
   readonly #table: QualifiedTable;
   readonly #now: () => number;
   readonly #sql: ReturnType<typeof statementsFor>;
+  /** Each statement's name on the server, when prepared; empty otherwise. */
+  readonly #names: Partial<Record<Statement, string>>;
   readonly #pruner: Pruner;
 
   /** Validates every option; a bad one throws `SessionError` with code `INVALID_OPTION`. */
@@ -252,10 +296,27 @@ export class PostgresStore implements SessionStore {
     const pruning = resolvePruning('PostgresStore', options);
     this.#now = pruning.now;
     this.#sql = statementsFor(this.#table.sql);
+    const prepared = options.preparedStatements ?? true;
+    if (typeof prepared !== 'boolean') {
+      throw new SessionError(
+        'INVALID_OPTION',
+        'PostgresStore: preparedStatements must be a boolean',
+      );
+    }
+    this.#names = prepared ? statementNames(this.#sql) : {};
     this.#pruner = new Pruner(pruning, async (now, limit) => {
-      const { rowCount } = await this.#pool.query(this.#sql.prune, [millis(now), limit]);
+      const { rowCount } = await this.#run('prune', [millis(now), limit]);
       return rowCount ?? 0;
     });
+  }
+
+  /** Runs one of the store's statements, by name when prepared. */
+  #run(statement: Statement, values: unknown[]) {
+    const text = this.#sql[statement];
+    const name = this.#names[statement];
+    return name === undefined
+      ? this.#pool.query(text, values)
+      : (this.#pool as unknown as PreparingQueryable).query({ name, text, values });
   }
 
   /** The quoted, possibly schema-qualified table name the store uses. */
@@ -273,7 +334,7 @@ export class PostgresStore implements SessionStore {
 
   /** One `SELECT` by primary key, live rows only. */
   async get(key: string): Promise<StoredRecord | null> {
-    const { rows } = await this.#pool.query(this.#sql.get, [key, millis(this.#now())]);
+    const { rows } = await this.#run('get', [key, millis(this.#now())]);
     const row = rows[0] as SessionRow | undefined;
     return row === undefined ? null : toStored(row);
   }
@@ -283,7 +344,7 @@ export class PostgresStore implements SessionStore {
    * row was written.
    */
   async create(key: string, record: SessionRecord): Promise<boolean> {
-    const { rowCount } = await this.#pool.query(this.#sql.create, [
+    const { rowCount } = await this.#run('create', [
       key,
       record.data,
       millis(record.expiresAt),
@@ -298,7 +359,7 @@ export class PostgresStore implements SessionStore {
    * which together tell `ok`, `conflict` and `missing` apart.
    */
   async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
-    const { rows } = await this.#pool.query(this.#sql.update, [
+    const { rows } = await this.#run('update', [
       key,
       record.data,
       millis(record.expiresAt),
@@ -315,22 +376,18 @@ export class PostgresStore implements SessionStore {
 
   /** One `UPDATE` of `expires_at` on the live row. */
   async touch(key: string, expiresAt: number): Promise<boolean> {
-    const { rowCount } = await this.#pool.query(this.#sql.touch, [
-      key,
-      millis(expiresAt),
-      millis(this.#now()),
-    ]);
+    const { rowCount } = await this.#run('touch', [key, millis(expiresAt), millis(this.#now())]);
     return rowCount === 1;
   }
 
   /** One `DELETE` by primary key. */
   async delete(key: string): Promise<void> {
-    await this.#pool.query(this.#sql.delete, [key]);
+    await this.#run('delete', [key]);
   }
 
   /** One `SELECT` on the `user_id` index, live rows only. */
   async listByUser(userId: string): Promise<UserRecord[]> {
-    const { rows } = await this.#pool.query(this.#sql.list, [userId, millis(this.#now())]);
+    const { rows } = await this.#run('list', [userId, millis(this.#now())]);
     return (rows as UserRow[]).map((row) => ({ key: row.key, ...toStored(row) }));
   }
 
@@ -339,7 +396,7 @@ export class PostgresStore implements SessionStore {
    * deleted rows were live.
    */
   async deleteByUser(userId: string, exceptKey?: string): Promise<number> {
-    const { rows } = await this.#pool.query(this.#sql.deleteByUser, [
+    const { rows } = await this.#run('deleteByUser', [
       userId,
       exceptKey ?? null,
       millis(this.#now()),
