@@ -74,29 +74,19 @@ describe.skipIf(!gate.available)(`PostgresStore against a real server${gate.labe
     await pool.end();
   });
 
-  defineStoreConformance({
-    name: 'PostgresStore',
-    createStore: (clock) => newStore({ now: clock.now }),
-    destroyStore: async (store: SessionStore) => {
-      await store.close?.();
-      await dropTable((store as PostgresStore).table);
-    },
-    injectedClock: true,
-    prune: true,
-    runner: { describe, it, beforeEach, afterEach },
-  });
-
-  defineStoreConformance({
-    name: 'PostgresStore with preparedStatements: false',
-    createStore: (clock) => newStore({ now: clock.now, preparedStatements: false }),
-    destroyStore: async (store: SessionStore) => {
-      await store.close?.();
-      await dropTable((store as PostgresStore).table);
-    },
-    injectedClock: true,
-    prune: true,
-    runner: { describe, it, beforeEach, afterEach },
-  });
+  for (const preparedStatements of [true, false]) {
+    defineStoreConformance({
+      name: preparedStatements ? 'PostgresStore' : 'PostgresStore with preparedStatements: false',
+      createStore: (clock) => newStore({ now: clock.now, preparedStatements }),
+      destroyStore: async (store: SessionStore) => {
+        await store.close?.();
+        await dropTable((store as PostgresStore).table);
+      },
+      injectedClock: true,
+      prune: true,
+      runner: { describe, it, beforeEach, afterEach },
+    });
+  }
 
   describe('prepared statements', () => {
     const preparedOn = async (client: pg.Client) =>
