@@ -1,8 +1,10 @@
 /**
- * CPU per operation of the memory store, one or more builds side by side in one process: each
+ * CPU per operation of the memory store (or, with `--store sqlite`, the SQLite store on a
+ * database file of its own in WAL mode), one or more builds side by side in one process: each
  * build's store is filled with the same sessions (manager-style keys, a user each, the bench's
  * small envelope), then the rounds alternate between the builds, timing batches of `get`,
- * `get` + `update` (a read+write request) and `create` into a full store (each one evicts).
+ * `get` + `update` (a read+write request) and `create` (into a full memory store, each one
+ * evicts).
  * The report gives each build's median over the rounds, in µs per operation, from
  * `process.cpuUsage`. Fresh key strings are made for every call, as the manager hands over.
  *
@@ -11,12 +13,16 @@
  * npx tsx bench/store-ops.ts                       # the store in src/
  * git worktree add /tmp/old <commit> && npx tsc -p /tmp/old/tsconfig.json --outDir .tmp/old
  * npx tsx bench/store-ops.ts .tmp/old src           # an older build against src/
+ * npx tsx bench/store-ops.ts --store sqlite --sessions 20000 .tmp/old src
  * ```
  *
  * @packageDocumentation
  */
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { SessionStore } from '../src/store.js';
@@ -26,14 +32,26 @@ const DATA = '[{"theme":"dark","locale":"en-GB","cart":3},1795729492993,1,180000
 type Operation = 'get' | 'get+update' | 'create (evicts)';
 const OPERATIONS: Operation[] = ['get', 'get+update', 'create (evicts)'];
 
-/** The memory store of a build: `src` (through tsx) or a directory of compiled Tessera. */
-async function storeOf(build: string, sessions: number): Promise<SessionStore> {
-  const file = build === 'src' ? '../src/stores/memory.ts' : resolve(build, 'stores/memory.js');
+type StoreKind = 'memory' | 'sqlite';
+
+/** The store of a build: `src` (through tsx) or a directory of compiled Tessera. */
+async function storeOf(
+  build: string,
+  kind: StoreKind,
+  sessions: number,
+  index: number,
+): Promise<SessionStore> {
+  const file = build === 'src' ? `../src/stores/${kind}.ts` : resolve(build, `stores/${kind}.js`);
   const url = build === 'src' ? new URL(file, import.meta.url) : pathToFileURL(file);
-  const { MemoryStore } = (await import(url.href)) as {
-    MemoryStore: new (options: object) => SessionStore;
-  };
-  return new MemoryStore({ maxSessions: sessions, sweepInterval: 0 });
+  const module = (await import(url.href)) as Record<string, new (options: object) => SessionStore>;
+  if (kind === 'memory') {
+    return new module.MemoryStore!({ maxSessions: sessions, sweepInterval: 0 });
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-store-ops-'));
+  return new module.SqliteStore!({
+    db: new Database(join(dir, `build-${index}.db`)),
+    pruneInterval: 0,
+  });
 }
 
 function median(values: number[]): number {
@@ -48,8 +66,11 @@ async function main(): Promise<void> {
       sessions: { type: 'string', default: '100000' },
       rounds: { type: 'string', default: '10' },
       ops: { type: 'string', default: '20000' },
+      store: { type: 'string', default: 'memory' },
     },
   });
+  const kind = values.store as StoreKind;
+  if (kind !== 'memory' && kind !== 'sqlite') throw new Error('--store is memory or sqlite');
   const sessions = Number(values.sessions);
   const rounds = Number(values.rounds);
   const ops = Number(values.ops);
@@ -57,8 +78,8 @@ async function main(): Promise<void> {
   const keys = Array.from({ length: sessions }, () => randomBytes(32).toString('base64url'));
   const expiresAt = Date.now() + 3_600_000;
   const stores: SessionStore[] = [];
-  for (const build of builds) {
-    const store = await storeOf(build, sessions);
+  for (const [index, build] of builds.entries()) {
+    const store = await storeOf(build, kind, sessions, index);
     for (let i = 0; i < sessions; i++) {
       await store.create(keys[i]!, { data: DATA, expiresAt, userId: `user-${i}` });
     }
@@ -99,7 +120,7 @@ async function main(): Promise<void> {
     }
   }
   console.log(
-    `memory store, ${sessions.toLocaleString('en-US')} sessions, ${rounds} rounds of ${ops.toLocaleString('en-US')} operations; median CPU µs per operation`,
+    `${kind} store, ${sessions.toLocaleString('en-US')} sessions, ${rounds} rounds of ${ops.toLocaleString('en-US')} operations; median CPU µs per operation`,
   );
   for (const [b, build] of builds.entries()) {
     const cells = OPERATIONS.map((name, o) => `${name} ${median(timings[b]![o]!).toFixed(3)}`);

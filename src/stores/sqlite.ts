@@ -55,6 +55,9 @@ interface Row {
   user_id: string | null;
 }
 
+/** A {@link Row} in `raw` mode: its columns in the order of the `SELECT`. */
+type RawRow = [data: string, expiresAt: number, version: number, userId: string | null];
+
 interface KeyedRow extends Row {
   key: string;
 }
@@ -62,7 +65,8 @@ interface KeyedRow extends Row {
 type Statement<Params extends unknown[], Result = unknown> = Database.Statement<Params, Result>;
 
 interface Statements {
-  get: Statement<[key: string, now: number], Row>;
+  /** Answers the row as an array (`raw` mode): a little cheaper than an object, on every read. */
+  get: Statement<[key: string, now: number], RawRow>;
   create: Statement<
     [key: string, data: string, expiresAt: number, userId: string | null, now: number]
   >;
@@ -209,7 +213,9 @@ export class SqliteStore implements SessionStore {
    */
   getNow(key: string): StoredRecord | null {
     const row = this.#statements.get.get(key, this.#now());
-    return row === undefined ? null : toRecord(row);
+    return row === undefined
+      ? null
+      : { data: row[0], expiresAt: row[1], version: row[2], userId: row[3] };
   }
 
   async create(key: string, record: SessionRecord): Promise<boolean> {
@@ -292,7 +298,11 @@ function prepareStatements(db: Database.Database, table: string): Statements {
   const t = `"${table}"`;
   const columns = 'data, expires_at, version, user_id';
   const statements: Statements = {
-    get: db.prepare(`SELECT ${columns} FROM ${t} WHERE key = ? AND expires_at > ?`),
+    get: db
+      .prepare<[string, number], RawRow>(
+        `SELECT ${columns} FROM ${t} WHERE key = ? AND expires_at > ?`,
+      )
+      .raw(true),
     // Replaces an expired row (the WHERE of DO UPDATE) but never a live one: then nothing changes.
     create: db.prepare(
       `INSERT INTO ${t} (key, data, expires_at, version, user_id) VALUES (?, ?, ?, 1, ?)
