@@ -3,6 +3,7 @@
  *
  * @packageDocumentation
  */
+import { createHash } from 'node:crypto';
 import type {
   SessionRecord,
   SessionStore,
@@ -10,14 +11,14 @@ import type {
   UpdateResult,
   UserRecord,
 } from '../store.js';
-import { createHash } from 'node:crypto';
 import { SessionError } from '../errors.js';
 import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
 
 /**
  * What the store needs from a PostgreSQL client: a `query(text, values)` that answers rows and a
- * row count. A `pg.Pool` fits, and so do `pg.Client` and a checked-out `pg.PoolClient`; a Pool is
- * the usual choice, since the store runs concurrent queries.
+ * row count, and, with {@link PostgresStoreOptions.preparedStatements} (the default), also
+ * node-postgres's `query({ name, text, values })`. A `pg.Pool` fits, and so do `pg.Client` and a
+ * checked-out `pg.PoolClient`; a Pool is the usual choice, since the store runs concurrent queries.
  */
 export interface PostgresQueryable {
   query(text: string, values?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
