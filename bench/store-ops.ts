@@ -19,7 +19,7 @@
  * @packageDocumentation
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
@@ -33,6 +33,9 @@ type Operation = 'get' | 'get+update' | 'create (evicts)';
 const OPERATIONS: Operation[] = ['get', 'get+update', 'create (evicts)'];
 
 type StoreKind = 'memory' | 'sqlite';
+
+/** The SQLite stores' database directories, removed when the run ends. */
+const scratchDirs: string[] = [];
 
 /** The store of a build: `src` (through tsx) or a directory of compiled Tessera. */
 async function storeOf(
@@ -48,6 +51,7 @@ async function storeOf(
     return new module.MemoryStore!({ maxSessions: sessions, sweepInterval: 0 });
   }
   const dir = await mkdtemp(join(tmpdir(), 'tessera-store-ops-'));
+  scratchDirs.push(dir);
   return new module.SqliteStore!({
     db: new Database(join(dir, `build-${index}.db`)),
     pruneInterval: 0,
@@ -131,4 +135,8 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+try {
+  await main();
+} finally {
+  for (const dir of scratchDirs) await rm(dir, { recursive: true, force: true });
+}

@@ -27,6 +27,13 @@ import { Session, stateOf, writeData } from './session.js';
 import type { SessionRecord, SessionStore, StoredRecord, UpdateResult } from './store.js';
 import { CookieSigner, generateSessionId, storeKeyFor, storeKeyForNow } from './token.js';
 
+/** What the manager builds once its crypto provider is known. */
+interface Resolved {
+  crypto: CryptoProvider;
+  signer: CookieSigner;
+  codec: Codec;
+}
+
 /** Options of {@link SessionManager}. */
 export interface SessionManagerOptions {
   /** Where sessions are kept. */
@@ -233,7 +240,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   readonly #maxDataBytes: number;
   readonly #clock: () => number;
   readonly #ready: Promise<{ crypto: CryptoProvider; signer: CookieSigner; codec: Codec }>;
-  #resolved: { crypto: CryptoProvider; signer: CookieSigner; codec: Codec } | undefined;
+  #resolved: Resolved | undefined;
   readonly #listeners = new Map<keyof SessionEvents, Set<(event: any) => void>>();
   readonly #pending = new Set<PendingCall>();
   #sweep: ReturnType<typeof setInterval> | undefined;
@@ -789,9 +796,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
    * and `#create` follows. A session with a user is left to `#create`, which caps the user's
    * sessions.
    */
-  #createNow(state: SessionState, now: number): boolean {
+  #createNow(state: SessionState, resolved: Resolved, now: number): boolean {
     const createNow = this.store.createNow;
-    const resolved = this.#resolved!;
     if (createNow === undefined || resolved.crypto.synchronous !== true || state.userId !== null) {
       return false;
     }
@@ -849,7 +855,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     if (state.ended || (state.userChanged && state.userId !== null)) return false;
     const now = this.#clock();
     const work = this.#storeWork(state, now);
-    if (work === 'create') return this.#createNow(state, now);
+    if (work === 'create') return this.#createNow(state, resolved, now);
     const updateNow = this.store.updateNow;
     if (work !== 'save' || updateNow === undefined) return false;
     const data = resolved.codec.encodeNow(this.#envelopeFor(state, now), state.key!) as string;

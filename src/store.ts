@@ -6,8 +6,9 @@
  * an opaque string that the manager encodes (and, when configured, encrypts).
  *
  * Every method but the optional `getNow`, `createNow` and `updateNow` is a promise and must
- * settle within a bounded time; the manager also wraps each call in its own timeout. A store signals trouble by
- * rejecting: the manager turns any rejection into a `SessionError` with code `STORE_UNAVAILABLE`.
+ * settle within a bounded time; the manager also wraps each call in its own timeout. A store
+ * signals trouble by rejecting: the manager turns any rejection into a `SessionError` with code
+ * `STORE_UNAVAILABLE`.
  * A store must never answer "not found" because the server could not be reached.
  *
  * Expiry: each record carries one absolute expiry instant (`expiresAt`, epoch milliseconds).
@@ -113,9 +114,9 @@ export interface SessionStore {
   /**
    * Optional: the same compare-and-set as {@link SessionStore.update}, answered synchronously.
    * A store offers all three of `getNow`, `createNow` and `updateNow`, or none (the conformance
-   * suite checks the set). When it is present, a request that changed its
-   * session and needs nothing else (no new cookie to sign, no user to bind) is saved within the
-   * manager's `commitNow`, and its response goes out without waiting. On `conflict` or
+   * suite checks the set). When it is present, a request that changed its session and binds no
+   * user (which caps the user's sessions) is saved within the manager's `commitNow`, and its
+   * response goes out without waiting. On `conflict` or
    * `missing`, the manager saves through `update` as usual, which re-reads and re-applies the
    * request's changes. It must answer exactly what `update` would, and signals trouble by
    * throwing.

@@ -414,6 +414,10 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
           assert.equal(typeof store.getNow, 'function', 'the store has no getNow()');
           return store.getNow!(key);
         };
+        const createNow = (key: string, written: SessionRecord) => {
+          assert.equal(typeof store.createNow, 'function', 'the store has no createNow()');
+          return store.createNow!(key, written);
+        };
         const updateNow = (key: string, written: SessionRecord, version: number) => {
           assert.equal(typeof store.updateNow, 'function', 'the store has no updateNow()');
           return store.updateNow!(key, written, version);
@@ -451,8 +455,6 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
         });
 
         it('createNow is the same insert as create, synchronously', async () => {
-          assert.equal(typeof store.createNow, 'function', 'the store has no createNow()');
-          const createNow = (key: string, written: SessionRecord) => store.createNow!(key, written);
           const key = randomStoreKey();
           const written = record('{"a":1}', 'u-create-now');
           const created = createNow(key, written);
