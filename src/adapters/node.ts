@@ -98,41 +98,43 @@ function heldAnswer(res: ServerResponse, name: HeldMethod): unknown {
   return name === 'write' ? true : name === 'flushHeaders' ? undefined : res;
 }
 
-/** The calls held back on one response until its session is saved. */
-class HeaderGate {
+/**
+ * The calls held back on one response until its session is saved. The subclasses say how to
+ * save: {@link CallbackGate} through the callbacks of {@link commitBeforeHeaders},
+ * {@link SessionGate} through a manager directly, which spares a request three closures.
+ */
+abstract class HeaderGate {
   readonly #res: ServerResponse;
-  readonly #commit: () => Promise<ResponseHeaders>;
-  readonly #commitNow: (() => ResponseHeaders | undefined) | undefined;
-  readonly #onFailure: (error: unknown) => void;
-  readonly #held: [Method, unknown[]][] = [];
+  #held: [Method, unknown[]][] | undefined;
   #started = false;
   /** Set once the session is saved (or failed): calls then go straight through. */
   open = false;
-  /** Called when the gate opens, to undo how the response's own methods were intercepted. */
-  release: () => void = () => undefined;
+  /** The response's own methods before {@link gateOwnMethods} replaced them, put back when the gate opens. */
+  replaced: OwnMethods | undefined;
+  /** Called when the gate opens, for replacements {@link gateOwnMethods} could not share. */
+  release: (() => void) | undefined;
 
-  constructor(
-    res: ServerResponse,
-    commit: () => Promise<ResponseHeaders>,
-    onFailure: (error: unknown) => void,
-    commitNow: (() => ResponseHeaders | undefined) | undefined,
-  ) {
+  constructor(res: ServerResponse) {
     this.#res = res;
-    this.#commit = commit;
-    this.#onFailure = onFailure;
-    this.#commitNow = commitNow;
   }
 
+  /** Saves the session; answers the headers to add. */
+  protected abstract commit(): Promise<ResponseHeaders>;
+  /** Saves the session at once when it can; answers `undefined` when `commit` must run. */
+  protected abstract commitNow(): ResponseHeaders | undefined;
+  /** Answers the response when saving failed. */
+  protected abstract fail(error: unknown): void;
+
   hold(method: Method, args: unknown[], name: HeldMethod): unknown {
-    if (!this.#started && this.#commitNow !== undefined) {
-      const headers = this.#commitNow();
+    if (!this.#started) {
+      const headers = this.commitNow();
       if (headers !== undefined) {
         this.#openGate();
         if (!this.#res.headersSent) applyResponseHeaders(this.#res, headers);
         return method.apply(this.#res, args);
       }
     }
-    this.#held.push([method, args]);
+    (this.#held ??= []).push([method, args]);
     if (!this.#started) this.#start();
     return heldAnswer(this.#res, name);
   }
@@ -140,31 +142,107 @@ class HeaderGate {
   #start(): void {
     this.#started = true;
     const res = this.#res;
-    this.#commit().then(
+    this.commit().then(
       (headers) => {
         this.#openGate();
         if (!res.headersSent) applyResponseHeaders(res, headers);
+        const held = this.#held ?? [];
+        this.#held = undefined;
         try {
-          for (const [method, args] of this.#held) method.apply(res, args);
+          for (const [method, args] of held) method.apply(res, args);
         } catch (error) {
           // The caller that made the held call has moved on; a late throw can only end the response.
           res.destroy(error instanceof Error ? error : undefined);
-        } finally {
-          this.#held.length = 0;
         }
       },
       (error: unknown) => {
         this.#openGate();
-        this.#held.length = 0;
-        this.#onFailure(error);
+        this.#held = undefined;
+        this.fail(error);
       },
     );
   }
 
   #openGate(): void {
     this.open = true;
-    gates.delete(this.#res);
-    this.release();
+    const res = this.#res;
+    gates.delete(res);
+    const replaced = this.replaced;
+    if (replaced !== undefined) {
+      const target = res as unknown as OwnMethods;
+      target.writeHead = replaced.writeHead;
+      target.write = replaced.write;
+      target.end = replaced.end;
+      target.flushHeaders = replaced.flushHeaders;
+    }
+    this.release?.();
+  }
+}
+
+/** A gate that saves through the callbacks given to {@link commitBeforeHeaders}. */
+class CallbackGate extends HeaderGate {
+  readonly #commit: () => Promise<ResponseHeaders>;
+  readonly #commitNow: (() => ResponseHeaders | undefined) | undefined;
+  readonly #onFailure: (error: unknown) => void;
+
+  constructor(
+    res: ServerResponse,
+    commit: () => Promise<ResponseHeaders>,
+    onFailure: (error: unknown) => void,
+    commitNow: (() => ResponseHeaders | undefined) | undefined,
+  ) {
+    super(res);
+    this.#commit = commit;
+    this.#onFailure = onFailure;
+    this.#commitNow = commitNow;
+  }
+
+  protected override commit(): Promise<ResponseHeaders> {
+    return this.#commit();
+  }
+
+  protected override commitNow(): ResponseHeaders | undefined {
+    return this.#commitNow?.();
+  }
+
+  protected override fail(error: unknown): void {
+    this.#onFailure(error);
+  }
+}
+
+/** A gate that saves one session through its manager, for {@link attachSessionNow}. */
+class SessionGate<Data extends object> extends HeaderGate {
+  readonly #manager: SessionManager<Data>;
+  readonly #session: Session<Data>;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #onError: NodeErrorHandler;
+
+  constructor(
+    manager: SessionManager<Data>,
+    session: Session<Data>,
+    req: IncomingMessage,
+    res: ServerResponse,
+    onError: NodeErrorHandler,
+  ) {
+    super(res);
+    this.#manager = manager;
+    this.#session = session;
+    this.#req = req;
+    this.#res = res;
+    this.#onError = onError;
+  }
+
+  protected override commit(): Promise<ResponseHeaders> {
+    return this.#manager.commit(this.#session);
+  }
+
+  protected override commitNow(): ResponseHeaders | undefined {
+    return this.#manager.commitNow(this.#session);
+  }
+
+  protected override fail(error: unknown): void {
+    this.#onError(error, this.#req, this.#res);
   }
 }
 
@@ -203,25 +281,66 @@ function gatePrototype(prototype: object): void {
   gatedPrototypes.add(prototype);
 }
 
+/** The held methods of one response. */
+type OwnMethods = Record<HeldMethod, Method>;
+
+/** Where a response gated by {@link gateOwnMethods} keeps its gate. */
+const GATE = Symbol('tessera.headerGate');
+type GatedResponse = ServerResponse & { [GATE]?: HeaderGate };
+
+/**
+ * A held method that finds its gate and the method it replaced on the response, so one function
+ * serves every response: replacing a response's methods then allocates nothing per request.
+ */
+function sharedReplacement(name: HeldMethod): Method {
+  return function (this: GatedResponse, ...args: unknown[]) {
+    const gate = this[GATE]!;
+    const original = gate.replaced![name];
+    return gate.open ? original.apply(this, args) : gate.hold(original, args, name);
+  };
+}
+
+const SHARED_REPLACEMENTS: OwnMethods = {
+  writeHead: sharedReplacement('writeHead'),
+  write: sharedReplacement('write'),
+  end: sharedReplacement('end'),
+  flushHeaders: sharedReplacement('flushHeaders'),
+};
+
 /**
  * Intercepts the response's own methods, or only those of them that are own properties when
  * the shared prototype is gated. Each method put on an Express response is one more added
  * property, and those cost microseconds each on objects whose prototype Express swapped
- * (two added methods cost about 10 µs per request, measured). Answers how to undo it.
+ * (two added methods cost about 10 µs per request, measured).
+ *
+ * The first gate on a response uses {@link SHARED_REPLACEMENTS}; a response gated again (two
+ * session layers, or one added twice) gets closures of its own, each calling what it replaced,
+ * so the gates open in turn.
  */
-function gateOwnMethods(
-  res: ServerResponse,
-  gate: HeaderGate,
-  names: readonly HeldMethod[],
-): () => void {
-  const target = res as unknown as Record<HeldMethod, Method>;
+function gateOwnMethods(res: ServerResponse, gate: HeaderGate, names: readonly HeldMethod[]): void {
+  const target = res as unknown as OwnMethods;
+  const gated = res as GatedResponse;
+  if (names === HELD_METHODS && gated[GATE] === undefined) {
+    gated[GATE] = gate;
+    gate.replaced = {
+      writeHead: target.writeHead,
+      write: target.write,
+      end: target.end,
+      flushHeaders: target.flushHeaders,
+    };
+    target.writeHead = SHARED_REPLACEMENTS.writeHead;
+    target.write = SHARED_REPLACEMENTS.write;
+    target.end = SHARED_REPLACEMENTS.end;
+    target.flushHeaders = SHARED_REPLACEMENTS.flushHeaders;
+    return;
+  }
   const originals = names.map((name) => [name, target[name]] as const);
   for (const [name, original] of originals) {
     target[name] = function (this: ServerResponse, ...args: unknown[]) {
       return gate.open ? original.apply(this, args) : gate.hold(original, args, name);
     };
   }
-  return () => {
+  gate.release = () => {
     for (const [name, original] of originals) target[name] = original;
   };
 }
@@ -259,15 +378,34 @@ export function commitBeforeHeaders(
   options: CommitOptions = {},
 ): void {
   const { sharedPrototype, commitNow } = options;
-  const gate = new HeaderGate(res, commit, onFailure, commitNow);
+  installGate(res, new CallbackGate(res, commit, onFailure, commitNow), sharedPrototype);
+}
+
+/** Puts a gate in front of the response's held methods (see {@link commitBeforeHeaders}). */
+function installGate(
+  res: ServerResponse,
+  gate: HeaderGate,
+  sharedPrototype: object | undefined,
+): void {
   if (sharedPrototype === undefined || sharedPrototype === ServerResponseClass.prototype) {
-    gate.release = gateOwnMethods(res, gate, HELD_METHODS);
+    gateOwnMethods(res, gate, HELD_METHODS);
     return;
   }
   gatePrototype(sharedPrototype);
   gates.set(res, gate);
-  const ownHeld = HELD_METHODS.filter((name) => Object.hasOwn(res, name));
-  if (ownHeld.length > 0) gate.release = gateOwnMethods(res, gate, ownHeld);
+  const target = res as object;
+  if (
+    Object.hasOwn(target, 'writeHead') ||
+    Object.hasOwn(target, 'write') ||
+    Object.hasOwn(target, 'end') ||
+    Object.hasOwn(target, 'flushHeaders')
+  ) {
+    gateOwnMethods(
+      res,
+      gate,
+      HELD_METHODS.filter((name) => Object.hasOwn(target, name)),
+    );
+  }
 }
 
 /**
@@ -296,17 +434,15 @@ export function attachSessionNow<Data extends object = DefaultSessionData>(
   sharedPrototype?: object,
 ): Session<Data> | Promise<Session<Data>> {
   const info = requestInfoOf(req, ip);
-  const gated = (session: Session<Data>): Session<Data> => {
-    commitBeforeHeaders(
-      res,
-      () => manager.commit(session),
-      (error) => onError(error, req, res),
-      { commitNow: () => manager.commitNow(session), sharedPrototype },
-    );
-    return session;
-  };
   const loaded = manager.loadNow(info);
-  return loaded === undefined ? manager.load(info).then(gated) : gated(loaded);
+  if (loaded !== undefined) {
+    installGate(res, new SessionGate(manager, loaded, req, res, onError), sharedPrototype);
+    return loaded;
+  }
+  return manager.load(info).then((session) => {
+    installGate(res, new SessionGate(manager, session, req, res, onError), sharedPrototype);
+    return session;
+  });
 }
 
 /** A plain node:http handler that receives the session as a third argument. */
@@ -335,19 +471,6 @@ export function withSession<Data extends object = DefaultSessionData>(
   options: NodeSessionOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const onError = options.onError ?? sendSessionError;
-  const handled = async (req: IncomingMessage, res: ServerResponse, session: Session<Data>) => {
-    try {
-      await handler(req, res, session);
-    } catch (error) {
-      if (!res.headersSent) {
-        sendSessionError(
-          error instanceof SessionError ? error : new Error('handler failed'),
-          req,
-          res,
-        );
-      } else res.destroy();
-    }
-  };
   return (req, res) => {
     let attached: Session<Data> | Promise<Session<Data>>;
     try {
@@ -358,9 +481,50 @@ export function withSession<Data extends object = DefaultSessionData>(
     }
     if (attached instanceof Promise) {
       attached.then(
-        (session) => handled(req, res, session),
+        (session) => runHandler(handler, req, res, session),
         (error: unknown) => onError(error, req, res),
       );
-    } else void handled(req, res, attached);
+    } else runHandler(handler, req, res, attached);
   };
+}
+
+/**
+ * Calls a {@link SessionHandler}; a handler that returns no promise costs no promise, so a
+ * synchronous handler runs as it would without sessions.
+ */
+function runHandler<Data extends object>(
+  handler: SessionHandler<Data>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  session: Session<Data>,
+): void {
+  let result: unknown;
+  try {
+    result = handler(req, res, session);
+  } catch (error) {
+    handlerFailed(error, req, res);
+    return;
+  }
+  if (result instanceof Promise) {
+    result.then(undefined, (error: unknown) => handlerFailed(error, req, res));
+  } else if (isThenable(result)) {
+    Promise.resolve(result).then(undefined, (error: unknown) => handlerFailed(error, req, res));
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+/** Answers a handler's failure with a bare 500 (or a SessionError's own status), hiding its message. */
+function handlerFailed(error: unknown, req: IncomingMessage, res: ServerResponse): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendSessionError(error instanceof SessionError ? error : new Error('handler failed'), req, res);
 }
