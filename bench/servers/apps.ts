@@ -309,13 +309,15 @@ async function nodeApp(input: AppInput): Promise<RunningApp> {
   } else if (library === 'tessera') {
     const { withSession } = await loadCore();
     server = createServer(
-      withSession(await tesseraManager(input), async (req, res, session) => {
+      // Synchronous, as the bare handler is: only the log-in waits, on its own promise.
+      withSession(await tesseraManager(input), (req, res, session) => {
         const { path, u } = splitUrl(req);
         switch (path) {
           case '/login':
-            await session.login(userOf(u));
-            for (const [key, value] of Object.entries(SESSION_KEYS)) session.set(key, value);
-            return sendJson(res, { ok: true });
+            return session.login(userOf(u)).then(() => {
+              for (const [key, value] of Object.entries(SESSION_KEYS)) session.set(key, value);
+              sendJson(res, { ok: true });
+            });
           case '/read':
             return sendJson(res, { user: session.userId, theme: session.get('theme') });
           case '/write': {
