@@ -104,18 +104,16 @@ function heldAnswer(res: ServerResponse, name: HeldMethod): unknown {
  * {@link SessionGate} through a manager directly, which spares a request three closures.
  */
 abstract class HeaderGate {
-  readonly #res: ServerResponse;
+  protected readonly res: ServerResponse;
   #held: [Method, unknown[]][] | undefined;
   #started = false;
   /** Set once the session is saved (or failed): calls then go straight through. */
   open = false;
-  /** The response's own methods before {@link gateOwnMethods} replaced them, put back when the gate opens. */
-  replaced: OwnMethods | undefined;
-  /** Called when the gate opens, for replacements {@link gateOwnMethods} could not share. */
-  release: (() => void) | undefined;
+  /** The response's methods that {@link gateOwnMethods} replaced, put back when the gate opens. */
+  replaced: Partial<OwnMethods> | undefined;
 
   constructor(res: ServerResponse) {
-    this.#res = res;
+    this.res = res;
   }
 
   /** Saves the session; answers the headers to add. */
@@ -130,18 +128,18 @@ abstract class HeaderGate {
       const headers = this.commitNow();
       if (headers !== undefined) {
         this.#openGate();
-        if (!this.#res.headersSent) applyResponseHeaders(this.#res, headers);
-        return method.apply(this.#res, args);
+        if (!this.res.headersSent) applyResponseHeaders(this.res, headers);
+        return method.apply(this.res, args);
       }
     }
     (this.#held ??= []).push([method, args]);
     if (!this.#started) this.#start();
-    return heldAnswer(this.#res, name);
+    return heldAnswer(this.res, name);
   }
 
   #start(): void {
     this.#started = true;
-    const res = this.#res;
+    const res = this.res;
     this.commit().then(
       (headers) => {
         this.#openGate();
@@ -165,17 +163,15 @@ abstract class HeaderGate {
 
   #openGate(): void {
     this.open = true;
-    const res = this.#res;
+    const res = this.res;
     gates.delete(res);
     const replaced = this.replaced;
-    if (replaced !== undefined) {
-      const target = res as unknown as OwnMethods;
-      target.writeHead = replaced.writeHead;
-      target.write = replaced.write;
-      target.end = replaced.end;
-      target.flushHeaders = replaced.flushHeaders;
+    if (replaced === undefined) return;
+    const target = res as unknown as OwnMethods;
+    for (const name of HELD_METHODS) {
+      const original = replaced[name];
+      if (original !== undefined) target[name] = original;
     }
-    this.release?.();
   }
 }
 
@@ -215,7 +211,6 @@ class SessionGate<Data extends object> extends HeaderGate {
   readonly #manager: SessionManager<Data>;
   readonly #session: Session<Data>;
   readonly #req: IncomingMessage;
-  readonly #res: ServerResponse;
   readonly #onError: NodeErrorHandler;
 
   constructor(
@@ -229,7 +224,6 @@ class SessionGate<Data extends object> extends HeaderGate {
     this.#manager = manager;
     this.#session = session;
     this.#req = req;
-    this.#res = res;
     this.#onError = onError;
   }
 
@@ -242,7 +236,7 @@ class SessionGate<Data extends object> extends HeaderGate {
   }
 
   protected override fail(error: unknown): void {
-    this.#onError(error, this.#req, this.#res);
+    this.#onError(error, this.#req, this.res);
   }
 }
 
@@ -295,7 +289,7 @@ type GatedResponse = ServerResponse & { [GATE]?: HeaderGate };
 function sharedReplacement(name: HeldMethod): Method {
   return function (this: GatedResponse, ...args: unknown[]) {
     const gate = this[GATE]!;
-    const original = gate.replaced![name];
+    const original = gate.replaced![name]!;
     return gate.open ? original.apply(this, args) : gate.hold(original, args, name);
   };
 }
@@ -334,15 +328,15 @@ function gateOwnMethods(res: ServerResponse, gate: HeaderGate, names: readonly H
     target.flushHeaders = SHARED_REPLACEMENTS.flushHeaders;
     return;
   }
-  const originals = names.map((name) => [name, target[name]] as const);
-  for (const [name, original] of originals) {
+  const replaced: Partial<OwnMethods> = {};
+  for (const name of names) {
+    const original = target[name];
+    replaced[name] = original;
     target[name] = function (this: ServerResponse, ...args: unknown[]) {
       return gate.open ? original.apply(this, args) : gate.hold(original, args, name);
     };
   }
-  gate.release = () => {
-    for (const [name, original] of originals) target[name] = original;
-  };
+  gate.replaced = replaced;
 }
 
 /** Options of {@link commitBeforeHeaders}. */
@@ -394,6 +388,7 @@ function installGate(
   gatePrototype(sharedPrototype);
   gates.set(res, gate);
   const target = res as object;
+  // Checked by name first: most responses have none of their own, and then no array is made.
   if (
     Object.hasOwn(target, 'writeHead') ||
     Object.hasOwn(target, 'write') ||
@@ -505,9 +500,8 @@ function runHandler<Data extends object>(
     handlerFailed(error, req, res);
     return;
   }
-  if (result instanceof Promise) {
-    result.then(undefined, (error: unknown) => handlerFailed(error, req, res));
-  } else if (isThenable(result)) {
+  // Promise.resolve answers a native promise itself, and adopts any other thenable.
+  if (isThenable(result)) {
     Promise.resolve(result).then(undefined, (error: unknown) => handlerFailed(error, req, res));
   }
 }
