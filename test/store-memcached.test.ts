@@ -6,7 +6,7 @@ import { MemcachedStore, type MemcachedClient } from '../src/stores/memcached.js
 import { SessionManager } from '../src/manager.js';
 import { SessionError } from '../src/errors.js';
 import type { SessionRecord } from '../src/store.js';
-import { requireService } from './support/services.js';
+import { requireService, eventually } from './support/services.js';
 import {
   MemcachedServer,
   memcachedInstalled,
@@ -63,14 +63,6 @@ function cookieOf(setCookie: string[]) {
   const [id, signature] = value.split('.') as [string, string];
   expect(id).toHaveLength(43);
   return { header: `${name}=${value}`, id, signature, key: sha256(id) };
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('the condition did not hold in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
@@ -366,19 +358,16 @@ describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
  * requestTimeout fails it, and the next request reconnects.
  */
 async function recovered(store: MemcachedStore, key: string): Promise<void> {
-  await eventually(async () => {
-    for (let i = 0; i < 3; i++) {
-      if (
-        !(await store.get(key).then(
-          () => true,
-          () => false,
-        ))
-      )
-        return false;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    return true;
-  }, 20_000);
+  await eventually(
+    async () => {
+      for (let i = 0; i < 3; i++) {
+        await store.get(key);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+    20_000,
+    50,
+  );
 }
 
 describe.skipIf(!gate.available)(`MemcachedStore outages${gate.label}`, () => {

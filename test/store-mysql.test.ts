@@ -13,7 +13,7 @@ import {
 import { SessionManager } from '../src/manager.js';
 import { SessionError } from '../src/errors.js';
 import type { SessionStore } from '../src/store.js';
-import { probeTcp, requireService } from './support/services.js';
+import { probeTcp, requireService, eventually } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const HOST = '127.0.0.1';
@@ -469,14 +469,7 @@ describe.skipIf(!gate.available)(`MysqlStore during an outage${gate.label}`, () 
     expect(Date.now() - started).toBeLessThan(3_000);
 
     await proxy.start();
-    let back = false;
-    for (let attempt = 0; attempt < 50 && !back; attempt++) {
-      back = await store.get(key).then(
-        () => true,
-        () => new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 100)),
-      );
-    }
-    expect(back).toBe(true);
+    await eventually(() => store.get(key), 5_000);
     expect((await store.get(key))?.data).toBe('before');
     expect(await store.update(key, record('after'), 1)).toEqual({ status: 'ok', version: 2 });
     expect((await store.get(key))?.data).toBe('after');

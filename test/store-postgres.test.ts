@@ -12,7 +12,7 @@ import {
 import { SessionManager } from '../src/manager.js';
 import { SessionError } from '../src/errors.js';
 import type { SessionStore } from '../src/store.js';
-import { probeTcp, requireService } from './support/services.js';
+import { probeTcp, requireService, eventually } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const HOST = '127.0.0.1';
@@ -429,14 +429,7 @@ describe.skipIf(!gate.available)(`PostgresStore against a real server${gate.labe
         expect(Date.now() - loading).toBeLessThan(3_000);
 
         await proxy.start();
-        let back = false;
-        for (let attempt = 0; attempt < 50 && !back; attempt++) {
-          back = await store.get(key).then(
-            () => true,
-            () => new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 100)),
-          );
-        }
-        expect(back).toBe(true);
+        await eventually(() => store.get(key), 5_000);
         const loaded = await manager.load({ cookie });
         expect(loaded.get('k')).toBe('v');
         loaded.set('k', 'after');

@@ -6,7 +6,7 @@ import { RedisStore, type RedisStoreClient, type RedisScriptOptions } from '../s
 import type { SessionStore } from '../src/store.js';
 import { SessionManager } from '../src/manager.js';
 import { SessionError } from '../src/errors.js';
-import { requireService } from './support/services.js';
+import { requireService, eventually } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { RedisServerProcess, redisBinariesAvailable, redisCli } from './support/redis-server.js';
 
@@ -322,18 +322,6 @@ describe.skipIf(!privateGate.available)(
     afterAll(async () => {
       await server?.stop();
     });
-
-    async function eventually<T>(run: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        try {
-          return await run();
-        } catch (error) {
-          if (Date.now() > deadline) throw error;
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-      }
-    }
 
     async function expectUnavailable(
       manager: SessionManager,

@@ -45,3 +45,24 @@ export async function requireService(
   console.warn(`[tessera tests] skipping: ${reason}`);
   return { available: false, reason, label: ` [skipped: ${reason}]` };
 }
+
+/**
+ * Calls `run` until it resolves, pausing `pauseMs` between failed tries, and answers its value;
+ * rethrows the last failure once `timeoutMs` has passed. For a store whose client reconnects to
+ * a real server after an outage, which takes real time (no clock to inject).
+ */
+export async function eventually<T>(
+  run: () => Promise<T>,
+  timeoutMs = 10_000,
+  pauseMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await run();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+  }
+}
