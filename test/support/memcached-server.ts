@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { probeTcp } from './services.js';
+import { probeTcp, waitFor } from './services.js';
 
 /** The memcached binary: `$MEMCACHED_BIN`, or `memcached` on the PATH. */
 export const memcachedBinary = process.env.MEMCACHED_BIN ?? 'memcached';
@@ -33,18 +33,6 @@ function threadStates(pid: number): string[] {
     const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
   });
-}
-
-async function waitFor(
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /**
@@ -95,7 +83,7 @@ export class MemcachedServer {
     });
     exited.catch(() => undefined);
     await Promise.race([
-      waitFor(() => probeTcp('127.0.0.1', this.port, 200), 10_000, 'memcached to listen'),
+      waitFor('memcached to listen', () => probeTcp('127.0.0.1', this.port, 200), 10_000, 25),
       exited,
     ]);
   }
@@ -109,9 +97,10 @@ export class MemcachedServer {
     if (pid === undefined) return;
     process.kill(pid, 'SIGSTOP');
     await waitFor(
+      'memcached to stop',
       async () => threadStates(pid).every((state) => state === 'T'),
       5000,
-      'memcached to stop',
+      25,
     );
   }
 

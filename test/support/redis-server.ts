@@ -4,6 +4,7 @@ import { constants } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from './services.js';
 
 /**
  * Private redis-server processes for tests: one server, or a Redis Cluster of several masters,
@@ -65,19 +66,6 @@ export function redisCli(port: number, args: string[], timeoutMs = 5_000): Promi
       (error, stdout) => (error ? reject(error) : resolve(stdout)),
     );
   });
-}
-
-async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Options of {@link RedisServerProcess.start}. */

@@ -66,3 +66,24 @@ export async function eventually<T>(
     }
   }
 }
+
+/**
+ * Waits until `check` answers true, asking again every `pauseMs`; a check that throws counts as
+ * false. Rejects, naming `what`, once `timeoutMs` has passed. For a private server the tests
+ * start, pause or restart.
+ */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  pauseMs = 50,
+): Promise<void> {
+  await eventually(
+    async () => {
+      const holds = await check().catch(() => false);
+      if (!holds) throw new Error(`timed out waiting for ${what}`);
+    },
+    timeoutMs,
+    pauseMs,
+  );
+}
