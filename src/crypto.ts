@@ -16,6 +16,12 @@ export interface CryptoProvider {
   readonly synchronous?: boolean;
   /** `length` bytes from the CSPRNG. */
   randomBytes(length: number): Uint8Array;
+  /**
+   * `length` bytes from the CSPRNG as unpadded base64url, where the provider can encode them
+   * without handing out the bytes first (session IDs are made this way when it can).
+   * @defaultValue absent: IDs are `randomBytes` encoded with {@link toBase64Url}
+   */
+  randomBase64Url?(length: number): string;
   /** SHA-256 of the UTF-8 text, as base64url. */
   sha256(text: string): string | Promise<string>;
   /** HMAC-SHA256 of the UTF-8 text under `key`, as base64url. */

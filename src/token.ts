@@ -23,7 +23,7 @@ const WELL_FORMED = /^[A-Za-z0-9_-]{43}$/;
 
 /** A fresh session ID: 256 bits from the CSPRNG, as 43 characters of base64url. */
 export function generateSessionId(crypto: CryptoProvider): string {
-  return toBase64Url(crypto.randomBytes(ID_BYTES));
+  return crypto.randomBase64Url?.(ID_BYTES) ?? toBase64Url(crypto.randomBytes(ID_BYTES));
 }
 
 /** The store key for an ID: SHA-256 in base64url. The store never sees the ID itself. */

@@ -1,6 +1,8 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import { nodeCryptoProvider } from '../src/crypto-node.js';
 import { fromBase64Url, toBase64Url, webCryptoProvider } from '../src/crypto.js';
+import { generateSessionId } from '../src/token.js';
 
 describe('node crypto provider', () => {
   it('serves random bytes from its pool without ever repeating or sharing them', () => {
@@ -21,6 +23,47 @@ describe('node crypto provider', () => {
     const large = crypto.randomBytes(2_048);
     expect(large).toHaveLength(2_048);
     expect(large.some((byte) => byte !== 0)).toBe(true);
+  });
+
+  it('serves base64url IDs from the same pool, never repeating bytes it handed out as bytes', () => {
+    const crypto = nodeCryptoProvider();
+    const seen = new Set<string>();
+    for (let i = 0; i < 600; i++) {
+      const text = crypto.randomBase64Url!(32);
+      expect(text).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(fromBase64Url(text)).toHaveLength(32);
+      seen.add(text);
+      seen.add(toBase64Url(crypto.randomBytes(32)));
+    }
+    expect(seen.size).toBe(1_200);
+    expect(fromBase64Url(crypto.randomBase64Url!(2_048))).toHaveLength(2_048);
+  });
+
+  it('makes session IDs from randomBase64Url where the provider has it, from randomBytes otherwise', () => {
+    const node = nodeCryptoProvider();
+    const fromText = generateSessionId({ ...node, randomBase64Url: () => 'from-text' });
+    expect(fromText).toBe('from-text');
+    const withoutText = { ...node, randomBase64Url: undefined };
+    const id = generateSessionId(withoutText);
+    expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(generateSessionId(webCryptoProvider())).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('signs through its precomputed pads exactly as createHmac does, for every key and text size', () => {
+    const node = nodeCryptoProvider();
+    const texts: string[] = [];
+    for (const length of [0, 1, 42, 43, 44, 63, 64, 65, 127, 128, 129, 300]) {
+      texts.push('a'.repeat(length), 'é'.repeat(length), '界'.repeat(length));
+    }
+    texts.push('🔑'.repeat(64), '🔑'.repeat(65), 'x\u0000y', '\ud800 lone surrogate');
+    for (const keyBytes of [1, 32, 63, 64, 65, 131]) {
+      const key = node.randomBytes(keyBytes);
+      for (const text of texts) {
+        expect(node.hmacSha256(key, text)).toBe(
+          createHmac('sha256', key).update(text).digest('base64url'),
+        );
+      }
+    }
   });
 
   it('encodes base64url the same with and without Node’s Buffer', async () => {
