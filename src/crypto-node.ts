@@ -33,8 +33,8 @@ const PADDED_TEXT_UNITS = 128;
  * HMAC-SHA256 under one key from two one-shot digests over buffers that hold the key's inner and
  * outer pads, made once (RFC 2104: H((K ^ opad) || H((K ^ ipad) || text))). Signing a session ID
  * this way costs less than half of what a `createHmac` object costs (0.7 against 1.5 µs each, over
- * 300,000 IDs in a loop), and every request with a session cookie verifies one. The text's bytes
- * are wiped from the inner buffer after each digest.
+ * 300,000 IDs in a loop); every new session signs one, and every cookie the manager has not seen
+ * verified yet checks one. The text's bytes are wiped from the inner buffer after each digest.
  */
 class PaddedHmac {
   readonly #inner = Buffer.alloc(BLOCK_BYTES + PADDED_TEXT_UNITS * 3);
@@ -67,9 +67,10 @@ class PaddedHmac {
       this.#innerView = this.#inner.subarray(0, BLOCK_BYTES + bytes);
       this.#textBytes = bytes;
     }
+    // 'binary' is latin1: one character per byte of the digest, written back as those bytes.
     const innerDigest = this.#digest('sha256', this.#innerView, 'binary');
     this.#inner.fill(0, BLOCK_BYTES, BLOCK_BYTES + bytes);
-    this.#outer.write(innerDigest, BLOCK_BYTES, 'latin1');
+    this.#outer.write(innerDigest, BLOCK_BYTES, 'binary');
     return this.#digest('sha256', this.#outer, 'base64url');
   }
 }
