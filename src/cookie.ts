@@ -138,22 +138,33 @@ export function readCookieValues(
   limit = 4,
 ): string[] {
   if (typeof header !== 'string' || header.length === 0) return [];
-  const values: string[] = [];
+  // Nearly every request carries the cookie once: its one value goes into an array of one,
+  // which costs less than growing an empty array (this runs on every request).
+  let first: string | undefined;
+  let more: string[] | undefined;
+  let count = 0;
   let from = header.indexOf(name);
-  while (from !== -1 && values.length < limit) {
+  while (from !== -1 && count < limit) {
     const start = header.lastIndexOf(';', from - 1) + 1;
-    const before = header.slice(start, from);
     const equals = from + name.length;
-    if (before.trim() === '' && header.charCodeAt(equals) === 61 /* = */) {
+    if (onlySpacesBetween(header, start, from) && header.charCodeAt(equals) === 61 /* = */) {
       let end = header.indexOf(';', equals);
       if (end === -1) end = header.length;
-      values.push(header.slice(equals + 1, end).trim());
+      const value = header.slice(equals + 1, end).trim();
+      if (first === undefined) first = value;
+      else (more ??= [first]).push(value);
+      count++;
       from = header.indexOf(name, end);
     } else {
       from = header.indexOf(name, equals);
     }
   }
-  return values;
+  return more ?? (first === undefined ? [] : [first]);
+}
+
+/** Whether `text[from..to)` holds nothing but whitespace (what `trim` removes). */
+function onlySpacesBetween(text: string, from: number, to: number): boolean {
+  return from === to || text.slice(from, to).trim() === '';
 }
 
 /** What a session cookie's value is made of: base64url and the signature's dot. */

@@ -115,12 +115,15 @@ export interface RequestInfo {
   ip?: string | null | undefined;
 }
 
-/** The headers a response must carry for its session. */
+/**
+ * The headers a response must carry for its session. Read-only: responses that set no cookie
+ * share one frozen answer.
+ */
 export interface ResponseHeaders {
   /** Set-Cookie values, possibly none. */
-  setCookie: string[];
+  readonly setCookie: readonly string[];
   /** `'no-store'` when the response sets a session cookie or belongs to a signed-in user. */
-  cacheControl: 'no-store' | undefined;
+  readonly cacheControl: 'no-store' | undefined;
 }
 
 /** One live session of a user, as listed by {@link SessionManager.listUserSessions}. */
@@ -197,6 +200,23 @@ function positive(
     );
   }
   return value;
+}
+
+/** The headers of a response that sets no cookie and belongs to a signed-in user. */
+const NOT_STORED: ResponseHeaders = Object.freeze({
+  setCookie: Object.freeze([]) as readonly string[],
+  cacheControl: 'no-store',
+});
+/** The headers of a response that sets no cookie and belongs to no user: none. */
+const NO_SESSION_HEADERS: ResponseHeaders = Object.freeze({
+  setCookie: NOT_STORED.setCookie,
+  cacheControl: undefined,
+});
+
+/** Whether session data holds a key, without listing its keys. */
+function holdsAnyKey(data: Record<string, unknown>): boolean {
+  for (const key in data) if (Object.hasOwn(data, key)) return true;
+  return false;
 }
 
 function emptyData(): Record<string, unknown> {
@@ -423,8 +443,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       ip: undefined,
       request: info,
       data: emptyData(),
-      changed: new Set(),
-      watched: new Map(),
+      changed: null,
+      watched: null,
       userChanged: false,
       timeoutsChanged: false,
       ended: false,
@@ -644,7 +664,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       // Data that cannot be stored (not JSON, too large), or a failing store: `commit` reports it.
       return undefined;
     }
-    if (!state.ended && !state.persisted) state.changed.clear();
+    if (!state.ended && !state.persisted) state.changed = null;
     state.forceTouch = false;
     return this.#responseHeaders(state, cookie);
   }
@@ -664,9 +684,14 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   #storeWork(state: SessionState, now: number): 'create' | 'save' | 'touch' | 'none' {
     this.#collectInPlaceChanges(state);
     if (!state.persisted) {
-      return state.userId !== null || Object.keys(state.data).length > 0 ? 'create' : 'none';
+      return state.userId !== null || holdsAnyKey(state.data) ? 'create' : 'none';
     }
-    if (state.changed.size > 0 || state.userChanged || state.timeoutsChanged) return 'save';
+    if (
+      (state.changed !== null && state.changed.size > 0) ||
+      state.userChanged ||
+      state.timeoutsChanged
+    )
+      return 'save';
     return this.#touchDue(state, now) ? 'touch' : 'none';
   }
 
@@ -678,15 +703,16 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   #responseHeaders(state: SessionState, cookie: string | undefined): ResponseHeaders {
-    const setCookie: string[] = [];
-    if (cookie !== undefined) setCookie.push(cookie);
-    else if (state.clearCookie) {
-      setCookie.push(serializeClearingCookie(this.cookie, state.cookieName, state.https));
-    }
+    const setCookie =
+      cookie ??
+      (state.clearCookie
+        ? serializeClearingCookie(this.cookie, state.cookieName, state.https)
+        : undefined);
     state.issueCookie = false;
     state.clearCookie = false;
-    const cacheControl = setCookie.length > 0 || state.userId !== null ? 'no-store' : undefined;
-    return { setCookie, cacheControl };
+    if (setCookie !== undefined) return { setCookie: [setCookie], cacheControl: 'no-store' };
+    // Most responses set no cookie: they share one of two frozen answers.
+    return state.userId !== null ? NOT_STORED : NO_SESSION_HEADERS;
   }
 
   /** The headers for a response whose session could not be loaded or saved: none that touch the cookie. */
@@ -737,10 +763,12 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   #collectInPlaceChanges(state: SessionState): void {
-    for (const [key, before] of state.watched) {
-      if (JSON.stringify(state.data[key]) !== before) state.changed.add(key);
+    const watched = state.watched;
+    if (watched === null) return;
+    for (const [key, before] of watched) {
+      if (JSON.stringify(state.data[key]) !== before) (state.changed ??= new Set()).add(key);
     }
-    state.watched.clear();
+    state.watched = null;
   }
 
   #markEnded(state: SessionState): void {
@@ -748,7 +776,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     state.persisted = false;
     state.issueCookie = false;
     state.data = emptyData();
-    state.changed.clear();
+    state.changed = null;
   }
 
   async #persist(state: SessionState): Promise<void> {
@@ -767,7 +795,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
         break;
       }
       case 'none':
-        if (!state.persisted) state.changed.clear();
+        if (!state.persisted) state.changed = null;
     }
     state.forceTouch = false;
   }
@@ -829,7 +857,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   #settled(state: SessionState): void {
-    state.changed.clear();
+    state.changed = null;
     state.userChanged = false;
     state.timeoutsChanged = false;
     state.forceTouch = false;
@@ -907,7 +935,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
 
   #rebase(state: SessionState, record: StoredRecord, envelope: Envelope): void {
     const data = envelope.d;
-    for (const key of state.changed) {
+    for (const key of state.changed ?? []) {
       if (Object.hasOwn(state.data, key)) writeData(data, key, state.data[key]);
       else delete data[key];
     }
@@ -943,8 +971,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     state.createdAt = this.#clock();
     this.#recordRequest(state);
     state.data = data;
-    state.changed = new Set(Object.keys(data));
-    state.watched.clear();
+    state.changed = null;
+    state.watched = null;
     state.issueCookie = false;
     state.clearCookie = wasStored;
     this.#emit('regenerated', { userId: state.userId });
@@ -962,8 +990,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
 
   async #reload(state: SessionState): Promise<void> {
     if (state.ended) throw new SessionError('SESSION_ENDED', 'the session was destroyed');
-    state.changed.clear();
-    state.watched.clear();
+    state.changed = null;
+    state.watched = null;
     state.userChanged = false;
     state.timeoutsChanged = false;
     if (!state.persisted) {

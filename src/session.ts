@@ -72,8 +72,14 @@ export interface SessionState {
     readonly ip?: string | null | undefined;
   };
   data: Record<string, unknown>;
-  changed: Set<string>;
-  watched: Map<string, string>;
+  /**
+   * The keys this request set or deleted in a stored session, for an update that merges with
+   * concurrent writes; `null` until the first (most requests change none), and while the session
+   * is not stored (its create writes all of its data).
+   */
+  changed: Set<string> | null;
+  /** The JSON of object values read with `get`, to find changes made in place; `null` until one is read. */
+  watched: Map<string, string> | null;
   userChanged: boolean;
   timeoutsChanged: boolean;
   ended: boolean;
@@ -135,6 +141,13 @@ export function writeData(data: Record<string, unknown>, key: string, value: unk
       configurable: true,
     });
   } else data[key] = value;
+}
+
+/** Records that this request set or deleted `key`. */
+function markChanged(state: SessionState, key: string): void {
+  // A session not stored yet is created with all its data: its changed keys are not needed.
+  if (state.persisted) (state.changed ??= new Set()).add(key);
+  state.watched?.delete(key);
 }
 
 function isObjectValue(value: unknown): boolean {
@@ -211,8 +224,12 @@ export class Session<Data extends object = DefaultSessionData> {
     const state = this.#state;
     // Only own keys: an inherited name such as `constructor` is not session data.
     const value = Object.hasOwn(state.data, key) ? state.data[key] : undefined;
-    if (isObjectValue(value) && !state.changed.has(key) && !state.watched.has(key)) {
-      state.watched.set(key, JSON.stringify(value));
+    if (
+      isObjectValue(value) &&
+      state.changed?.has(key) !== true &&
+      state.watched?.has(key) !== true
+    ) {
+      (state.watched ??= new Map()).set(key, JSON.stringify(value));
     }
     return value as Data[K] | undefined;
   }
@@ -232,8 +249,7 @@ export class Session<Data extends object = DefaultSessionData> {
       return;
     }
     writeData(state.data, key, value);
-    state.changed.add(key);
-    state.watched.delete(key);
+    markChanged(state, key);
   }
 
   /** Removes `key`. */
@@ -242,8 +258,7 @@ export class Session<Data extends object = DefaultSessionData> {
     if (state.ended) ended();
     if (Object.hasOwn(state.data, key)) {
       delete state.data[key];
-      state.changed.add(key);
-      state.watched.delete(key);
+      markChanged(state, key);
     }
   }
 

@@ -1,6 +1,11 @@
 import { serialize } from 'cookie';
 import { describe, expect, it } from 'vitest';
-import { resolveCookieOptions, serializeCookie, type CookieOptions } from '../src/cookie.js';
+import {
+  readCookieValues,
+  resolveCookieOptions,
+  serializeCookie,
+  type CookieOptions,
+} from '../src/cookie.js';
 
 const VALUE =
   'u1Zc3pP0m8xQy7Rk2WvNn5LsBq4TfYhJ6aDgEoC9iK0.Xb2Vn8Lq1Zs5Wd7Rf3Tg9Yh4Uj6Ik0Ol2Pm8Qn1Ro5Sp';
@@ -43,5 +48,40 @@ describe('serializeCookie', () => {
     expect(serializeCookie(options, 'sid', 'a b', false, 60)).toBe(
       serialize('sid', 'a b', { path: '/', sameSite: 'lax', httpOnly: true, maxAge: 60 }),
     );
+  });
+});
+
+describe('readCookieValues', () => {
+  it('answers no value for a missing, empty or unrelated header', () => {
+    expect(readCookieValues(undefined, 'sid')).toEqual([]);
+    expect(readCookieValues(null, 'sid')).toEqual([]);
+    expect(readCookieValues('', 'sid')).toEqual([]);
+    expect(readCookieValues('theme=dark; lang=en', 'sid')).toEqual([]);
+  });
+
+  it('answers the one value of a cookie sent once, wherever it stands', () => {
+    expect(readCookieValues('sid=abc', 'sid')).toEqual(['abc']);
+    expect(readCookieValues('theme=dark; sid=abc; lang=en', 'sid')).toEqual(['abc']);
+    expect(readCookieValues('theme=dark;sid= abc ', 'sid')).toEqual(['abc']);
+  });
+
+  it('matches the exact name only: not a longer name, a prefix of it, nor the name inside a value', () => {
+    expect(readCookieValues('xsid=1; sid2=2; a=sid=3; sid=4', 'sid')).toEqual(['4']);
+    expect(readCookieValues('SID=1', 'sid')).toEqual([]);
+  });
+
+  it('answers every value of a cookie sent several times, in the order sent, up to the limit', () => {
+    expect(readCookieValues('sid=one; other=x; sid=two; sid=three', 'sid')).toEqual([
+      'one',
+      'two',
+      'three',
+    ]);
+    expect(readCookieValues('sid=1; sid=2; sid=3; sid=4; sid=5', 'sid')).toEqual([
+      '1',
+      '2',
+      '3',
+      '4',
+    ]);
+    expect(readCookieValues('sid=1; sid=2; sid=3', 'sid', 2)).toEqual(['1', '2']);
   });
 });

@@ -239,6 +239,35 @@ describe('Express middleware over real HTTP', () => {
     expect((await request('/stream', { method: 'POST' })).headers.getSetCookie()).toHaveLength(1);
   });
 
+  for (const synchronous of [true, false]) {
+    it(`passes every argument of a held writeHead, write and end through (${synchronous ? 'saved at once' : 'saved through a promise'})`, async () => {
+      const store = new InstrumentedStore(new MemoryStore({ sweepInterval: 0 }), { synchronous });
+      const manager = new SessionManager({ store, secrets: [SECRET] });
+      const app = express();
+      app.use(session(manager));
+      const callbacks: string[] = [];
+      app.get('/made', (req, res) => {
+        req.session.set('made', true);
+        res.writeHead(201, 'Made Here', { 'X-Made': 'yes' });
+        res.write('one ', 'utf8', () => callbacks.push('write'));
+        res.write(Buffer.from('two'), () => callbacks.push('write buffer'));
+        res.end(() => callbacks.push('end'));
+      });
+      const server = app.listen(0, '127.0.0.1');
+      servers.push(server);
+      await new Promise((resolve) => server.once('listening', resolve));
+      const answer = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/made`);
+      expect(answer.status).toBe(201);
+      expect(answer.statusText).toBe('Made Here');
+      expect(answer.headers.get('x-made')).toBe('yes');
+      expect(answer.headers.get('cache-control')).toBe('no-store');
+      expect(answer.headers.getSetCookie()).toHaveLength(1);
+      expect(await answer.text()).toBe('one two');
+      expect(callbacks).toEqual(['write', 'write buffer', 'end']);
+      expect(store.calls[synchronous ? 'createNow' : 'create']).toBe(1);
+    });
+  }
+
   it("gates through the application's own response prototype, never node's", async () => {
     const nodeMethods = ['writeHead', 'write', 'end', 'flushHeaders'] as const;
     const before = nodeMethods.map((name) => ServerResponse.prototype[name]);

@@ -273,6 +273,23 @@ describe('laziness and round trips', () => {
     expect(manager.commitNow(session)).toEqual({ setCookie: [], cacheControl: 'no-store' });
   });
 
+  it('answers responses that set no cookie with frozen headers, and a new cookie with its own', async () => {
+    const { manager } = setup();
+    const anonymous = await manager.load({});
+    const none = await manager.commit(anonymous);
+    expect(none).toEqual({ setCookie: [], cacheControl: undefined });
+    expect(Object.isFrozen(none) && Object.isFrozen(none.setCookie)).toBe(true);
+    const fresh = await manager.load({});
+    fresh.set('k', 1);
+    const created = await manager.commit(fresh);
+    expect(created.setCookie).toHaveLength(1);
+    expect(created.cacheControl).toBe('no-store');
+    expect(Object.isFrozen(created.setCookie)).toBe(false);
+    const again = await manager.load({ cookie: cookiePair(created.setCookie) });
+    expect(again.get('k')).toBe(1);
+    expect(manager.commitNow(again)).toBe(none);
+  });
+
   it('costs a read+write request one read and one conditional write', async () => {
     const { manager, store } = setup();
     const { cookie } = await login(manager);

@@ -56,7 +56,7 @@ function counting(client: MemcachedClient): MemcachedClient & { calls: number } 
 }
 
 /** The cookie a commit set: its `name=value` pair, the raw session ID and the signature. */
-function cookieOf(setCookie: string[]) {
+function cookieOf(setCookie: readonly string[]) {
   const match = /^([^=]+)=([^;]+)/.exec(setCookie[0] ?? '');
   if (match === null) throw new Error('no session cookie was set');
   const [, name, value] = match as unknown as [string, string, string];

@@ -97,7 +97,8 @@ class CountingClient implements RedisStoreClient {
 
 const minute = 60_000;
 const secrets = ['s'.repeat(32)];
-const cookieValue = (setCookie: string[]) => /^sid=([^;]+)/.exec(setCookie[0] ?? '')?.[1] ?? '';
+const cookieValue = (setCookie: readonly string[]) =>
+  /^sid=([^;]+)/.exec(setCookie[0] ?? '')?.[1] ?? '';
 
 describe.skipIf(!sharedGate.available)(
   `RedisStore on 127.0.0.1:${SHARED_PORT}${sharedGate.label}`,

@@ -3,6 +3,7 @@
  *
  * @packageDocumentation
  */
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { SessionManager } from '../manager.js';
 import type { DefaultSessionData, Session } from '../session.js';
@@ -95,13 +96,6 @@ export function session<Data extends object = DefaultSessionData>(
       return;
     }
     const derivesManager = deriveSessionManager(req);
-    const proceed = (loaded: Session<Data>) => {
-      req.session = loaded as unknown as Session<DefaultSessionData>;
-      if (!derivesManager) {
-        req.sessionManager = manager as unknown as SessionManager<DefaultSessionData>;
-      }
-      next();
-    };
     let attached: Session<Data> | Promise<Session<Data>>;
     try {
       attached = attachSessionNow(
@@ -109,7 +103,7 @@ export function session<Data extends object = DefaultSessionData>(
         req,
         res,
         (error) => onError(error, req, res, next),
-        () => req.ip,
+        addressOf,
         applicationPrototypeOf(res),
       );
     } catch (error) {
@@ -117,9 +111,35 @@ export function session<Data extends object = DefaultSessionData>(
       return;
     }
     if (attached instanceof Promise) {
-      attached.then(proceed, (error: unknown) => onError(error, req, res, next));
-    } else proceed(attached);
+      attached.then(
+        (loaded) => {
+          giveSession(req, loaded, derivesManager ? undefined : manager);
+          next();
+        },
+        (error: unknown) => onError(error, req, res, next),
+      );
+    } else {
+      giveSession(req, attached, derivesManager ? undefined : manager);
+      next();
+    }
   };
+}
+
+/** The client address as Express works it out (its `trust proxy` setting applies). */
+function addressOf(req: IncomingMessage): string | undefined {
+  return (req as Request).ip;
+}
+
+/** Sets `req.session`, and `req.sessionManager` where the shared prototype does not derive it. */
+function giveSession<Data extends object>(
+  req: Request,
+  loaded: Session<Data>,
+  manager: SessionManager<Data> | undefined,
+): void {
+  req.session = loaded as unknown as Session<DefaultSessionData>;
+  if (manager !== undefined) {
+    req.sessionManager = manager as unknown as SessionManager<DefaultSessionData>;
+  }
 }
 
 /** Express's own request prototype (shared by every application and sub-application) where seen. */
@@ -138,6 +158,16 @@ function deriveSessionManager(req: Request): boolean {
   if (typeof shared !== 'object' || shared === null) return false;
   if (derivingPrototypes.has(shared)) return true;
   if (Object.hasOwn(shared, 'sessionManager')) return false;
+  // Found here, `req.session` is no longer looked up through the whole prototype chain (up to
+  // EventEmitter's) on the requests that have none yet, where the middleware checks for one.
+  if (!Object.hasOwn(shared, 'session')) {
+    Object.defineProperty(shared, 'session', {
+      configurable: true,
+      enumerable: false,
+      writable: true,
+      value: undefined,
+    });
+  }
   Object.defineProperty(shared, 'sessionManager', {
     configurable: true,
     enumerable: false,

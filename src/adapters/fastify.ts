@@ -117,14 +117,11 @@ function register(
   // A callback hook, so that a session the manager loads without waiting costs no promise.
   instance.addHook('onRequest', (request, reply, done) => {
     const info = requestInfoOf(request.raw, () => request.ip);
-    const fail = (error: unknown) => {
-      answerFailure(error, request, reply).catch(done);
-    };
     let loaded: Session<DefaultSessionData> | undefined;
     try {
       loaded = manager.loadNow(info) as Session<DefaultSessionData> | undefined;
     } catch (error) {
-      fail(error);
+      answerFailure(error, request, reply).catch(done);
       return;
     }
     if (loaded !== undefined) {
@@ -132,10 +129,15 @@ function register(
       done();
       return;
     }
-    manager.load(info).then((session: Session<DefaultSessionData>) => {
-      request.session = session;
-      done();
-    }, fail);
+    manager.load(info).then(
+      (session: Session<DefaultSessionData>) => {
+        request.session = session;
+        done();
+      },
+      (error: unknown) => {
+        answerFailure(error, request, reply).catch(done);
+      },
+    );
   });
 
   // A callback hook, so that a response whose session needs no store call goes on at once.

@@ -111,6 +111,24 @@ describe('withSession handlers and response gates', () => {
     expect(answer.status).toBe(500);
   });
 
+  it('passes every argument of a held writeHead, write and end through', async () => {
+    const callbacks: string[] = [];
+    const { url } = await serve((_req, res, session) => {
+      session.set('made', true);
+      res.writeHead(201, 'Made Here', { 'X-Made': 'yes' });
+      res.write('one ', 'utf8', () => callbacks.push('write'));
+      res.write(Buffer.from('two'), () => callbacks.push('write buffer'));
+      res.end(() => callbacks.push('end'));
+    });
+    const answer = await fetch(url);
+    expect(answer.status).toBe(201);
+    expect(answer.statusText).toBe('Made Here');
+    expect(answer.headers.get('x-made')).toBe('yes');
+    expect(answer.headers.getSetCookie()).toHaveLength(1);
+    expect(await answer.text()).toBe('one two');
+    expect(callbacks).toEqual(['write', 'write buffer', 'end']);
+  });
+
   it('opens two gates on one response in turn, each adding its headers once', async () => {
     const order: string[] = [];
     const server = await listen((_req, res) => {
