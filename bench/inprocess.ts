@@ -56,7 +56,7 @@ interface ChildResult {
 }
 
 /** Measures one contender in this process and answers its CPU µs per request. */
-async function measureHere(
+export async function measureHere(
   spec: string,
   scenario: string,
   requests: number,
@@ -332,4 +332,4 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (process.argv[1] !== undefined && /inprocess\.ts$/.test(process.argv[1])) await main();

@@ -625,6 +625,8 @@ export function renderReport(report: BenchReport): string {
     '- `npx tsx bench/inprocess.ts <contender>[@<compiled dir>] ...` measures CPU per request with no sockets: requests on an in-memory socket go straight to the application, ' +
       'each contender in fresh processes, rounds alternating. It holds only JavaScript work, so it shows differences between two builds of Tessera that the HTTP runs bury in noise ' +
       '(for example `npx tsx bench/inprocess.ts tessera-express-memory@/tmp/before tessera-express-memory@dist`, each directory compiled by `tsc`).',
+    "- `npx tsx bench/allocations.ts <contender>[@<compiled dir>] ...` counts the bytes each contender allocates per request, by function, in-process under V8's sampling heap profiler (short-lived objects included), " +
+      'and the difference to the first one named: over HTTP every byte allocated per request costs the collector CPU, most of all under Express.',
     '- `npx tsx bench/store-ops.ts [<compiled dir> ...]` measures the memory store alone, CPU µs per `get`, `get` + `update` and evicting `create` at 100,000 sessions, ' +
       'several builds side by side in one process (`src` is the store in `src/`).',
     '- Each full run saves its raw results in `bench/results/` (not committed); `npm run bench -- --render <file.json>` renders this page again from them.',

@@ -121,6 +121,32 @@ describe('bench harness, smoke mode', () => {
     }
   }, 60_000);
 
+  it('counts the bytes allocated per request, and finds that a session layer allocates more', async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'bench/allocations.ts',
+        'bare-node',
+        'tessera-node-memory',
+        '--requests',
+        '2000',
+        '--top',
+        '3',
+      ],
+      { cwd: ROOT, timeout: 60_000 },
+    );
+    const totals = ['bare-node', 'tessera-node-memory'].map((id) => {
+      const line = stdout.split('\n').find((text) => text.startsWith(`${id}: `));
+      expect(line, stdout).toBeDefined();
+      return Number(/: ([\d,]+) bytes/.exec(line!)?.[1]?.replace(/,/g, ''));
+    });
+    expect(totals[0]).toBeGreaterThan(0);
+    expect(totals[1]).toBeGreaterThan(totals[0]!);
+    expect(stdout).toMatch(/tessera-node-memory against bare-node: \+\d+ bytes per request/);
+  }, 60_000);
+
   it('measures the memory store per operation, builds side by side', async () => {
     const { stdout } = await run(
       process.execPath,
