@@ -309,6 +309,45 @@ describe('Express middleware over real HTTP', () => {
     }
   });
 
+  it('leaves a request to the first of two mounted middlewares, also in a sub-app that mounts its own', async () => {
+    const store = new InstrumentedStore(new MemoryStore({ sweepInterval: 0 }), {
+      synchronous: true,
+    });
+    const manager = new SessionManager({ store, secrets: [SECRET] });
+    const app = express();
+    app.use(session(manager));
+    app.use(session(manager));
+    const seen: unknown[] = [];
+    app.get('/count', (req, res) => {
+      seen.push(req.session);
+      req.session.set('n', ((req.session.get('n') as number | undefined) ?? 0) + 1);
+      res.type('text').send(String(req.session.get('n')));
+    });
+    const sub = express();
+    sub.use(session(manager));
+    sub.get('/count', (req, res) => {
+      req.session.set('n', ((req.session.get('n') as number | undefined) ?? 0) + 1);
+      res.type('text').send(String(req.session.get('n')));
+    });
+    app.use('/sub', sub);
+    const server = app.listen(0, '127.0.0.1');
+    servers.push(server);
+    await new Promise((resolve) => server.once('listening', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const first = await fetch(`${base}/count`);
+    expect(first.headers.getSetCookie()).toHaveLength(1);
+    expect(await first.text()).toBe('1');
+    const cookie = cookieOf(first);
+    const viaSub = await fetch(`${base}/sub/count`, { headers: { cookie } });
+    expect(await viaSub.text()).toBe('2');
+    expect(viaSub.headers.getSetCookie()).toEqual([]);
+    expect(await (await fetch(`${base}/count`, { headers: { cookie } })).text()).toBe('3');
+    expect(store.calls.createNow).toBe(1);
+    expect(store.calls.getNow).toBe(2);
+    expect(store.calls.updateNow).toBe(2);
+    expect(new Set(seen).size).toBe(2);
+  });
+
   it('gives req.sessionManager in the app and in mounted sub-apps, and records req.ip', async () => {
     const store = new MemoryStore({ sweepInterval: 0 });
     const manager = new SessionManager({ store, secrets: [SECRET] });

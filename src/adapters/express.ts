@@ -8,7 +8,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { SessionManager } from '../manager.js';
 import type { DefaultSessionData, Session } from '../session.js';
 import { ownerOf } from '../session.js';
-import { attachSessionNow, sendSessionError } from './node.js';
+import { attachSessionNow, hasPendingGate, sendSessionError } from './node.js';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -91,7 +91,9 @@ export function session<Data extends object = DefaultSessionData>(
   const onError: ExpressErrorHandler =
     options.onError ?? ((error, req, res) => sendSessionError(error, req, res));
   return (req, res, next) => {
-    if (req.session !== undefined && req.sessionManager !== undefined) {
+    const sharedPrototype = applicationPrototypeOf(res);
+    // A session layer mounted earlier for this request (this one twice, or in a parent app).
+    if (hasPendingGate(res, sharedPrototype)) {
       next();
       return;
     }
@@ -104,7 +106,7 @@ export function session<Data extends object = DefaultSessionData>(
         res,
         (error) => onError(error, req, res, next),
         addressOf,
-        applicationPrototypeOf(res),
+        sharedPrototype,
       );
     } catch (error) {
       onError(error, req, res, next);
@@ -158,16 +160,6 @@ function deriveSessionManager(req: Request): boolean {
   if (typeof shared !== 'object' || shared === null) return false;
   if (derivingPrototypes.has(shared)) return true;
   if (Object.hasOwn(shared, 'sessionManager')) return false;
-  // Found here, `req.session` is no longer looked up through the whole prototype chain (up to
-  // EventEmitter's) on the requests that have none yet, where the middleware checks for one.
-  if (!Object.hasOwn(shared, 'session')) {
-    Object.defineProperty(shared, 'session', {
-      configurable: true,
-      enumerable: false,
-      writable: true,
-      value: undefined,
-    });
-  }
   Object.defineProperty(shared, 'sessionManager', {
     configurable: true,
     enumerable: false,

@@ -94,6 +94,20 @@ export function applyResponseHeaders(res: ServerResponse, headers: ResponseHeade
   if (headers.cacheControl !== undefined) res.setHeader('Cache-Control', headers.cacheControl);
 }
 
+/**
+ * {@link applyResponseHeaders}, left out when the response's headers went out already (a call
+ * that went around the gate). Asked only when `setHeader` refuses: behind Express, reading
+ * `headersSent` first would cost every response a property read that misses V8's caches.
+ */
+function applyUnlessSent(res: ServerResponse, headers: ResponseHeaders): void {
+  if (headers.setCookie.length === 0 && headers.cacheControl === undefined) return;
+  try {
+    applyResponseHeaders(res, headers);
+  } catch (error) {
+    if (!res.headersSent) throw error;
+  }
+}
+
 type Method = (...args: any[]) => any;
 const HELD_METHODS = ['writeHead', 'write', 'end', 'flushHeaders'] as const;
 type HeldMethod = (typeof HELD_METHODS)[number];
@@ -133,7 +147,7 @@ abstract class HeaderGate {
       const headers = this.commitNow();
       if (headers !== undefined) {
         this.#openGate();
-        if (!this.res.headersSent) applyResponseHeaders(this.res, headers);
+        applyUnlessSent(this.res, headers);
         return method.apply(this.res, args);
       }
     }
@@ -148,7 +162,7 @@ abstract class HeaderGate {
     this.commit().then(
       (headers) => {
         this.#openGate();
-        if (!res.headersSent) applyResponseHeaders(res, headers);
+        applyUnlessSent(res, headers);
         const held = this.#held ?? [];
         this.#held = undefined;
         try {
@@ -389,6 +403,21 @@ export function commitBeforeHeaders(
 ): void {
   const { sharedPrototype, commitNow } = options;
   installGate(res, new CallbackGate(res, commit, onFailure, commitNow), sharedPrototype);
+}
+
+/**
+ * Whether a gate that has not opened yet stands in front of the response: a session layer already
+ * took it (one mounted twice, or in an application and its sub-application). With the shared
+ * prototype its gate was installed through, only the map beside the response is consulted, so no
+ * property is read from the response itself. @internal
+ */
+export function hasPendingGate(res: ServerResponse, sharedPrototype?: object): boolean {
+  const beside = gates.get(res);
+  if (beside !== undefined) return !beside.open;
+  if (sharedPrototype !== undefined && sharedPrototype !== ServerResponseClass.prototype)
+    return false;
+  const own = (res as GatedResponse)[GATE];
+  return own !== undefined && !own.open;
 }
 
 /** Puts a gate in front of the response's held methods (see {@link commitBeforeHeaders}). */

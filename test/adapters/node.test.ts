@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { ServerResponse } from 'node:http';
+import { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { commitBeforeHeaders, withSession, type SessionHandler } from '../../src/adapters/node.js';
@@ -128,6 +128,21 @@ describe('withSession handlers and response gates', () => {
     expect(await answer.text()).toBe('one two');
     expect(callbacks).toEqual(['write', 'write buffer', 'end']);
   });
+
+  for (const handler of ['synchronous', 'asynchronous'] as const) {
+    it(`ends a response whose headers went out around the gate, without its cookie (${handler} handler)`, async () => {
+      const { url } = await serve(async (_req, res, session) => {
+        session.set('late', true);
+        ServerResponse.prototype.writeHead.call(res, 200, { 'Content-Type': 'text/plain' });
+        if (handler === 'asynchronous') await Promise.resolve();
+        res.end('sent early');
+      });
+      const answer = await fetch(url);
+      expect(answer.status).toBe(200);
+      expect(await answer.text()).toBe('sent early');
+      expect(answer.headers.getSetCookie()).toEqual([]);
+    });
+  }
 
   it('opens two gates on one response in turn, each adding its headers once', async () => {
     const order: string[] = [];
