@@ -258,7 +258,7 @@ describe('MemoryStore limits', () => {
 
   it('finds every session and user when hundreds share one home bucket', async () => {
     // Fixed seeds make the hashes known, so that keys and user IDs can be chosen to pile up in
-    // one bucket: the run grows longer than the 255 steps an entry can record, and removals
+    // one bucket: the run grows longer than the 15 steps an entry can record, and removals
     // inside it must still move the rest back correctly.
     const random = vi
       .spyOn(globalThis.crypto, 'getRandomValues')
