@@ -202,14 +202,14 @@ function positive(
   return value;
 }
 
-/** The headers of a response that sets no cookie and belongs to a signed-in user. */
-const NOT_STORED: ResponseHeaders = Object.freeze({
+/** The headers of a signed-in user's response that sets no cookie: Cache-Control only. */
+const NO_STORE_ONLY: ResponseHeaders = Object.freeze({
   setCookie: Object.freeze([]) as readonly string[],
   cacheControl: 'no-store',
 });
 /** The headers of a response that sets no cookie and belongs to no user: none. */
 const NO_SESSION_HEADERS: ResponseHeaders = Object.freeze({
-  setCookie: NOT_STORED.setCookie,
+  setCookie: NO_STORE_ONLY.setCookie,
   cacheControl: undefined,
 });
 
@@ -712,7 +712,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     state.clearCookie = false;
     if (setCookie !== undefined) return { setCookie: [setCookie], cacheControl: 'no-store' };
     // Most responses set no cookie: they share one of two frozen answers.
-    return state.userId !== null ? NOT_STORED : NO_SESSION_HEADERS;
+    return state.userId !== null ? NO_STORE_ONLY : NO_SESSION_HEADERS;
   }
 
   /** The headers for a response whose session could not be loaded or saved: none that touch the cookie. */
