@@ -19,19 +19,16 @@
  *
  * @packageDocumentation
  */
-import { fork } from 'node:child_process';
-import { Session } from 'node:inspector';
+import type { HeapProfiler } from 'node:inspector';
+import { Session } from 'node:inspector/promises';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { askChild } from './children.js';
 import { measureHere } from './inprocess.js';
 import { ROOT } from './options.js';
 
-interface SamplingNode {
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  selfSize: number;
-  children: SamplingNode[];
-}
+type SamplingNode = HeapProfiler.SamplingHeapProfileNode;
 
 /** What one contender allocated per request: in all, and by function. */
 interface Allocated {
@@ -66,28 +63,19 @@ function bytesByFunction(head: SamplingNode, requests: number): Record<string, n
   return sums;
 }
 
-function post<T>(session: Session, method: string, params: object = {}): Promise<T> {
-  return new Promise((resolve, reject) =>
-    session.post(method, params, (error, result) => (error ? reject(error) : resolve(result as T))),
-  );
-}
-
 /** In the child: drives the contender under the sampling heap profiler. */
 async function allocateHere(spec: string, scenario: string, requests: number): Promise<Allocated> {
   const warmup = Math.min(20_000, requests);
   const session = new Session();
   session.connect();
-  await post(session, 'HeapProfiler.enable');
-  await post(session, 'HeapProfiler.startSampling', {
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', {
     samplingInterval: 512,
     includeObjectsCollectedByMajorGC: true,
     includeObjectsCollectedByMinorGC: true,
   });
   await measureHere(spec, scenario, requests, warmup);
-  const { profile } = await post<{ profile: { head: SamplingNode } }>(
-    session,
-    'HeapProfiler.stopSampling',
-  );
+  const { profile } = await session.post('HeapProfiler.stopSampling');
   session.disconnect();
   const byFunction = bytesByFunction(profile.head, warmup + requests);
   const total = Object.values(byFunction).reduce((sum, value) => sum + value, 0);
@@ -95,22 +83,12 @@ async function allocateHere(spec: string, scenario: string, requests: number): P
 }
 
 function runChild(spec: string, scenario: string, requests: number): Promise<Allocated> {
-  return new Promise((resolve, reject) => {
-    const child = fork(
-      fileURLToPath(import.meta.url),
-      ['--child', spec, scenario, String(requests)],
-      {
-        execArgv: ['--import', 'tsx'],
-        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      },
-    );
-    child.once('message', (message: Allocated | { error: string }) =>
-      'error' in message ? reject(new Error(message.error)) : resolve(message),
-    );
-    child.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`${spec}: the child exited with ${code}`));
-    });
-  });
+  return askChild<Allocated>(
+    fileURLToPath(import.meta.url),
+    [spec, scenario, String(requests)],
+    spec,
+    'ignore',
+  );
 }
 
 function formatBytes(value: number): string {

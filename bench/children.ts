@@ -127,6 +127,31 @@ export class ServerProcess {
   }
 }
 
+/**
+ * Runs a bench script as a child (`node --import tsx <script> --child ...args`) and answers the
+ * one message it sends back. A message with `error`, or an exit before the message, rejects.
+ * `output` is where the child's stdout goes; its stderr is always shown.
+ */
+export function askChild<T extends object>(
+  script: string,
+  args: readonly string[],
+  label: string,
+  output: 'inherit' | 'ignore' = 'inherit',
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = fork(script, ['--child', ...args], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', output, 'inherit', 'ipc'],
+    });
+    child.once('message', (message: T | { error: string }) =>
+      'error' in message ? reject(new Error(message.error)) : resolve(message as T),
+    );
+    child.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`${label} exited with ${code}`));
+    });
+  });
+}
+
 /** Runs one memory measurement in a fresh process with `--expose-gc`. */
 export async function measureMemoryInChild(
   mode: string,

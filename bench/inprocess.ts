@@ -45,6 +45,7 @@ import { join, resolve } from 'node:path';
 import { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { askChild } from './children.js';
 
 const BATCH = 500;
 const IN_FLIGHT = 16;
@@ -160,22 +161,11 @@ function driveOverHttp(url: string, cookie: string, amount: number): Promise<voi
 }
 
 function runChild(spec: string, scenario: string, requests: number): Promise<ChildResult> {
-  return new Promise((done, fail) => {
-    const child = fork(
-      fileURLToPath(import.meta.url),
-      ['--child', spec, scenario, String(requests)],
-      {
-        execArgv: ['--import', 'tsx'],
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      },
-    );
-    child.once('message', (message: ChildResult | { error: string }) =>
-      'error' in message ? fail(new Error(message.error)) : done(message),
-    );
-    child.once('exit', (code) => {
-      if (code !== 0) fail(new Error(`${spec} exited with ${code}`));
-    });
-  });
+  return askChild<ChildResult>(
+    fileURLToPath(import.meta.url),
+    [spec, scenario, String(requests)],
+    spec,
+  );
 }
 
 /** What one instruction count measures. */

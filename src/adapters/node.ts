@@ -406,6 +406,14 @@ export function commitBeforeHeaders(
 }
 
 /**
+ * Whether responses with this shared prototype are gated through it (their gates kept in
+ * {@link gates}) rather than through methods of their own. Node's own prototype never is.
+ */
+function gatesThroughPrototype(sharedPrototype: object | undefined): sharedPrototype is object {
+  return sharedPrototype !== undefined && sharedPrototype !== ServerResponseClass.prototype;
+}
+
+/**
  * Whether a gate that has not opened yet stands in front of the response: a session layer already
  * took it (one mounted twice, or in an application and its sub-application). With the shared
  * prototype its gate was installed through, only the map beside the response is consulted, so no
@@ -414,8 +422,7 @@ export function commitBeforeHeaders(
 export function hasPendingGate(res: ServerResponse, sharedPrototype?: object): boolean {
   const beside = gates.get(res);
   if (beside !== undefined) return !beside.open;
-  if (sharedPrototype !== undefined && sharedPrototype !== ServerResponseClass.prototype)
-    return false;
+  if (gatesThroughPrototype(sharedPrototype)) return false;
   const own = (res as GatedResponse)[GATE];
   return own !== undefined && !own.open;
 }
@@ -426,7 +433,7 @@ function installGate(
   gate: HeaderGate,
   sharedPrototype: object | undefined,
 ): void {
-  if (sharedPrototype === undefined || sharedPrototype === ServerResponseClass.prototype) {
+  if (!gatesThroughPrototype(sharedPrototype)) {
     gateOwnMethods(res, gate, HELD_METHODS);
     return;
   }
