@@ -14,7 +14,7 @@ export type StoreKind = 'none' | 'memory' | 'sqlite' | 'postgres' | 'mysql' | 'r
 
 /** Which session library a contender runs. */
 export type Library =
-  'bare' | 'bare-work' | 'bare-layer' | 'tessera' | 'express-session' | 'fastify-session';
+  'bare' | 'bare-work' | 'bare-layer' | 'floor' | 'tessera' | 'express-session' | 'fastify-session';
 
 /**
  * The fixed work, in microseconds of CPU on an idle machine, that a calibration contender's
@@ -189,6 +189,22 @@ const EMPTY_MIDDLEWARE: Contender = {
   packages: [],
 };
 
+/**
+ * The framework with the session work written inline in its handlers, no session library (see
+ * `servers/floor.ts`): what a session costs on that framework before any library's own layer.
+ */
+function floor(framework: Framework): Contender {
+  return {
+    id: `floor-${framework}`,
+    label: `${FRAMEWORK_LABEL[framework]} + inline session work (the floor)`,
+    kind: 'calibration',
+    library: 'floor',
+    framework,
+    store: 'memory',
+    packages: [],
+  };
+}
+
 /** Every contender the harness knows, in report order: ceilings, calibrations, then by store. */
 export const CONTENDERS: readonly Contender[] = [
   ceiling('express'),
@@ -198,6 +214,9 @@ export const CONTENDERS: readonly Contender[] = [
   calibration('fastify'),
   calibration('node'),
   EMPTY_MIDDLEWARE,
+  floor('express'),
+  floor('fastify'),
+  floor('node'),
   ...TESSERA_STORES.flatMap((store) => [
     tessera('express', store),
     tessera('fastify', store),
@@ -217,13 +236,16 @@ const RUN_ORDER: readonly string[] = [
   'tessera-express-redis',
   'work-express',
   'layer-express',
+  'floor-express',
   'express-session-memory',
   'bare-fastify',
   'tessera-fastify-memory',
   'fastify-session-memory',
+  'floor-fastify',
   'work-fastify',
   'bare-node',
   'tessera-node-memory',
+  'floor-node',
   'work-node',
   'tessera-express-postgres',
   'connect-pg-simple',

@@ -34,7 +34,7 @@ export interface BenchOptions {
   pipelining: number;
   /**
    * Which contenders run: comma-separated ids or `*` globs, `!` to exclude (see `contenders.ts`).
-   * @defaultValue every contender (with `smoke`: bare Express, alone and with an empty middleware, Tessera/Express/memory, express-session)
+   * @defaultValue every contender (with `smoke`: bare Express, alone, with an empty middleware and with the inline floor; Tessera/Express/memory; express-session)
    */
   filter: string | undefined;
   /** Which scenarios run. @defaultValue all: `read`, `write`, `new` */
@@ -68,7 +68,7 @@ export interface BenchOptions {
 
 /** The contenders a smoke run measures unless a filter says otherwise. */
 export const SMOKE_FILTER =
-  'bare-express,layer-express,tessera-express-memory,express-session-memory';
+  'bare-express,layer-express,floor-express,tessera-express-memory,express-session-memory';
 
 function number(name: string, raw: string | undefined, fallback: number, min: number): number {
   if (raw === undefined || raw === '') return fallback;

@@ -16,11 +16,12 @@ describe('bench harness, smoke mode', () => {
   const contenders = [
     'bare-express',
     'layer-express',
+    'floor-express',
     'tessera-express-memory',
     'express-session-memory',
   ];
 
-  it('measures every scenario of bare Express (also with an empty middleware), Tessera/Express/memory and express-session', async () => {
+  it('measures every scenario of bare Express (also with an empty middleware and with the inline floor), Tessera/Express/memory and express-session', async () => {
     const out = join(tmpdir(), `tessera-bench-smoke-test-${process.pid}-${Date.now()}.md`);
     const lines: string[] = [];
     let report: BenchReport;
@@ -78,13 +79,16 @@ describe('bench harness, smoke mode', () => {
       const target = markdown
         .split('\n')
         .find((line) => line.startsWith('| The session layer adds at most 10 µs'));
-      expect(target).toMatch(/express [+-][\d.]+ µs \(an empty middleware: [+-][\d.]+ µs\)/);
+      expect(target).toMatch(
+        /express [+-][\d.]+ µs \(an empty middleware: [+-][\d.]+ µs; the floor: [+-][\d.]+ µs\)/,
+      );
       expect(markdown).toMatch(
-        /\| Express \+ Tessera ≥ 0\.85× bare Express, read-only, memory \| [\d.]+× \(medians [\d,]+ vs [\d,]+ req\/s\); an empty middleware keeps [\d.]+× \|/,
+        /\| Express \+ Tessera ≥ 0\.85× bare Express, read-only, memory \| [\d.]+× \(medians [\d,]+ vs [\d,]+ req\/s\); an empty middleware keeps [\d.]+×; the floor keeps [\d.]+× \|/,
       );
       for (const label of [
         'bare Express',
         'bare Express + an empty middleware',
+        'Express + inline session work (the floor)',
         '**Tessera / Express / memory**',
         'express-session / MemoryStore',
       ]) {

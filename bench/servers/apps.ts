@@ -19,6 +19,7 @@ import type { SessionStore } from '../../src/store.js';
 import { CALIBRATION_WORK_MICROS, type Contender } from '../contenders.js';
 import { calibratedWork } from './work.js';
 import { ExpressSession, type ExpressSessionData, loadCore, loadSource } from './modules.js';
+import { FloorSessions, floorRoute, type FloorAnswer } from './floor.js';
 
 const require = createRequire(import.meta.url);
 
@@ -38,6 +39,8 @@ export interface AppInput {
   contender: Contender;
   secret: string;
   tesseraStore?: SessionStore;
+  /** Counts a store call of the floor contenders (`get`, `create`, `update`). */
+  countStoreCall?: (name: string) => void;
   peerStore?: object;
 }
 
@@ -70,6 +73,12 @@ async function tesseraManager(input: AppInput): Promise<SessionManager> {
   if (input.tesseraStore === undefined) throw new Error('Tessera needs a store');
   const { SessionManager } = await loadCore();
   return new SessionManager({ store: input.tesseraStore, secrets: [input.secret] });
+}
+
+/** Sets a floor answer's session headers through the framework's own header call. */
+function applyFloorHeaders(answer: FloorAnswer, set: (name: string, value: string) => void): void {
+  if (answer.setCookie !== undefined) set('Set-Cookie', answer.setCookie);
+  if (answer.noStore) set('Cache-Control', 'no-store');
 }
 
 /* ----------------------------------------------------------------- Express ---------------- */
@@ -149,6 +158,19 @@ async function expressApp(input: AppInput): Promise<RunningApp> {
     app.get('/new', (req, res) => {
       sessionOf(req).n = 1;
       res.json({ n: 1 });
+    });
+  } else if (library === 'floor') {
+    const floor = await FloorSessions.create(input.secret, input.countStoreCall);
+    app.get(['/login', '/read', '/write', '/new'], (req, res) => {
+      const answer = floorRoute(floor, req.path, {
+        cookie: req.headers.cookie,
+        userAgent: req.headers['user-agent'],
+        ip: () => req.ip,
+        u: userOf(req.query.u as string | undefined),
+      });
+      if (answer === undefined) return void res.sendStatus(409);
+      applyFloorHeaders(answer, (name, value) => res.setHeader(name, value));
+      res.json(answer.body);
     });
   } else {
     throw new Error(`${input.contender.id}: no Express app for ${library}`);
@@ -252,6 +274,21 @@ async function fastifyApp(input: AppInput): Promise<RunningApp> {
       return { ok: true };
     });
     sessionRoutes(app, sessionOf, (session) => session.get('userId'));
+  } else if (library === 'floor') {
+    const floor = await FloorSessions.create(input.secret, input.countStoreCall);
+    for (const path of ['/login', '/read', '/write', '/new']) {
+      app.get<{ Querystring: { u?: string } }>(path, async (request, reply) => {
+        const answer = floorRoute(floor, path, {
+          cookie: request.headers.cookie,
+          userAgent: request.headers['user-agent'],
+          ip: () => request.ip,
+          u: userOf(request.query.u),
+        });
+        if (answer === undefined) return reply.code(409).send();
+        applyFloorHeaders(answer, (name, value) => reply.header(name, value));
+        return answer.body;
+      });
+    }
   } else {
     throw new Error(`${input.contender.id}: no Fastify app for ${library}`);
   }
@@ -333,6 +370,20 @@ async function nodeApp(input: AppInput): Promise<RunningApp> {
         }
       }),
     );
+  } else if (library === 'floor') {
+    const floor = await FloorSessions.create(input.secret, input.countStoreCall);
+    server = createServer((req, res) => {
+      const { path, u } = splitUrl(req);
+      const answer = floorRoute(floor, path, {
+        cookie: req.headers.cookie,
+        userAgent: req.headers['user-agent'],
+        ip: () => req.socket.remoteAddress,
+        u: userOf(u),
+      });
+      if (answer === undefined) return notFound(res);
+      applyFloorHeaders(answer, (name, value) => res.setHeader(name, value));
+      sendJson(res, answer.body);
+    });
   } else {
     throw new Error(`${input.contender.id}: no node:http app for ${library}`);
   }

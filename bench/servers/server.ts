@@ -49,6 +49,7 @@ async function main(): Promise<void> {
     input.peerStore = built.store;
     store = built;
   }
+  if (contender.library === 'floor') input.countStoreCall = (name) => counters.storeCall(name);
   const app: RunningApp = await startApp(input);
   app.server.on('request', () => {
     counters.requests++;
