@@ -14,6 +14,7 @@
  * git worktree add /tmp/old <commit> && npx tsc -p /tmp/old/tsconfig.json --outDir .tmp/old
  * npx tsx bench/store-ops.ts .tmp/old src           # an older build against src/
  * npx tsx bench/store-ops.ts --store sqlite --sessions 20000 .tmp/old src
+ * npx tsx bench/store-ops.ts --store sqlite --exclusive  # SqliteStore's exclusive option
  * ```
  *
  * @packageDocumentation
@@ -43,6 +44,7 @@ async function storeOf(
   kind: StoreKind,
   sessions: number,
   index: number,
+  exclusive: boolean,
 ): Promise<SessionStore> {
   const file = build === 'src' ? `../src/stores/${kind}.ts` : resolve(build, `stores/${kind}.js`);
   const url = build === 'src' ? new URL(file, import.meta.url) : pathToFileURL(file);
@@ -55,6 +57,7 @@ async function storeOf(
   return new module.SqliteStore!({
     db: new Database(join(dir, `build-${index}.db`)),
     pruneInterval: 0,
+    ...(exclusive ? { exclusive } : {}),
   });
 }
 
@@ -71,6 +74,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string', default: '10' },
       ops: { type: 'string', default: '20000' },
       store: { type: 'string', default: 'memory' },
+      exclusive: { type: 'boolean', default: false },
     },
   });
   const kind = values.store as StoreKind;
@@ -83,7 +87,7 @@ async function main(): Promise<void> {
   const expiresAt = Date.now() + 3_600_000;
   const stores: SessionStore[] = [];
   for (const [index, build] of builds.entries()) {
-    const store = await storeOf(build, kind, sessions, index);
+    const store = await storeOf(build, kind, sessions, index, values.exclusive);
     for (let i = 0; i < sessions; i++) {
       await store.create(keys[i]!, { data: DATA, expiresAt, userId: `user-${i}` });
     }
@@ -124,7 +128,7 @@ async function main(): Promise<void> {
     }
   }
   console.log(
-    `${kind} store, ${sessions.toLocaleString('en-US')} sessions, ${rounds} rounds of ${ops.toLocaleString('en-US')} operations; median CPU µs per operation`,
+    `${kind} store${values.exclusive ? ' (exclusive locking)' : ''}, ${sessions.toLocaleString('en-US')} sessions, ${rounds} rounds of ${ops.toLocaleString('en-US')} operations; median CPU µs per operation`,
   );
   for (const [b, build] of builds.entries()) {
     const cells = OPERATIONS.map((name, o) => {

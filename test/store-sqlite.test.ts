@@ -56,6 +56,37 @@ describe.skipIf(!gate.available)(`SqliteStore on a file database${gate.label}`, 
   });
 });
 
+describe.skipIf(!gate.available)(
+  `SqliteStore on a file database it keeps to itself${gate.label}`,
+  () => {
+    let db: Db;
+    beforeAll(() => {
+      db = open('conformance-exclusive.db');
+    });
+    afterAll(() => db.close());
+
+    defineStoreConformance({
+      name: 'SqliteStore (file, exclusive: true)',
+      createStore: (clock) =>
+        new SqliteStore({
+          db,
+          table: randomTable(),
+          exclusive: true,
+          now: clock.now,
+          pruneInterval: 0,
+        }),
+      destroyStore: async (store) => {
+        await store.close?.();
+        db.exec(`DROP TABLE IF EXISTS "${(store as SqliteStore).table}"`);
+      },
+      injectedClock: true,
+      prune: true,
+      synchronous: true,
+      runner: { describe, it, beforeEach, afterEach },
+    });
+  },
+);
+
 describe.skipIf(!gate.available)(`SqliteStore on ':memory:'${gate.label}`, () => {
   const databases = new Map<SessionStore, Db>();
 
@@ -145,6 +176,10 @@ describe.skipIf(!gate.available)(`SqliteStore${gate.label}`, () => {
         expectInvalid(() => new SqliteStore({ db, pruneBatchSize }), /pruneBatchSize/);
       }
       expectInvalid(() => new SqliteStore({ db, busyTimeout: -1 }), /busyTimeout/);
+      expectInvalid(
+        () => new SqliteStore({ db, exclusive: 'yes' as unknown as boolean }),
+        /exclusive/,
+      );
       expectInvalid(() => new SqliteStore({ db, now: 5 as unknown as () => number }), /now/);
       expect(() => sqliteSchema('no spaces')).toThrow(SessionError);
     });
@@ -225,6 +260,31 @@ describe.skipIf(!gate.available)(`SqliteStore${gate.label}`, () => {
       await second.delete(key);
       expect(await first.update(key, record('zombie', 'alice'), 2)).toEqual({ status: 'missing' });
       expect(await first.get(key)).toBeNull();
+    });
+
+    it('with exclusive: true, keeps the file to itself until its connection closes', async () => {
+      const table = randomTable();
+      const owner = openTracked('exclusive.db');
+      const store = storeOn(owner, { table, exclusive: true });
+      expect(owner.pragma('locking_mode', { simple: true })).toBe('exclusive');
+      expect(owner.pragma('journal_mode', { simple: true })).toBe('wal');
+      const key = randomStoreKey();
+      expect(await store.create(key, record('mine', 'carol'))).toBe(true);
+      expect(await store.update(key, record('mine-2', 'carol'), 1)).toEqual({
+        status: 'ok',
+        version: 2,
+      });
+      expect((await store.get(key))?.data).toBe('mine-2');
+
+      const intruder = openTracked('exclusive.db', { timeout: 0 });
+      expect(() => intruder.prepare(`SELECT count(*) FROM "${table}"`).get()).toThrow(
+        /database is locked/,
+      );
+
+      await store.close();
+      owner.close();
+      const after = storeOn(intruder, { table });
+      expect(await after.get(key)).toEqual({ ...record('mine-2', 'carol'), version: 2 });
     });
 
     it('keeps sessions across a restart (a new Database and store on the same file)', async () => {
