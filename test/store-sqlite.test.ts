@@ -34,47 +34,21 @@ const randomTable = () => `tessera_test_${randomBytes(6).toString('hex')}`;
 const MINUTE = 60_000;
 const run = promisify(execFile);
 
-describe.skipIf(!gate.available)(`SqliteStore on a file database${gate.label}`, () => {
-  let db: Db;
-  beforeAll(() => {
-    db = open('conformance.db');
-  });
-  afterAll(() => db.close());
-
-  defineStoreConformance({
-    name: 'SqliteStore (file)',
-    createStore: (clock) =>
-      new SqliteStore({ db, table: randomTable(), now: clock.now, pruneInterval: 0 }),
-    destroyStore: async (store) => {
-      await store.close?.();
-      db.exec(`DROP TABLE IF EXISTS "${(store as SqliteStore).table}"`);
-    },
-    injectedClock: true,
-    prune: true,
-    synchronous: true,
-    runner: { describe, it, beforeEach, afterEach },
-  });
-});
-
-describe.skipIf(!gate.available)(
-  `SqliteStore on a file database it keeps to itself${gate.label}`,
-  () => {
+// The conformance suite on a file database, with the store's default locking and with the
+// file kept to the store's own connection.
+for (const exclusive of [false, true]) {
+  const kept = exclusive ? ', exclusive: true' : '';
+  describe.skipIf(!gate.available)(`SqliteStore on a file database${kept}${gate.label}`, () => {
     let db: Db;
     beforeAll(() => {
-      db = open('conformance-exclusive.db');
+      db = open(exclusive ? 'conformance-exclusive.db' : 'conformance.db');
     });
     afterAll(() => db.close());
 
     defineStoreConformance({
-      name: 'SqliteStore (file, exclusive: true)',
+      name: `SqliteStore (file${kept})`,
       createStore: (clock) =>
-        new SqliteStore({
-          db,
-          table: randomTable(),
-          exclusive: true,
-          now: clock.now,
-          pruneInterval: 0,
-        }),
+        new SqliteStore({ db, table: randomTable(), exclusive, now: clock.now, pruneInterval: 0 }),
       destroyStore: async (store) => {
         await store.close?.();
         db.exec(`DROP TABLE IF EXISTS "${(store as SqliteStore).table}"`);
@@ -84,8 +58,8 @@ describe.skipIf(!gate.available)(
       synchronous: true,
       runner: { describe, it, beforeEach, afterEach },
     });
-  },
-);
+  });
+}
 
 describe.skipIf(!gate.available)(`SqliteStore on ':memory:'${gate.label}`, () => {
   const databases = new Map<SessionStore, Db>();
