@@ -44,8 +44,8 @@ export interface SqliteStoreOptions extends PruningOptions {
    * Hold the database's file locks for as long as the connection is open
    * (`PRAGMA locking_mode = EXCLUSIVE`), set before WAL is entered so that the WAL index lives in
    * the process's memory rather than in a shared-memory file. Each statement then skips the file
-   * lock and unlock system calls that SQLite otherwise makes around it: a read costs about a
-   * fifth as much (`npx tsx bench/store-ops.ts --store sqlite --exclusive`). Only for a database
+   * lock and unlock system calls that SQLite otherwise makes around it: a read through the store
+   * costs about a third as much (`npx tsx bench/store-ops.ts --store sqlite --exclusive`). Only for a database
    * file that no other connection opens, in this process or another (a second server process, a
    * `sqlite3` shell, a migration tool): they get `SQLITE_BUSY` until this connection closes.
    * @defaultValue false
