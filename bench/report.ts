@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { arch, cpus, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
-import { bareOf, CALIBRATION_WORK_MICROS, type Contender } from './contenders.js';
+import { bareOf, CALIBRATION_WORK_MICROS, type Contender, type Framework } from './contenders.js';
 import type { BenchReport, Row, RunResult } from './harness.js';
 import { ROOT } from './options.js';
 import { SCENARIO_TITLES, type ScenarioId } from './protocol.js';
@@ -341,7 +341,7 @@ export function evaluateTargets(report: BenchReport): TargetCheck[] {
     }
     return check(target, measured, value >= minimum);
   };
-  const floorKeeps = (framework: string, versus: string) => ({
+  const floorKeeps = (framework: Framework, versus: string) => ({
     words: 'the floor keeps',
     id: `floor-${framework}`,
     versus,

@@ -26,6 +26,8 @@ const COOKIE = 'sid';
 const IDLE_MS = 30 * 60_000;
 const ABSOLUTE_MS = 12 * 3_600_000;
 const MAX_AGE_S = ABSOLUTE_MS / 1000;
+/** The most verified cookie values the floor remembers. */
+const VERIFIED_LIMIT = 10_000;
 
 /** The part of Tessera's `node:crypto` provider the floor uses: every call answers at once. */
 interface NodeCrypto {
@@ -109,6 +111,8 @@ export class FloorSessions {
     const expected = this.#crypto.hmacSha256(this.#secret, id);
     if (!this.#crypto.timingSafeEqual(expected, value.slice(44))) return undefined;
     const key = this.#crypto.sha256(id);
+    // Bounded like the rest of the floor: emptied when full, cheaper than Tessera's eviction.
+    if (this.#verified.size >= VERIFIED_LIMIT) this.#verified.clear();
     this.#verified.set(value, key);
     return key;
   }
