@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Builds the CommonJS entry of `tessera/express-session`, so that `require('tessera/express-session')`
+ * Builds the CommonJS entry of `tessera-session/express-session`, so that `require('tessera-session/express-session')`
  * answers the middleware function itself (with `.Store`, `.MemoryStore`, `.Session`, `.Cookie`), as
  * `require('express-session')` does, on every Node.js 20 release. (`require()` of the ES module
  * works only from Node.js 20.19, and answers a namespace object that cannot be called.)

@@ -3,7 +3,7 @@
  *
  * The core: the {@link SessionManager}, the {@link Session} a request sees, the
  * {@link SessionStore} contract, and the one error class. Framework adapters live in
- * `tessera/express`, `tessera/fastify`, ...; stores in `tessera/stores/*`.
+ * `tessera-session/express`, `tessera-session/fastify`, ...; stores in `tessera-session/stores/*`.
  *
  * @packageDocumentation
  */

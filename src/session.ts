@@ -11,7 +11,7 @@ import { SessionError } from './errors.js';
  *
  * @example
  * ```ts
- * declare module 'tessera' {
+ * declare module 'tessera-session' {
  *   interface SessionData {
  *     username: string;
  *     theme: 'light' | 'dark';

@@ -22,7 +22,7 @@
  * one, and it never creates a record. This is what makes concurrent requests lossless and keeps
  * a logged-out session dead.
  *
- * The store conformance suite in `tessera/testing` checks all of this against a real server.
+ * The store conformance suite in `tessera-session/testing` checks all of this against a real server.
  *
  * @packageDocumentation
  */
@@ -64,8 +64,8 @@ export type UpdateResult =
  *
  * @example A store is constructed by the application and handed to the manager:
  * ```ts
- * import { SessionManager } from 'tessera';
- * import { MemoryStore } from 'tessera/stores/memory';
+ * import { SessionManager } from 'tessera-session';
+ * import { MemoryStore } from 'tessera-session/stores/memory';
  * const manager = new SessionManager({ store: new MemoryStore(), secrets: [process.env.SESSION_SECRET!] });
  * ```
  */

@@ -45,7 +45,7 @@ describe.skipIf(!built)(
 
     it('loads every subpath by the package name', async () => {
       for (const [subpath] of subpaths) {
-        const specifier = subpath === '.' ? 'tessera' : `tessera/${subpath.slice(2)}`;
+        const specifier = subpath === '.' ? 'tessera-session' : `tessera-session/${subpath.slice(2)}`;
         const loaded = (await import(specifier)) as Record<string, unknown>;
         expect(Object.keys(loaded).length, specifier).toBeGreaterThan(0);
       }
@@ -73,7 +73,7 @@ describe.skipIf(!built)(
     });
 
     it('exports the main API from the root', async () => {
-      const tessera = (await import('tessera')) as Record<string, unknown>;
+      const tessera = (await import('tessera-session')) as Record<string, unknown>;
       for (const name of ['SessionManager', 'Session', 'SessionError', 'isSessionError']) {
         expect(tessera[name], name).toBeDefined();
       }

@@ -1,5 +1,5 @@
 /**
- * `tessera/express-session`: a drop-in replacement for the `express-session` package. Change the
+ * `tessera-session/express-session`: a drop-in replacement for the `express-session` package. Change the
  * import and keep the rest: the options, `req.session` and its methods, the cookie format (so
  * existing cookies stay valid), the `Store`/`MemoryStore`/`Session`/`Cookie` exports and every
  * express-session store. On top, Tessera's safety where it does not change documented behaviour:
@@ -13,7 +13,7 @@
  * @example
  * ```ts
  * // before: import session from 'express-session';
- * import session from 'tessera/express-session';
+ * import session from 'tessera-session/express-session';
  *
  * app.use(session({ secret: process.env.SESSION_SECRET!, resave: false, saveUninitialized: false }));
  * ```
@@ -64,7 +64,7 @@ export interface SessionFactory {
  *
  * @example
  * ```ts
- * import session from 'tessera/express-session';
+ * import session from 'tessera-session/express-session';
  * app.use(session({ secret: [newSecret, oldSecret], cookie: { maxAge: 3_600_000, sameSite: 'lax' }, resave: false, saveUninitialized: false }));
  * ```
  */

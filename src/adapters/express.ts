@@ -1,5 +1,5 @@
 /**
- * `tessera/express`: Express middleware that gives each request `req.session`.
+ * `tessera-session/express`: Express middleware that gives each request `req.session`.
  *
  * @packageDocumentation
  */
@@ -71,9 +71,9 @@ function applicationPrototypeOf(message: Request | Response): object | undefined
  * @example
  * ```ts
  * import express from 'express';
- * import { SessionManager } from 'tessera';
- * import { session } from 'tessera/express';
- * import { MemoryStore } from 'tessera/stores/memory';
+ * import { SessionManager } from 'tessera-session';
+ * import { session } from 'tessera-session/express';
+ * import { MemoryStore } from 'tessera-session/stores/memory';
  *
  * const manager = new SessionManager({ store: new MemoryStore(), secrets: [process.env.SESSION_SECRET!] });
  * const app = express();

@@ -1,5 +1,5 @@
 /**
- * `tessera/fastify`: a Fastify plugin that gives each request `request.session`.
+ * `tessera-session/fastify`: a Fastify plugin that gives each request `request.session`.
  *
  * @packageDocumentation
  */
@@ -194,7 +194,7 @@ function register(
  * @example
  * ```ts
  * import Fastify from 'fastify';
- * import { fastifySession } from 'tessera/fastify';
+ * import { fastifySession } from 'tessera-session/fastify';
  *
  * const app = Fastify();
  * await app.register(fastifySession, { manager });

@@ -1,5 +1,5 @@
 /**
- * `tessera/fetch`: sessions for handlers written against the Fetch API's `Request` and
+ * `tessera-session/fetch`: sessions for handlers written against the Fetch API's `Request` and
  * `Response` (Deno, Bun, Cloudflare Workers, Node's `@hono/node-server`, service workers...).
  *
  * Nothing here imports a `node:` module: it runs wherever Web Crypto and the Fetch types exist.
@@ -180,8 +180,8 @@ export interface FetchSessionOptions<Args extends unknown[]> {
  *
  * @example
  * ```ts
- * import { SessionManager, webCryptoProvider } from 'tessera';
- * import { withSession } from 'tessera/fetch';
+ * import { SessionManager, webCryptoProvider } from 'tessera-session';
+ * import { withSession } from 'tessera-session/fetch';
  *
  * const manager = new SessionManager({ store, secrets: [SECRET], crypto: webCryptoProvider() });
  * export default {

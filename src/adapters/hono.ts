@@ -1,5 +1,5 @@
 /**
- * `tessera/hono`: Hono middleware that puts the request's session in the context, reachable
+ * `tessera-session/hono`: Hono middleware that puts the request's session in the context, reachable
  * as `c.get('session')`. Runtime-neutral: it imports nothing from `node:` and no Hono code
  * (only its types).
  *
@@ -85,7 +85,7 @@ function replaceResponse(c: Context, response: Response): void {
  * @example
  * ```ts
  * import { Hono } from 'hono';
- * import { session, type SessionEnv } from 'tessera/hono';
+ * import { session, type SessionEnv } from 'tessera-session/hono';
  *
  * const app = new Hono<SessionEnv>();
  * app.use(session(manager));

@@ -1,5 +1,5 @@
 /**
- * `tessera/koa`: Koa middleware that gives each request `ctx.session`.
+ * `tessera-session/koa`: Koa middleware that gives each request `ctx.session`.
  *
  * @packageDocumentation
  */
@@ -65,7 +65,7 @@ const NO_HEADERS: ResponseHeaders = { setCookie: [], cacheControl: undefined };
  * @example
  * ```ts
  * import Koa from 'koa';
- * import { session } from 'tessera/koa';
+ * import { session } from 'tessera-session/koa';
  *
  * const app = new Koa();
  * app.use(session(manager));

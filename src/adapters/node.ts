@@ -1,5 +1,5 @@
 /**
- * `tessera/node`: sessions for plain `node:http` handlers, and the response plumbing that the
+ * `tessera-session/node`: sessions for plain `node:http` handlers, and the response plumbing that the
  * Express adapter shares.
  *
  * @packageDocumentation
@@ -505,7 +505,7 @@ export type SessionHandler<Data extends object> = (
  * @example
  * ```ts
  * import { createServer } from 'node:http';
- * import { withSession } from 'tessera/node';
+ * import { withSession } from 'tessera-session/node';
  * createServer(withSession(manager, (req, res, session) => {
  *   session.set('visits', (session.get('visits') ?? 0) + 1);
  *   res.end(`visit ${session.get('visits')}`);

@@ -215,8 +215,8 @@ function decodeIndex(item: Item): Map<string, number> {
  * @example
  * ```ts
  * import memjs from 'memjs';
- * import { SessionManager } from 'tessera';
- * import { MemcachedStore } from 'tessera/stores/memcached';
+ * import { SessionManager } from 'tessera-session';
+ * import { MemcachedStore } from 'tessera-session/stores/memcached';
  *
  * const client = memjs.Client.create('127.0.0.1:11211', { timeout: 0.5, retries: 2, keepAlive: true });
  * const store = new MemcachedStore({ client, prefix: 'myapp:' });

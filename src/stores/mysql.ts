@@ -204,7 +204,7 @@ function userIdBytes(userId: string | null): Buffer | null {
  * @example
  * ```ts
  * import mysql from 'mysql2/promise';
- * import { MysqlStore } from 'tessera/stores/mysql';
+ * import { MysqlStore } from 'tessera-session/stores/mysql';
  * const pool = mysql.createPool({ uri: process.env.DATABASE_URL, connectTimeout: 2_000 });
  * const store = new MysqlStore({ pool });
  * await store.createTable();

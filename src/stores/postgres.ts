@@ -165,7 +165,7 @@ function createTableSql(table: QualifiedTable): string {
   // take turns, so CREATE ... IF NOT EXISTS never races into a duplicate-key error.
   return `DO $tessera$
 BEGIN
-PERFORM pg_advisory_xact_lock(hashtext('tessera'), hashtext('${table.plain}'));
+PERFORM pg_advisory_xact_lock(hashtext('tessera-session'), hashtext('${table.plain}'));
 ${schemaScript(table)}END
 $tessera$`;
 }
@@ -268,8 +268,8 @@ function statementNames(sql: Record<Statement, string>): Record<Statement, strin
  * @example
  * ```ts
  * import pg from 'pg';
- * import { SessionManager } from 'tessera';
- * import { PostgresStore } from 'tessera/stores/postgres';
+ * import { SessionManager } from 'tessera-session';
+ * import { PostgresStore } from 'tessera-session/stores/postgres';
  *
  * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 2_000, query_timeout: 5_000 });
  * pool.on('error', (err) => console.error('idle PostgreSQL client failed', err));

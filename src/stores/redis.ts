@@ -243,7 +243,7 @@ function expireAtMs(expiresAt: number): number {
  * @example
  * ```ts
  * import { createClient } from 'redis';
- * import { RedisStore } from 'tessera/stores/redis';
+ * import { RedisStore } from 'tessera-session/stores/redis';
  * const client = createClient({ url: process.env.REDIS_URL, disableOfflineQueue: true });
  * client.on('error', (err) => logger.warn({ err }, 'redis'));
  * await client.connect();

@@ -162,8 +162,8 @@ export function sqliteSchema(table = 'tessera_sessions'): string {
  * @example
  * ```ts
  * import Database from 'better-sqlite3';
- * import { SessionManager } from 'tessera';
- * import { SqliteStore } from 'tessera/stores/sqlite';
+ * import { SessionManager } from 'tessera-session';
+ * import { SqliteStore } from 'tessera-session/stores/sqlite';
  *
  * const db = new Database('sessions.db');
  * const store = new SqliteStore({ db });

@@ -70,7 +70,7 @@ export function randomStoreKey(): string {
  * @example With vitest:
  * ```ts
  * import { describe, it, beforeEach, afterEach } from 'vitest';
- * import { defineStoreConformance } from 'tessera/testing';
+ * import { defineStoreConformance } from 'tessera-session/testing';
  * defineStoreConformance({
  *   name: 'MyStore',
  *   createStore: (clock) => new MyStore({ now: clock.now }),

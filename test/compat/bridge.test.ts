@@ -17,7 +17,7 @@ const runner = { describe, it, beforeEach, afterEach };
 
 // The bridge keeps time on the clock it is given; the express-session stores below never see it.
 defineStoreConformance({
-  name: 'fromExpressSessionStore(tessera/express-session MemoryStore)',
+  name: 'fromExpressSessionStore(tessera-session/express-session MemoryStore)',
   createStore: (clock) =>
     fromExpressSessionStore(new MemoryStore({ now: clock.now, sweepInterval: 0 }), {
       now: clock.now,
@@ -110,7 +110,7 @@ describe.runIf(redisGate.available)(
       runner,
     });
 
-    describe('under SessionManager and tessera/express', () => {
+    describe('under SessionManager and tessera-session/express', () => {
       const running: Running[] = [];
       afterEach(async () => {
         await Promise.all(running.splice(0).map((server) => server.close()));

@@ -105,7 +105,7 @@ export function gate(): { promise: Promise<void>; open: () => void } {
 }
 
 /**
- * `req.session` as the drop-in sees it. (The project's `tessera/express` module types
+ * `req.session` as the drop-in sees it. (The project's `tessera-session/express` module types
  * `req.session` as Tessera's own Session for every Express app in this program.)
  */
 export function sessionOf(req: unknown): Session {

@@ -266,8 +266,8 @@ export class ExpressStoreBridge implements SessionStore {
  * @example With connect-redis:
  * ```ts
  * import { RedisStore } from 'connect-redis';
- * import { SessionManager } from 'tessera';
- * import { fromExpressSessionStore } from 'tessera/express-session';
+ * import { SessionManager } from 'tessera-session';
+ * import { fromExpressSessionStore } from 'tessera-session/express-session';
  *
  * const store = fromExpressSessionStore(new RedisStore({ client: redisClient, prefix: 'sess:' }));
  * const manager = new SessionManager({ store, secrets: [process.env.SESSION_SECRET!] });
@@ -444,8 +444,8 @@ export class TesseraStoreAdapter extends Store {
  * @example
  * ```ts
  * import session from 'express-session';
- * import { MemoryStore } from 'tessera/stores/memory';
- * import { toExpressSessionStore } from 'tessera/express-session';
+ * import { MemoryStore } from 'tessera-session/stores/memory';
+ * import { toExpressSessionStore } from 'tessera-session/express-session';
  *
  * app.use(session({ secret, store: toExpressSessionStore(new MemoryStore()), resave: false, saveUninitialized: false }));
  * ```

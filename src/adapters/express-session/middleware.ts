@@ -661,7 +661,7 @@ function beforeEnd(res: ServerResponse, handler: RequestSession): void {
  * @example
  * ```ts
  * import express from 'express';
- * import session from 'tessera/express-session';
+ * import session from 'tessera-session/express-session';
  *
  * const app = express();
  * app.use(session({ secret: process.env.SESSION_SECRET!, resave: false, saveUninitialized: false }));

@@ -103,7 +103,7 @@ proto.generate = function generate(req) {
  * @example An old-style store:
  * ```js
  * const util = require('node:util');
- * const { Store } = require('tessera/express-session');
+ * const { Store } = require('tessera-session/express-session');
  * function MyStore() { Store.call(this); this.sessions = new Map(); }
  * util.inherits(MyStore, Store);
  * MyStore.prototype.get = function (sid, cb) { setImmediate(cb, null, this.sessions.get(sid)); };
