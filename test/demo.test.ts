@@ -1,11 +1,22 @@
 import { spawn } from 'node:child_process';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type AddressInfo } from 'node:net';
+import fc from 'fast-check';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SessionManager } from '../src/index.js';
 import { MemoryStore } from '../src/stores/memory.js';
-import { createDemoApp } from '../examples/demo/app.js';
+import { createDemoApp, DEADLINE_COOKIE, DEMO_USERS } from '../examples/demo/app.js';
+import { deviceName } from '../examples/demo/device.js';
 import { FakeClock, SECRET } from './support/fixtures.js';
+
+const MINUTE = 60_000;
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const CHROME_LINUX =
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+const FIREFOX_WINDOWS =
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:127.0) Gecko/20100101 Firefox/127.0';
+const SAFARI_IPHONE =
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
 
 const clock = new FakeClock();
 let server: Server;
@@ -17,7 +28,7 @@ beforeAll(async () => {
     secrets: [SECRET],
     now: clock.now,
   });
-  server = createDemoApp(manager).listen(0, '127.0.0.1');
+  server = createDemoApp(manager, { now: clock.now }).listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -49,18 +60,83 @@ async function signIn(
   return response.headers.getSetCookie()[0]!.split(';')[0]!;
 }
 
+/** A browser's cookie jar and user agent: keeps what Set-Cookie gives, drops what it clears. */
+class Browser {
+  readonly cookies = new Map<string, string>();
+  constructor(readonly agent = CHROME_LINUX) {}
+
+  get cookie(): string {
+    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
+  }
+
+  async request(path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
+    const response = await call(path, {
+      ...init,
+      cookie: this.cookie,
+      headers: {
+        'user-agent': this.agent,
+        ...(init.body !== undefined ? FORM : {}),
+        ...(init.headers as object),
+      },
+    });
+    for (const line of response.headers.getSetCookie()) {
+      const pair = line.split(';')[0]!;
+      const name = pair.slice(0, pair.indexOf('='));
+      // A cleared cookie comes back empty (with Max-Age=0 or an Expires in the past).
+      if (pair.length === name.length + 1) this.cookies.delete(name);
+      else this.cookies.set(name, pair.slice(name.length + 1));
+    }
+    return response;
+  }
+
+  /** Signs in with the form and loads the page it is sent to. */
+  async signIn(username = 'alice', password = DEMO_USERS[username]!): Promise<string> {
+    const response = await this.request('/login', {
+      body: new URLSearchParams({ username, password }).toString(),
+    });
+    expect(response.status).toBe(303);
+    return this.page('/');
+  }
+
+  async page(path: string): Promise<string> {
+    const response = await this.request(path);
+    expect(response.status).toBe(200);
+    return response.text();
+  }
+
+  /** The handle of the user's session on `device` (`'current'`: this browser's), from the list. */
+  async handleOf(device: string): Promise<string> {
+    const { sessions } = await (await this.request('/api/sessions')).json();
+    const found = sessions.find((s: { device: string; current: boolean }) =>
+      device === 'current' ? s.current : s.device === device && !s.current,
+    );
+    if (found === undefined) throw new Error(`no session on ${device}`);
+    return found.handle;
+  }
+}
+
+/** The `data-notice` of a page, or undefined when it shows none. */
+function noticeOf(html: string): string | undefined {
+  return /data-notice="([^"]*)"/.exec(html)?.[1];
+}
+
 describe('the demo', () => {
+  // Each test starts once every earlier session has expired, so it sees only its own.
+  beforeEach(() => clock.advance(12 * 60 * MINUTE + 1));
+
   it('shows the login form to a visitor, and stores nothing for it', async () => {
     const response = await call('/');
     expect(response.status).toBe(200);
-    expect(await response.text()).toContain('<form method="post" action="/login">');
+    const html = await response.text();
+    expect(html).toContain('<form method="post" action="/login">');
+    expect(noticeOf(html)).toBeUndefined();
     expect(response.headers.getSetCookie()).toEqual([]);
   });
 
   it('signs in with a form: a new session, a redirect home, and a welcome page', async () => {
     const response = await call('/login', {
       body: 'username=bob&password=builder',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: FORM,
     });
     expect(response.status).toBe(303);
     expect(response.headers.get('location')).toBe('/');
@@ -81,11 +157,31 @@ describe('the demo', () => {
     );
     const form = await call('/login', {
       body: 'username=alice&password=wrong',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      headers: FORM,
     });
     expect(form.status).toBe(401);
     expect(await form.text()).toContain('Wrong username or password');
     expect(form.headers.getSetCookie()).toEqual([]);
+  });
+
+  it('keeps the username in the form after a wrong password, escaped, and focuses the password', async () => {
+    const html = await (
+      await call('/login', { body: 'username=alice&password=wrong', headers: FORM })
+    ).text();
+    expect(html).toMatch(/<p class="notice problem" role="alert" data-notice="wrong-password">/);
+    expect(html).toContain(
+      '<input name="username" value="alice" autocomplete="username" required>',
+    );
+    expect(html).toMatch(/<input name="password"[^>]* autofocus>/);
+
+    const hostile = await (
+      await call('/login', {
+        body: new URLSearchParams({ username: '"><script>x</script>', password: 'p' }).toString(),
+        headers: FORM,
+      })
+    ).text();
+    expect(hostile).toContain('value="&#34;&#62;&#60;script&#62;x&#60;/script&#62;"');
+    expect(hostile).not.toContain('<script>x');
   });
 
   it('answers /api/me with the user, prefs and the session times, or 401', async () => {
@@ -95,7 +191,84 @@ describe('the demo', () => {
     expect(me.user).toBe('alice');
     expect(me.prefs).toEqual({});
     expect(me.session.createdAt).toBe(clock.now());
-    expect(me.session.expiresAt).toBe(clock.now() + 30 * 60_000);
+    expect(me.session.expiresAt).toBe(clock.now() + 30 * MINUTE);
+    expect(me.session.absoluteExpiresAt).toBe(clock.now() + 12 * 60 * MINUTE);
+  });
+
+  it('shows what the browser holds, what the server holds, and when the session ends', async () => {
+    const browser = new Browser();
+    const html = await browser.signIn();
+    const sid = browser.cookies.get('sid')!;
+
+    const holds = html.slice(html.indexOf('id="browser-holds"'), html.indexOf('id="server-holds"'));
+    expect(holds).toContain('<code>sid</code>');
+    expect(holds).toContain('opaque 256-bit ID and its signature');
+    for (const attribute of ['Path=/', 'HttpOnly', 'SameSite=Lax'])
+      expect(holds).toContain(`<code>${attribute}</code>`);
+    expect(holds).not.toContain('Secure</code>');
+    // Neither the ID nor its signature reaches the page.
+    for (const part of sid.split('.')) expect(html).not.toContain(part);
+
+    const server = html.slice(html.indexOf('id="server-holds"'), html.indexOf('id="deadlines"'));
+    expect(server).toContain('<dt>User</dt><dd>alice</dd>');
+    expect(server).toMatch(/<dt>Signed in<\/dt><dd><time [^>]*>now<\/time>/);
+
+    expect(html).toContain(
+      `<strong class="countdown" data-remaining-ms="${30 * MINUTE}">in 30 minutes</strong>`,
+    );
+    expect(html).toContain(
+      `<strong class="countdown" data-remaining-ms="${12 * 60 * MINUTE}">in 12 hours</strong>`,
+    );
+    expect(html).toContain('<script src="/static/countdown.js" defer></script>');
+    expect(html).not.toMatch(/<script>|<style>| style="/);
+
+    clock.advance(3 * MINUTE);
+    const later = await browser.page('/');
+    expect(later).toMatch(/<dt>Signed in<\/dt><dd><time [^>]*>3 minutes ago<\/time>/);
+    // The page saved its touch first: the idle deadline shown is the one now stored.
+    expect(later).toContain(`data-remaining-ms="${30 * MINUTE}">in 30 minutes`);
+    expect(later).toContain(`data-remaining-ms="${(12 * 60 - 3) * MINUTE}"`);
+  });
+
+  it('sends a strict Content-Security-Policy and serves the countdown script from its origin', async () => {
+    const page = await call('/');
+    const policy = page.headers.get('content-security-policy')!;
+    expect(policy).toContain("script-src 'self'");
+    expect(policy).toContain("style-src 'self'");
+    expect(policy).not.toContain('unsafe-inline');
+    const script = await call('/static/countdown.js');
+    expect(script.status).toBe(200);
+    expect(script.headers.get('content-type')).toMatch(/^(text|application)\/javascript/);
+    expect(await script.text()).toContain('data-remaining-ms');
+    expect(script.headers.getSetCookie()).toEqual([]);
+    expect((await call('/static/demo.css')).headers.get('content-type')).toMatch(/^text\/css/);
+  });
+
+  it('sets preferences with a plain form, and shows them', async () => {
+    const browser = new Browser();
+    await browser.signIn();
+    const saved = await browser.request('/prefs', { body: 'theme=dark&language=fr' });
+    expect(saved.status).toBe(303);
+    expect(saved.headers.get('location')).toBe('/?notice=prefs-saved');
+    const html = await browser.page('/?notice=prefs-saved');
+    expect(noticeOf(html)).toBe('prefs-saved');
+    expect(html).toContain('<code>theme</code> = <code>dark</code>');
+    expect(html).toContain('<option value="fr" selected>');
+    expect(html).toContain('<body data-theme="dark">');
+    const { prefs } = await (await browser.request('/api/me')).json();
+    expect(prefs).toEqual({ theme: 'dark', language: 'fr' });
+
+    const refused = await browser.request('/prefs', { body: 'bad%20name=x' });
+    expect(refused.headers.get('location')).toBe('/?notice=prefs-invalid');
+    expect(noticeOf(await browser.page('/?notice=prefs-invalid'))).toBe('prefs-invalid');
+    expect((await (await browser.request('/api/me')).json()).prefs).toEqual(prefs);
+  });
+
+  it('sends a visitor who posts the preferences form to the sign-in page, storing nothing', async () => {
+    const response = await call('/prefs', { body: 'theme=dark', headers: FORM });
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toBe('/');
+    expect(response.headers.getSetCookie()).toEqual([]);
   });
 
   it('keeps every preference of concurrent updates', async () => {
@@ -126,13 +299,166 @@ describe('the demo', () => {
     expect(listed.sessions.filter((s: { current: boolean }) => s.current)).toHaveLength(1);
     const text = JSON.stringify(listed);
     for (const cookie of [phone, laptop])
-      expect(text).not.toContain(cookie.split('=')[1]!.split('.')[0]);
+      for (const part of cookie.split('=')[1]!.split('.')) expect(text).not.toContain(part);
     const revoked = await (
       await call('/api/sessions/revoke-others', { cookie: laptop, method: 'POST' })
     ).json();
     expect(revoked.revoked).toBeGreaterThanOrEqual(1);
     expect((await call('/api/me', { cookie: phone })).status).toBe(401);
     expect((await call('/api/me', { cookie: laptop })).status).toBe(200);
+  });
+
+  it('lists sessions by device, address and relative time, the current one marked', async () => {
+    const laptop = new Browser(CHROME_LINUX);
+    const desktop = new Browser(FIREFOX_WINDOWS);
+    await desktop.signIn('bob', 'builder');
+    clock.advance(2 * MINUTE);
+    const html = await laptop.signIn('bob', 'builder');
+    const table = html.slice(html.indexOf('id="sessions"'));
+    const rows = table.split('<tr').slice(2);
+    expect(rows[0]).toMatch(/^ class="current">/);
+    expect(rows[0]).toContain('<td>Chrome on Linux</td>');
+    expect(rows[0]).toContain('<strong>This browser</strong>');
+    const firefox = rows.find((row) => row.includes('<td>Firefox on Windows</td>'))!;
+    expect(firefox).toContain('<td>127.0.0.1</td>');
+    expect(firefox).toMatch(/>2 minutes ago<\/time><\/td>/);
+    expect(firefox).toContain('<form method="post" action="/sessions/revoke">');
+    expect(table).toContain('action="/sessions/revoke-others"');
+  });
+
+  it('revokes one other session with the form, and only a session of the same user', async () => {
+    const laptop = new Browser(CHROME_LINUX);
+    const desktop = new Browser(FIREFOX_WINDOWS);
+    const phone = new Browser(SAFARI_IPHONE);
+    for (const browser of [desktop, phone, laptop]) await browser.signIn();
+    const firefox = await laptop.handleOf('Firefox on Windows');
+    // The page's revoke button carries the handle the list gave.
+    const page = await laptop.page('/');
+    expect(page).toContain(`name="handle" value="${firefox}"`);
+
+    const intruder = new Browser();
+    await intruder.signIn('bob', 'builder');
+    const refused = await intruder.request('/sessions/revoke', { body: `handle=${firefox}` });
+    expect(refused.headers.get('location')).toBe('/?notice=not-found');
+    expect((await desktop.request('/api/me')).status).toBe(200);
+
+    const revoked = await laptop.request('/sessions/revoke', { body: `handle=${firefox}` });
+    expect(revoked.status).toBe(303);
+    expect(revoked.headers.get('location')).toBe('/?notice=revoked');
+    expect(noticeOf(await laptop.page('/?notice=revoked'))).toBe('revoked');
+    expect((await desktop.request('/api/me')).status).toBe(401);
+    expect((await phone.request('/api/me')).status).toBe(200);
+    expect((await laptop.request('/api/me')).status).toBe(200);
+
+    const again = await laptop.request('/sessions/revoke', { body: `handle=${firefox}` });
+    expect(again.headers.get('location')).toBe('/?notice=not-found');
+    const own = await laptop.request('/sessions/revoke', {
+      body: `handle=${await laptop.handleOf('current')}`,
+    });
+    expect(own.headers.get('location')).toBe('/?notice=current');
+    expect((await laptop.request('/api/me')).status).toBe(200);
+    for (const junk of ['', 'x'.repeat(500), 'not-a-handle'])
+      expect(
+        (await laptop.request('/sessions/revoke', { body: `handle=${junk}` })).headers.get(
+          'location',
+        ),
+      ).toBe('/?notice=not-found');
+  });
+
+  it('revokes one session through the JSON API', async () => {
+    const laptop = new Browser(CHROME_LINUX);
+    const phone = new Browser(SAFARI_IPHONE);
+    await phone.signIn();
+    await laptop.signIn();
+    const handle = await laptop.handleOf('Safari on iOS');
+    const first = await laptop.request('/api/sessions/revoke', { json: { handle } });
+    expect(first.status).toBe(200);
+    expect(await first.json()).toEqual({ revoked: true });
+    expect((await laptop.request('/api/sessions/revoke', { json: { handle } })).status).toBe(404);
+    expect((await phone.request('/api/me')).status).toBe(401);
+  });
+
+  it('revokes every other session with the form', async () => {
+    const laptop = new Browser(CHROME_LINUX);
+    const phone = new Browser(SAFARI_IPHONE);
+    await phone.signIn('bob', 'builder');
+    await laptop.signIn('bob', 'builder');
+    const response = await laptop.request('/sessions/revoke-others', { body: '' });
+    expect(response.headers.get('location')).toBe('/?notice=revoked-others');
+    expect((await phone.request('/api/me')).status).toBe(401);
+    expect((await laptop.request('/api/me')).status).toBe(200);
+  });
+
+  it('says "signed out" after a sign-out, and clears both cookies', async () => {
+    const browser = new Browser();
+    await browser.signIn();
+    expect([...browser.cookies.keys()].sort()).toEqual([DEADLINE_COOKIE, 'sid']);
+    const response = await browser.request('/logout', { body: '' });
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toBe('/?notice=signed-out');
+    expect(browser.cookies.size).toBe(0);
+    const html = await browser.page('/?notice=signed-out');
+    expect(noticeOf(html)).toBe('signed-out');
+    expect(html).toContain('You signed out.');
+    // The notice is only for a visitor: a signed-in page ignores it.
+    const other = new Browser();
+    await other.signIn();
+    expect(noticeOf(await other.page('/?notice=signed-out'))).toBeUndefined();
+  });
+
+  it('says "ended on another device" to a browser whose session was revoked elsewhere', async () => {
+    const laptop = new Browser(CHROME_LINUX);
+    const phone = new Browser(SAFARI_IPHONE);
+    await phone.signIn();
+    await laptop.signIn();
+    await laptop.request('/api/sessions/revoke', {
+      json: { handle: await laptop.handleOf('Safari on iOS') },
+    });
+    clock.advance(MINUTE);
+    const html = await phone.page('/');
+    expect(noticeOf(html)).toBe('ended-elsewhere');
+    expect(html).toContain('Your session was ended on another device.');
+    expect(html).toContain('<form method="post" action="/login"');
+    // A form posted from the dead session lands on the same explanation.
+    const posted = await phone.request('/prefs', { body: 'theme=dark' });
+    expect(posted.headers.get('location')).toBe('/');
+    expect(noticeOf(await phone.page('/'))).toBe('ended-elsewhere');
+    // Signing in again starts afresh.
+    expect(noticeOf(await phone.signIn())).toBeUndefined();
+  });
+
+  it('says "expired" to a browser whose session timed out', async () => {
+    const browser = new Browser();
+    await browser.signIn();
+    clock.advance(31 * MINUTE);
+    const html = await browser.page('/');
+    expect(noticeOf(html)).toBe('expired');
+    expect(html).toContain('Your session expired.');
+
+    // After the absolute deadline the browser has dropped the session cookie, and is still told.
+    const dropped = new Browser();
+    await dropped.signIn();
+    clock.advance(13 * 60 * MINUTE);
+    dropped.cookies.delete('sid');
+    expect(noticeOf(await dropped.page('/'))).toBe('expired');
+  });
+
+  it('tells a cookie that was never accepted, or ended without a known deadline, apart', async () => {
+    const browser = new Browser();
+    await browser.signIn();
+    // Another first character of the signature: a value this server never signed.
+    browser.cookies.set(
+      'sid',
+      browser.cookies.get('sid')!.replace(/\.(.)/, (_, c) => (c === 'A' ? '.B' : '.A')),
+    );
+    expect(noticeOf(await browser.page('/'))).toBe('invalid');
+
+    // A session ended while its browser never loaded the page (so holds no deadline).
+    const phone = await signIn('alice', 'wonderland', SAFARI_IPHONE);
+    const laptop = await signIn('alice', 'wonderland', CHROME_LINUX);
+    await call('/api/sessions/revoke-others', { cookie: laptop, method: 'POST' });
+    expect(noticeOf(await (await call('/', { cookie: phone })).text())).toBe('ended');
+    expect(noticeOf(await (await call('/?notice=bogus')).text())).toBeUndefined();
   });
 
   it('logs out: the session is destroyed and the cookie cleared', async () => {
@@ -149,40 +475,189 @@ describe('the demo', () => {
 
   it('expires an idle session on the server', async () => {
     const cookie = await signIn();
-    clock.advance(31 * 60_000);
+    clock.advance(31 * MINUTE);
     expect((await call('/api/me', { cookie })).status).toBe(401);
   });
 });
 
+describe('deviceName', () => {
+  it.each([
+    [CHROME_LINUX, 'Chrome on Linux'],
+    [FIREFOX_WINDOWS, 'Firefox on Windows'],
+    [SAFARI_IPHONE, 'Safari on iOS'],
+    [
+      'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15',
+      'Safari on macOS',
+    ],
+    [
+      'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.2592.68',
+      'Edge on Windows',
+    ],
+    [
+      'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 OPR/111.0.0.0',
+      'Opera on Windows',
+    ],
+    [
+      'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.71 Mobile Safari/537.36',
+      'Chrome on Android',
+    ],
+    [
+      'Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36',
+      'Samsung Internet on Android',
+    ],
+    [
+      'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/126.0.6478.54 Mobile/15E148 Safari/604.1',
+      'Chrome on iOS',
+    ],
+    [
+      'Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36',
+      'Chrome on ChromeOS',
+    ],
+    [
+      'Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0',
+      'Firefox on Linux',
+    ],
+    [
+      'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/126.0.0.0 Safari/537.36',
+      'Chrome on Linux',
+    ],
+    ['curl/8.5.0', 'curl'],
+    ['node', 'node'],
+    ['Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)', 'Unknown device'],
+    ['Mozilla/5.0 (Windows NT 10.0)', 'A browser on Windows'],
+    ['', 'Unknown device'],
+    [undefined, 'Unknown device'],
+    [null, 'Unknown device'],
+  ])('names %j as %j', (agent, name) => {
+    expect(deviceName(agent)).toBe(name);
+  });
+
+  const SYSTEMS = [
+    ['Windows NT 10.0; Win64; x64', 'Windows'],
+    ['X11; Linux x86_64', 'Linux'],
+    ['Macintosh; Intel Mac OS X 10_15_7', 'macOS'],
+    ['Linux; Android 14; Pixel 8', 'Android'],
+    ['X11; CrOS x86_64 14541.0.0', 'ChromeOS'],
+  ] as const;
+  const BROWSERS = [
+    [
+      'Chrome',
+      (system: string) =>
+        `Mozilla/5.0 (${system}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36`,
+    ],
+    [
+      'Edge',
+      (system: string) =>
+        `Mozilla/5.0 (${system}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36 Edg/126.0`,
+    ],
+    [
+      'Opera',
+      (system: string) =>
+        `Mozilla/5.0 (${system}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36 OPR/111.0`,
+    ],
+    [
+      'Firefox',
+      (system: string) => `Mozilla/5.0 (${system}; rv:127.0) Gecko/20100101 Firefox/127.0`,
+    ],
+  ] as const;
+
+  it('names every browser on every system the way browsers build their headers', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...SYSTEMS),
+        fc.constantFrom(...BROWSERS),
+        ([system, os], [browser, header]) => {
+          expect(deviceName(header(system))).toBe(`${browser} on ${os}`);
+        },
+      ),
+    );
+  });
+
+  it('answers a short, plain name for any input, reading only its start', () => {
+    const agent = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 700 }),
+      fc
+        .array(
+          fc.constantFrom(
+            'Mozilla/5.0',
+            'Chrome/',
+            'Edg/',
+            'Linux',
+            'iPhone',
+            ' ',
+            ';',
+            '(',
+            '/',
+            'curl',
+          ),
+          { maxLength: 200 },
+        )
+        .map((parts) => parts.join('')),
+    );
+    fc.assert(
+      fc.property(agent, (text) => {
+        const name = deviceName(text);
+        expect(name).toMatch(/^[A-Za-z0-9 ._-]{1,60}$/);
+        expect(deviceName(text.slice(0, 512))).toBe(name);
+      }),
+    );
+  });
+});
+
+function startDemo(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo/server.ts'], {
+    env: { ...process.env, SESSION_SECRET: SECRET, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('exit', (code) => resolve({ code, stdout, stderr })),
+  );
+}
+
 describe('the demo start-up', () => {
   it('stops with a clear message for a bad SESSION_STORE', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo/server.ts'], {
-      env: { ...process.env, PORT: '0', SESSION_STORE: 'nosuch://x', SESSION_SECRET: SECRET },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const code = await new Promise((resolve) => child.on('exit', resolve));
+    const { code, stderr } = await startDemo({ PORT: '0', SESSION_STORE: 'nosuch://x' });
     expect(code).toBe(1);
     expect(stderr).toContain('SESSION_STORE must start with memory:, sqlite:');
   });
 
   it('stops with a clear message for an unreachable server', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo/server.ts'], {
-      env: {
-        ...process.env,
-        PORT: '0',
-        SESSION_STORE: 'postgres://postgres@127.0.0.1:1/test',
-        SESSION_SECRET: SECRET,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { code, stderr } = await startDemo({
+      PORT: '0',
+      SESSION_STORE: 'postgres://postgres@127.0.0.1:1/test',
     });
-    let stderr = '';
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const code = await new Promise((resolve) => child.on('exit', resolve));
     expect(code).toBe(1);
     expect(stderr).toMatch(
       /Cannot open the session store: PostgreSQL at postgres:\/\/postgres@127.0.0.1:1\/test is unreachable/,
     );
+  });
+
+  it('stops with a one-line message naming the port when the port is taken', async () => {
+    const holder = createServer().listen(0);
+    await new Promise((resolve) => holder.once('listening', resolve));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      const { code, stdout, stderr } = await startDemo({
+        PORT: String(port),
+        SESSION_STORE: 'memory:',
+      });
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n').at(-1)).toBe(
+        `Port ${port} is already in use: stop what holds it, or set PORT to another port.`,
+      );
+      expect(stdout).not.toContain('Tessera demo on');
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  });
+
+  it('stops with a clear message for a PORT that is no port', async () => {
+    const { code, stderr } = await startDemo({ PORT: 'eighty', SESSION_STORE: 'memory:' });
+    expect(code).toBe(1);
+    expect(stderr).toContain('PORT must be a port number from 0 to 65535 (got "eighty")');
   });
 });

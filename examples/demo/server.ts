@@ -1,8 +1,12 @@
 /**
  * Starts the demo: `npm start`. Configured by environment variables:
  * PORT (3000), SESSION_SECRET, SESSION_STORE (sqlite:data/sessions.db),
- * SESSION_IDLE_TIMEOUT_MS, SESSION_ABSOLUTE_TIMEOUT_MS.
+ * SESSION_IDLE_TIMEOUT_MS, SESSION_ABSOLUTE_TIMEOUT_MS, TRUST_PROXY (1 behind one proxy).
+ * Any configuration it cannot use, or a port it cannot listen on, stops it with a one-line
+ * message and exit code 1.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { SessionManager } from '../../src/index.js';
 import { createDemoApp } from './app.js';
 import { openStore, StoreUrlError } from './store-url.js';
@@ -20,8 +24,30 @@ function numberFromEnv(name: string): number | undefined {
   return value;
 }
 
+function portFromEnv(): number {
+  const raw = process.env.PORT ?? '3000';
+  const port = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`PORT must be a port number from 0 to 65535 (got ${JSON.stringify(raw)})`);
+    process.exit(1);
+  }
+  return port;
+}
+
+/** The one-line reason a server could not listen on `port`. */
+function listenFailure(port: number, error: NodeJS.ErrnoException): string {
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return `Port ${port} is already in use: stop what holds it, or set PORT to another port.`;
+    case 'EACCES':
+      return `Port ${port} needs privileges this process lacks: set PORT to a port above 1023.`;
+    default:
+      return `Cannot listen on port ${port}: ${error.message}`;
+  }
+}
+
 async function main(): Promise<void> {
-  const port = Number(process.env.PORT ?? 3000);
+  const port = portFromEnv();
   let secret = process.env.SESSION_SECRET;
   if (secret === undefined || secret === '') {
     console.warn(
@@ -39,6 +65,7 @@ async function main(): Promise<void> {
     );
     process.exit(1);
   }
+  const trustProxy = process.env.TRUST_PROXY === '1';
   let manager: SessionManager;
   try {
     manager = new SessionManager({
@@ -46,7 +73,7 @@ async function main(): Promise<void> {
       secrets: [secret],
       idleTimeout: numberFromEnv('SESSION_IDLE_TIMEOUT_MS'),
       absoluteTimeout: numberFromEnv('SESSION_ABSOLUTE_TIMEOUT_MS'),
-      trustProxy: process.env.TRUST_PROXY === '1',
+      trustProxy,
     });
   } catch (error) {
     console.error(
@@ -55,8 +82,17 @@ async function main(): Promise<void> {
     await opened.close();
     process.exit(1);
   }
-  const server = createDemoApp(manager).listen(port, () => {
-    console.log(`Tessera demo on http://localhost:${port} (sessions in ${opened.description})`);
+  const app = createDemoApp(manager);
+  // Behind one proxy, Express then takes the client's address and HTTPS from its headers.
+  if (trustProxy) app.set('trust proxy', 1);
+  const server = createServer(app);
+  server.once('error', (error: NodeJS.ErrnoException) => {
+    console.error(listenFailure(port, error));
+    void opened.close().finally(() => process.exit(1));
+  });
+  server.listen(port, () => {
+    const { port: bound } = server.address() as AddressInfo;
+    console.log(`Tessera demo on http://localhost:${bound} (sessions in ${opened.description})`);
   });
   const shutdown = () => {
     server.close(() => void opened.close().finally(() => process.exit(0)));
