@@ -75,3 +75,16 @@ export function booleanOption(
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * Answers `value`, or `Date.now` when it is `undefined`; anything but a function is refused. For
+ * the `now` option of the manager and the stores: the clock, in epoch milliseconds, that tests
+ * replace.
+ */
+export function clockOption(owner: string, value: unknown): () => number {
+  if (value === undefined) return Date.now;
+  if (typeof value !== 'function') {
+    invalidOption(owner, 'now must be a function answering epoch milliseconds');
+  }
+  return value as () => number;
+}
