@@ -5,7 +5,7 @@
  *
  * @packageDocumentation
  */
-import { SessionError } from './errors.js';
+import { clockOption, numberOption } from './options.js';
 
 /** Pruning options, common to the SQL stores. */
 export interface PruningOptions {
@@ -47,22 +47,16 @@ export interface PruningSettings {
 
 /** Applies the defaults; a bad option throws `INVALID_OPTION` naming `storeName`. */
 export function resolvePruning(storeName: string, options: PruningOptions): PruningSettings {
-  const invalid = (message: string) =>
-    new SessionError('INVALID_OPTION', `${storeName}: ${message}`);
-  const interval = options.pruneInterval ?? 300_000;
-  if (typeof interval !== 'number' || !(interval >= 0 && interval <= MAX_TIMER_DELAY)) {
-    throw invalid(
-      `pruneInterval must be 0 (off) or a number of milliseconds up to ${MAX_TIMER_DELAY}`,
-    );
-  }
-  const batchSize = options.pruneBatchSize ?? 1_000;
-  if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
-    throw invalid('pruneBatchSize must be a positive integer');
-  }
-  const now = options.now ?? Date.now;
-  if (typeof now !== 'function')
-    throw invalid('now must be a function answering epoch milliseconds');
-  return { interval, batchSize, now };
+  return {
+    interval: numberOption(storeName, 'pruneInterval', options.pruneInterval, 300_000, {
+      max: MAX_TIMER_DELAY,
+    }),
+    batchSize: numberOption(storeName, 'pruneBatchSize', options.pruneBatchSize, 1_000, {
+      min: 1,
+      integer: true,
+    }),
+    now: clockOption(storeName, options.now),
+  };
 }
 
 /**

@@ -65,6 +65,42 @@ function cookieOf(setCookie: readonly string[]) {
   return { header: `${name}=${value}`, id, signature, key: sha256(id) };
 }
 
+describe('MemcachedStore options', () => {
+  // Checked at construction, before any request: a client with these members is enough.
+  const client: MemcachedClient = { perform: () => undefined, incrSeq: () => undefined, seq: 0 };
+  const NOT_NUMBERS = [Infinity, -Infinity, Number.NaN, -1, '5'];
+  const refused: [option: string, value: unknown][] = [
+    ...['indexMargin', 'casCacheSize', 'requestTimeout'].flatMap((option) =>
+      NOT_NUMBERS.map((value): [string, unknown] => [option, value]),
+    ),
+    ['indexMargin', 1.5],
+    ['indexMargin', 365 * 24 * 60 * minute + 1],
+    ['casCacheSize', 1.5],
+    ['requestTimeout', 0],
+    ['requestTimeout', 2 ** 31],
+  ];
+  it.each(refused)('refuses %s: %o, naming the store and the option', (option, value) => {
+    expect(() => new MemcachedStore({ client, [option]: value })).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_OPTION',
+        message: expect.stringMatching(new RegExp(`^MemcachedStore: ${option} `)),
+      }),
+    );
+  });
+
+  it('takes indexMargin from 0 to 365 days, and each other number at its bounds', () => {
+    for (const indexMargin of [0, 60 * minute, 365 * 24 * 60 * minute]) {
+      expect(new MemcachedStore({ client, indexMargin })).toBeInstanceOf(MemcachedStore);
+    }
+    for (const casCacheSize of [0, 1]) {
+      expect(new MemcachedStore({ client, casCacheSize })).toBeInstanceOf(MemcachedStore);
+    }
+    for (const requestTimeout of [0.5, 2 ** 31 - 1]) {
+      expect(new MemcachedStore({ client, requestTimeout })).toBeInstanceOf(MemcachedStore);
+    }
+  });
+});
+
 describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
   let server: MemcachedServer;
   let client: memjs.Client;
@@ -218,6 +254,28 @@ describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
       expect(await store.get(key)).toBeNull();
     });
 
+    it('called directly, keeps a user ID with U+0000, or of 10,000 characters, exactly and apart from its prefix', async () => {
+      const store = new MemcachedStore({ client, prefix: freshPrefix() });
+      for (const [userId, userPrefix] of [
+        ['user\u0000x', 'user'],
+        ['u'.repeat(10_000), 'u'.repeat(9_999)],
+      ] as const) {
+        const created = randomStoreKey();
+        const updated = randomStoreKey();
+        expect(await store.create(created, record('a', userId))).toBe(true);
+        expect(await store.create(updated, record('b'))).toBe(true);
+        expect(await store.update(updated, record('b', userId), 1)).toEqual({
+          status: 'ok',
+          version: 2,
+        });
+        const listed = await store.listByUser(userId);
+        expect(listed.map((row) => row.key).sort()).toEqual([created, updated].sort());
+        expect(listed.every((row) => row.userId === userId)).toBe(true);
+        expect(await store.listByUser(userPrefix)).toEqual([]);
+        expect(await store.deleteByUser(userId)).toBe(2);
+      }
+    });
+
     it('lists every session of many concurrent logins of one user', async () => {
       const store = new MemcachedStore({ client, prefix: freshPrefix() });
       const keys = Array.from({ length: 12 }, () => randomStoreKey());
@@ -256,13 +314,7 @@ describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
       expect(invalid({ client, prefix: 'ctl\n' })).toBe(true);
       expect(invalid({ client, prefix: 'x'.repeat(201) })).toBe(true);
       expect(invalid({ client, prefix: 7 })).toBe(true);
-      expect(invalid({ client, indexMargin: -1 })).toBe(true);
-      expect(invalid({ client, indexMargin: Infinity })).toBe(true);
-      expect(invalid({ client, casCacheSize: 1.5 })).toBe(true);
       expect(invalid({ client, now: 5 })).toBe(true);
-      expect(invalid({ client, requestTimeout: 0 })).toBe(true);
-      expect(invalid({ client, requestTimeout: 2 ** 31 })).toBe(true);
-      expect(invalid({ client, requestTimeout: Number.NaN })).toBe(true);
       expect(invalid({ client })).toBe(false);
       expect(invalid({ client, prefix: '' })).toBe(false);
     });

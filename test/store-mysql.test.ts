@@ -118,13 +118,24 @@ describe('MysqlStore options', () => {
     invalid(() => new MysqlStore({ pool, table: '`x`' }), /table/);
     invalid(() => new MysqlStore({ pool, table: 'x'.repeat(65) }), /table/);
     invalid(() => new MysqlStore({ pool, table: 42 as never }), /table/);
-    invalid(() => new MysqlStore({ pool, pruneInterval: -1 }), /pruneInterval/);
-    invalid(() => new MysqlStore({ pool, pruneInterval: Number.NaN }), /pruneInterval/);
-    invalid(() => new MysqlStore({ pool, pruneInterval: 2 ** 31 }), /pruneInterval/);
-    invalid(() => new MysqlStore({ pool, pruneBatchSize: 0 }), /pruneBatchSize/);
-    invalid(() => new MysqlStore({ pool, pruneBatchSize: 1.5 }), /pruneBatchSize/);
     invalid(() => new MysqlStore({ pool, now: 5 as never }), /now/);
     invalid(() => mysqlSchema('sessions`; DROP TABLE users; --'), /table/);
+  });
+
+  // Each numeric option against what it must refuse.
+  const refused: [option: string, value: unknown][] = [
+    ...['pruneInterval', 'pruneBatchSize'].flatMap((option) =>
+      [Infinity, -Infinity, Number.NaN, -1, '5'].map((value): [string, unknown] => [option, value]),
+    ),
+    ['pruneInterval', 2 ** 31],
+    ['pruneBatchSize', 0],
+    ['pruneBatchSize', 1.5],
+  ];
+  it.each(refused)('refuses %s: %o, naming the store and the option', (option, value) => {
+    invalid(
+      () => new MysqlStore({ pool, pruneInterval: 0, [option]: value }),
+      new RegExp(`^MysqlStore: ${option} `),
+    );
   });
 
   it('accepts a database-qualified table and defaults to tessera_sessions', async () => {
@@ -298,6 +309,35 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
       code: 'INVALID_DATA',
     });
     expect(await store.listByUser(long)).toEqual([]);
+  });
+
+  it('called directly, keeps a user ID with U+0000 exactly, and refuses one of 10,000 characters with INVALID_DATA', async () => {
+    const userId = 'user\u0000x';
+    const created = randomStoreKey();
+    const updated = randomStoreKey();
+    expect(await store.create(created, record('a', userId))).toBe(true);
+    expect(await store.create(updated, record('b'))).toBe(true);
+    expect(await store.update(updated, record('b', userId), 1)).toEqual({
+      status: 'ok',
+      version: 2,
+    });
+    const listed = await store.listByUser(userId);
+    expect(listed.map((row) => row.key).sort()).toEqual([created, updated].sort());
+    expect(listed.every((row) => row.userId === userId)).toBe(true);
+    expect(await store.listByUser('user')).toEqual([]);
+    expect(await store.deleteByUser(userId)).toBe(2);
+
+    const long = 'u'.repeat(10_000);
+    await expect(store.create(randomStoreKey(), record('a', long))).rejects.toMatchObject({
+      code: 'INVALID_DATA',
+    });
+    const anonymous = randomStoreKey();
+    await store.create(anonymous, record('b'));
+    await expect(store.update(anonymous, record('b', long), 1)).rejects.toMatchObject({
+      code: 'INVALID_DATA',
+    });
+    expect(await store.listByUser(long)).toEqual([]);
+    expect(await store.deleteByUser(long)).toBe(0);
   });
 
   it('prunes in batches until none is left', async () => {

@@ -32,6 +32,8 @@ const gate = await requireService(`PostgreSQL at ${HOST}:${PORT}`, async () => {
 });
 
 const uniqueTable = () => `tessera_test_${randomBytes(6).toString('hex')}`;
+/** An anonymous record that expires in ten minutes. */
+const live = () => ({ data: '{}', expiresAt: Date.now() + 10 * 60_000, userId: null });
 const minute = 60_000;
 const secret = 's'.repeat(32);
 
@@ -342,6 +344,58 @@ describe.skipIf(!gate.available)(`PostgresStore against a real server${gate.labe
     });
   });
 
+  describe('unusual user IDs, called directly', () => {
+    const rejectsInvalidData = async (call: Promise<unknown>) => {
+      const error = await call.then(
+        () => null,
+        (caught: unknown) => caught,
+      );
+      expect(error).toBeInstanceOf(SessionError);
+      expect(error).toMatchObject({ code: 'INVALID_DATA', message: /^PostgresStore: / });
+    };
+
+    it('refuses a user ID with U+0000, which text cannot hold, with INVALID_DATA from every call', async () => {
+      const store = await newStore();
+      const userId = 'user\u0000x';
+      const key = randomStoreKey();
+      await rejectsInvalidData(store.create(randomStoreKey(), { ...live(), userId }));
+      expect(await store.create(key, live())).toBe(true);
+      await rejectsInvalidData(store.update(key, { ...live(), userId }, 1));
+      await rejectsInvalidData(store.listByUser(userId));
+      await rejectsInvalidData(store.deleteByUser(userId));
+      expect(await store.get(key)).toMatchObject({ userId: null, version: 1 });
+    });
+
+    it('keeps a 10,000-character user ID that fits its index, and refuses one that does not with INVALID_DATA', async () => {
+      const store = await newStore();
+      // PostgreSQL compresses a large index entry: a repetitive ID fits, a random one does not.
+      const fits = 'u'.repeat(10_000);
+      const tooLarge = randomBytes(7_500).toString('base64');
+      const created = randomStoreKey();
+      const updated = randomStoreKey();
+      expect(await store.create(created, { ...live(), userId: fits })).toBe(true);
+      expect(await store.create(updated, live())).toBe(true);
+      expect(await store.update(updated, { ...live(), userId: fits }, 1)).toEqual({
+        status: 'ok',
+        version: 2,
+      });
+      expect((await store.listByUser(fits)).map((row) => row.key).sort()).toEqual(
+        [created, updated].sort(),
+      );
+      expect(await store.listByUser(fits.slice(1))).toEqual([]);
+      expect(await store.deleteByUser(fits)).toBe(2);
+
+      expect(tooLarge).toHaveLength(10_000);
+      await rejectsInvalidData(store.create(randomStoreKey(), { ...live(), userId: tooLarge }));
+      const anonymous = randomStoreKey();
+      expect(await store.create(anonymous, live())).toBe(true);
+      await rejectsInvalidData(store.update(anonymous, { ...live(), userId: tooLarge }, 1));
+      expect(await store.get(anonymous)).toMatchObject({ userId: null, version: 1 });
+      expect(await store.listByUser(tooLarge)).toEqual([]);
+      expect(await store.deleteByUser(tooLarge)).toBe(0);
+    });
+  });
+
   describe('what the server holds', () => {
     it('keeps only the hash of each session ID, never the ID or its signature', async () => {
       const store = await newStore();
@@ -505,14 +559,31 @@ describe('PostgresStore options', () => {
     ]) {
       expect(invalid({ table }), String(table)).toBe(true);
     }
-    for (const pruneInterval of [-1, Number.NaN, Infinity, 2 ** 31, '5']) {
-      expect(invalid({ pruneInterval }), String(pruneInterval)).toBe(true);
-    }
-    for (const pruneBatchSize of [0, -5, 1.5, Number.NaN]) {
-      expect(invalid({ pruneBatchSize }), String(pruneBatchSize)).toBe(true);
-    }
     expect(invalid({ now: 5 })).toBe(true);
-    expect(invalid({ preparedStatements: 'yes' })).toBe(true);
+  });
+
+  // Each numeric option against what it must refuse, and the boolean against what is not one.
+  const refused: [option: string, value: unknown][] = [
+    ...['pruneInterval', 'pruneBatchSize'].flatMap((option) =>
+      [Infinity, -Infinity, Number.NaN, -1, '5'].map((value): [string, unknown] => [option, value]),
+    ),
+    ['pruneInterval', 2 ** 31],
+    ['pruneBatchSize', 0],
+    ['pruneBatchSize', 1.5],
+    ...['yes', 1, null].map((value): [string, unknown] => ['preparedStatements', value]),
+  ];
+  it.each(refused)('refuses %s: %o, naming the store and the option', (option, value) => {
+    let caught: unknown;
+    try {
+      new PostgresStore({ pool, pruneInterval: 0, [option]: value });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(SessionError);
+    expect(caught).toMatchObject({
+      code: 'INVALID_OPTION',
+      message: expect.stringMatching(new RegExp(`^PostgresStore: ${option} `)),
+    });
   });
 
   it('accepts good names and quotes them', () => {

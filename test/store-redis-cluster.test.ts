@@ -144,5 +144,39 @@ describe.skipIf(!gate.available)(`RedisStore on a 3-master Redis Cluster${gate.l
       expect((await store.get(moved))?.userId).toBe('other');
       for (const key of keys.slice(2)) expect(await store.get(key)).toBeNull();
     });
+
+    it('indexes a session one hour (indexMargin) past its expiry by default, in the slot of its user', async () => {
+      const store = new RedisStore({ client: cluster, prefix });
+      const key = randomStoreKey();
+      const expiresAt = Date.now() + 10 * minute;
+      await store.create(key, { data: 'd', expiresAt, userId: 'alice' });
+      expect(await cluster.zScore(store.userIndexKey('alice'), key)).toBe(expiresAt + 60 * minute);
+      expect(await cluster.hGet(store.sessionKey(key), 'indexedUntil')).toBe(
+        String(expiresAt + 60 * minute),
+      );
+    });
+
+    it('called directly, keeps a user ID with U+0000, or of 10,000 characters, exactly', async () => {
+      const store = new RedisStore({ client: cluster, prefix });
+      for (const [userId, userPrefix] of [
+        ['user\u0000x', 'user'],
+        ['u'.repeat(10_000), 'u'.repeat(9_999)],
+      ] as const) {
+        const created = randomStoreKey();
+        const updated = randomStoreKey();
+        const at = Date.now() + 10 * minute;
+        expect(await store.create(created, { data: 'a', expiresAt: at, userId })).toBe(true);
+        expect(await store.create(updated, { data: 'b', expiresAt: at, userId: null })).toBe(true);
+        expect(await store.update(updated, { data: 'b', expiresAt: at, userId }, 1)).toEqual({
+          status: 'ok',
+          version: 2,
+        });
+        const listed = await store.listByUser(userId);
+        expect(listed.map((row) => row.key).sort()).toEqual([created, updated].sort());
+        expect(listed.every((row) => row.userId === userId)).toBe(true);
+        expect(await store.listByUser(userPrefix)).toEqual([]);
+        expect(await store.deleteByUser(userId)).toBe(2);
+      }
+    });
   });
 });

@@ -100,6 +100,44 @@ const secrets = ['s'.repeat(32)];
 const cookieValue = (setCookie: readonly string[]) =>
   /^sid=([^;]+)/.exec(setCookie[0] ?? '')?.[1] ?? '';
 
+describe('RedisStore options', () => {
+  // Checked at construction, before any command: a client with the three methods is enough.
+  const client: RedisStoreClient = {
+    evalSha: async () => null,
+    eval: async () => null,
+    hmGet: async () => [],
+  };
+  const refused: [option: string, value: unknown][] = [
+    ...['indexMargin', 'indexHeadroom'].flatMap((option) =>
+      [Infinity, -Infinity, Number.NaN, -1, '5', 1.5, 365 * 24 * 60 * minute + 1].map(
+        (value): [string, unknown] => [option, value],
+      ),
+    ),
+    ...['yes', 1, null].map((value): [string, unknown] => ['cluster', value]),
+  ];
+  it.each(refused)('refuses %s: %o, naming the store and the option', (option, value) => {
+    expect(() => new RedisStore({ client, [option]: value })).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_OPTION',
+        message: expect.stringMatching(new RegExp(`^RedisStore: ${option} `)),
+      }),
+    );
+  });
+
+  it('takes indexMargin from 0 to 365 days, or its former name indexHeadroom, but not both', () => {
+    for (const indexMargin of [0, 60 * minute, 365 * 24 * 60 * minute]) {
+      expect(new RedisStore({ client, indexMargin })).toBeInstanceOf(RedisStore);
+      expect(new RedisStore({ client, indexHeadroom: indexMargin })).toBeInstanceOf(RedisStore);
+    }
+    expect(() => new RedisStore({ client, indexMargin: minute, indexHeadroom: minute })).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_OPTION',
+        message: expect.stringMatching(/indexMargin/),
+      }),
+    );
+  });
+});
+
 describe.skipIf(!sharedGate.available)(
   `RedisStore on 127.0.0.1:${SHARED_PORT}${sharedGate.label}`,
   () => {
@@ -157,14 +195,31 @@ describe.skipIf(!sharedGate.available)(
           expiresAt: String(expiresAt),
           version: '1',
           userId: 'alice',
-          indexedUntil: String(expiresAt + 12 * 60 * minute),
+          indexedUntil: String(expiresAt + 60 * minute),
         });
         expect(await client.pExpireTime(sessionKey)).toBe(expiresAt);
         expect(await client.type(indexKey)).toBe('zset');
         expect(await client.zRangeWithScores(indexKey, 0, -1)).toEqual([
-          { value: key, score: expiresAt + 12 * 60 * minute },
+          { value: key, score: expiresAt + 60 * minute },
         ]);
-        expect(await client.pExpireTime(indexKey)).toBe(expiresAt + 12 * 60 * minute + minute);
+        expect(await client.pExpireTime(indexKey)).toBe(expiresAt + 60 * minute + minute);
+      });
+
+      it('reaches indexMargin past the expiry in the user index, also under its former name indexHeadroom', async () => {
+        for (const cluster of [false, true]) {
+          for (const options of [{ indexMargin: 5 * minute }, { indexHeadroom: 5 * minute }]) {
+            const store = new RedisStore({ client, prefix, cluster, ...options });
+            const key = randomStoreKey();
+            const expiresAt = Date.now() + 10 * minute;
+            await store.create(key, { data: 'd', expiresAt, userId: 'alice' });
+            expect(await client.zScore(store.userIndexKey('alice'), key)).toBe(
+              expiresAt + 5 * minute,
+            );
+            expect(await client.hGet(store.sessionKey(key), 'indexedUntil')).toBe(
+              String(expiresAt + 5 * minute),
+            );
+          }
+        }
       });
 
       it('costs one round trip per read, create, update and touch on one server', async () => {
@@ -257,20 +312,39 @@ describe.skipIf(!sharedGate.available)(
 
       it('rejects bad options with a typed error', () => {
         const bad = (options: unknown) => () => new RedisStore(options as never);
-        for (const options of [
-          undefined,
-          {},
-          { client: {} },
-          { client, prefix: 5 },
-          { client, cluster: 'yes' },
-          { client, indexHeadroom: -1 },
-          { client, indexHeadroom: 1.5 },
-        ]) {
+        for (const options of [undefined, {}, { client: {} }, { client, prefix: 5 }]) {
           expect(bad(options)).toThrow(SessionError);
           try {
             bad(options)();
           } catch (error) {
             expect((error as SessionError).code).toBe('INVALID_OPTION');
+          }
+        }
+      });
+
+      it('called directly, keeps a user ID with U+0000, or of 10,000 characters, exactly and apart from its prefix', async () => {
+        for (const cluster of [false, true]) {
+          const store = new RedisStore({ client, prefix, cluster });
+          for (const [userId, userPrefix] of [
+            ['user\u0000x', 'user'],
+            ['u'.repeat(10_000), 'u'.repeat(9_999)],
+          ] as const) {
+            const created = randomStoreKey();
+            const updated = randomStoreKey();
+            const at = Date.now() + 10 * minute;
+            expect(await store.create(created, { data: 'a', expiresAt: at, userId })).toBe(true);
+            expect(await store.create(updated, { data: 'b', expiresAt: at, userId: null })).toBe(
+              true,
+            );
+            expect(await store.update(updated, { data: 'b', expiresAt: at, userId }, 1)).toEqual({
+              status: 'ok',
+              version: 2,
+            });
+            const listed = await store.listByUser(userId);
+            expect(listed.map((row) => row.key).sort()).toEqual([created, updated].sort());
+            expect(listed.every((row) => row.userId === userId)).toBe(true);
+            expect(await store.listByUser(userPrefix)).toEqual([]);
+            expect(await store.deleteByUser(userId)).toBe(2);
           }
         }
       });

@@ -127,7 +127,7 @@ describe.skipIf(!gate.available)(`SqliteStore${gate.label}`, () => {
       expect((caught as SessionError).message).toMatch(pattern);
     };
 
-    it('rejects a bad table name, interval, batch size, timeout or clock with INVALID_OPTION', () => {
+    it('rejects a bad table name or clock with INVALID_OPTION', () => {
       const db = openTracked('options.db');
       for (const table of [
         '',
@@ -143,19 +143,43 @@ describe.skipIf(!gate.available)(`SqliteStore${gate.label}`, () => {
         'a'.repeat(63),
       );
       db.exec(`DROP TABLE "${'a'.repeat(63)}"`);
-      for (const pruneInterval of [-1, Number.NaN, 2 ** 31]) {
-        expectInvalid(() => new SqliteStore({ db, pruneInterval }), /pruneInterval/);
-      }
-      for (const pruneBatchSize of [0, -5, 1.5]) {
-        expectInvalid(() => new SqliteStore({ db, pruneBatchSize }), /pruneBatchSize/);
-      }
-      expectInvalid(() => new SqliteStore({ db, busyTimeout: -1 }), /busyTimeout/);
-      expectInvalid(
-        () => new SqliteStore({ db, exclusive: 'yes' as unknown as boolean }),
-        /exclusive/,
-      );
       expectInvalid(() => new SqliteStore({ db, now: 5 as unknown as () => number }), /now/);
       expect(() => sqliteSchema('no spaces')).toThrow(SessionError);
+    });
+
+    // Each numeric option against what it must refuse, and each boolean against what is not one.
+    const refused: [option: string, value: unknown][] = [
+      ...['busyTimeout', 'pruneInterval', 'pruneBatchSize'].flatMap((option) =>
+        [Infinity, -Infinity, Number.NaN, -1, '5'].map((value): [string, unknown] => [
+          option,
+          value,
+        ]),
+      ),
+      ['busyTimeout', 1.5],
+      ['busyTimeout', 2 ** 31],
+      ['pruneInterval', 2 ** 31],
+      ['pruneBatchSize', 0],
+      ['pruneBatchSize', 1.5],
+      ...['wal', 'createTable', 'exclusive'].flatMap((option) =>
+        ['yes', 1, null].map((value): [string, unknown] => [option, value]),
+      ),
+    ];
+    it.each(refused)('refuses %s: %o, naming the store and the option', (option, value) => {
+      const db = openTracked('refused.db');
+      expectInvalid(
+        () => new SqliteStore({ db, pruneInterval: 0, [option]: value }),
+        new RegExp(`^SqliteStore: ${option} `),
+      );
+    });
+
+    it('accepts each numeric option at its bounds', () => {
+      const db = openTracked('bounds.db');
+      for (const pruneInterval of [0, 2 ** 31 - 1]) storeOn(db, { pruneInterval });
+      storeOn(db, { pruneBatchSize: 1 });
+      for (const busyTimeout of [0, 2 ** 31 - 1]) {
+        storeOn(db, { busyTimeout });
+        expect(db.pragma('busy_timeout', { simple: true })).toBe(busyTimeout);
+      }
     });
 
     it('rejects a missing, closed or read-only database', () => {
@@ -211,6 +235,30 @@ describe.skipIf(!gate.available)(`SqliteStore${gate.label}`, () => {
       expect(await store.update(key, record('y', 'u'), 1)).toEqual({ status: 'ok', version: 2 });
       expect((await store.listByUser('u'))[0]?.version).toBe(2);
       expect(await store.deleteByUser('u')).toBe(1);
+    });
+  });
+
+  describe('unusual user IDs, called directly', () => {
+    it('keeps a user ID with U+0000, or of 10,000 characters, exactly and apart from its prefix', async () => {
+      const store = storeOn(openTracked('user-ids.db'), { table: randomTable() });
+      for (const [userId, prefix] of [
+        ['user\u0000x', 'user'],
+        ['u'.repeat(10_000), 'u'.repeat(9_999)],
+      ] as const) {
+        const created = randomStoreKey();
+        const updated = randomStoreKey();
+        expect(await store.create(created, record('a', userId))).toBe(true);
+        expect(await store.create(updated, record('b'))).toBe(true);
+        expect(await store.update(updated, record('b', userId), 1)).toEqual({
+          status: 'ok',
+          version: 2,
+        });
+        const listed = await store.listByUser(userId);
+        expect(listed.map((row) => row.key).sort()).toEqual([created, updated].sort());
+        expect(listed.every((row) => row.userId === userId)).toBe(true);
+        expect(await store.listByUser(prefix)).toEqual([]);
+        expect(await store.deleteByUser(userId)).toBe(2);
+      }
     });
   });
 

@@ -12,7 +12,8 @@ import type {
   UpdateResult,
   UserRecord,
 } from '../store.js';
-import { SessionError } from '../errors.js';
+import { clockOption, delay, invalidOption, numberOption } from '../options.js';
+import { clientOption, indexMarginOption, optionsObject } from './shared.js';
 
 /**
  * What the store needs of a `memjs` client: its generic request path. The store speaks the
@@ -43,9 +44,10 @@ export interface MemcachedStoreOptions {
    */
   prefix?: string;
   /**
-   * How far past a session's expiry its entry in the user index reaches, in milliseconds.
-   * A touch or update rewrites the index only when the session would outlive its entry, so a
-   * larger margin means fewer index writes and a longer-lived entry after the session ends.
+   * How far past a session's expiry its entry in the user index reaches, in milliseconds: a whole
+   * number from 0 to 365 days. A touch or update rewrites the index only when the session would
+   * outlive its entry, so a larger margin means fewer index writes and a longer-lived entry after
+   * the session ends.
    * @defaultValue 3_600_000 (one hour)
    */
   indexMargin?: number;
@@ -111,6 +113,8 @@ const RELATIVE_LIMIT = 60 * 60 * 24 * 30;
 const ALREADY_EXPIRED = RELATIVE_LIMIT + 1;
 const MAX_EXPIRATION = 0xffff_ffff;
 
+const OWNER = 'MemcachedStore';
+
 /** How many times a compare-and-set loop re-reads a key that keeps changing under it. */
 const MAX_ATTEMPTS = 32;
 
@@ -125,10 +129,6 @@ function hashOf(text: string): string {
 
 function isZero(cas: Buffer): boolean {
   return cas.every((byte) => byte === 0);
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function corrupt(what: string): Error {
@@ -234,62 +234,28 @@ export class MemcachedStore implements SessionStore {
 
   /** Validates the options; a bad one throws `SessionError` with code `INVALID_OPTION`. */
   constructor(options: MemcachedStoreOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw new SessionError(
-        'INVALID_OPTION',
-        'MemcachedStore: give an options object with a memjs client',
-      );
-    }
-    const client = options.client as Partial<MemcachedClient> | null | undefined;
-    if (
-      typeof client !== 'object' ||
-      client === null ||
-      typeof client.perform !== 'function' ||
-      typeof client.incrSeq !== 'function'
-    ) {
-      throw new SessionError('INVALID_OPTION', 'MemcachedStore: client must be a memjs Client');
-    }
+    optionsObject(OWNER, options, 'a memjs client');
+    this.#client = clientOption<MemcachedClient>(
+      OWNER,
+      'client',
+      options.client,
+      ['perform', 'incrSeq'],
+      'a memjs Client',
+    );
     const prefix = options.prefix ?? 'tessera:';
     if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
-      throw new SessionError(
-        'INVALID_OPTION',
-        'MemcachedStore: prefix must be printable ASCII without spaces, at most 200 characters',
-      );
+      invalidOption(OWNER, 'prefix must be printable ASCII without spaces, at most 200 characters');
     }
-    const indexMargin = options.indexMargin ?? 3_600_000;
-    if (typeof indexMargin !== 'number' || !Number.isFinite(indexMargin) || indexMargin < 0) {
-      throw new SessionError(
-        'INVALID_OPTION',
-        'MemcachedStore: indexMargin must be a finite number, 0 or more',
-      );
-    }
-    const casCacheSize = options.casCacheSize ?? 10_000;
-    if (!Number.isInteger(casCacheSize) || casCacheSize < 0) {
-      throw new SessionError(
-        'INVALID_OPTION',
-        'MemcachedStore: casCacheSize must be an integer, 0 or more',
-      );
-    }
-    const requestTimeout = options.requestTimeout ?? 5_000;
-    if (
-      typeof requestTimeout !== 'number' ||
-      !(requestTimeout > 0) ||
-      requestTimeout > MAX_TIMER_MS
-    ) {
-      throw new SessionError(
-        'INVALID_OPTION',
-        `MemcachedStore: requestTimeout must be a positive number of milliseconds, at most ${MAX_TIMER_MS}`,
-      );
-    }
-    if (options.now !== undefined && typeof options.now !== 'function') {
-      throw new SessionError('INVALID_OPTION', 'MemcachedStore: now must be a function');
-    }
-    this.#client = options.client;
     this.#prefix = prefix;
-    this.#indexMargin = indexMargin;
-    this.#casCacheSize = casCacheSize;
-    this.#requestTimeout = requestTimeout;
-    this.#now = options.now ?? Date.now;
+    this.#indexMargin = indexMarginOption(OWNER, 'indexMargin', options.indexMargin);
+    this.#casCacheSize = numberOption(OWNER, 'casCacheSize', options.casCacheSize, 10_000, {
+      integer: true,
+    });
+    this.#requestTimeout = numberOption(OWNER, 'requestTimeout', options.requestTimeout, 5_000, {
+      exclusiveMin: true,
+      max: MAX_TIMER_MS,
+    });
+    this.#now = clockOption(OWNER, options.now);
   }
 
   #recordKey(key: string): string {
@@ -535,18 +501,13 @@ export class MemcachedStore implements SessionStore {
     // The index entry goes first: a live record is then always reachable through its user.
     const indexedUntil = await this.#indexFor(key, record.userId, record.expiresAt, null);
     const next: Decoded = { ...record, version: 1, indexedUntil };
+    const { data: _data, ...snapshot } = next;
     const value = encodeRecord(next);
     const recordKey = this.#recordKey(key);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const added = await this.#write(Opcode.Add, recordKey, value, RECORD_FLAGS, record.expiresAt);
       if (added.status === 'ok') {
-        this.#remember(key, {
-          version: 1,
-          expiresAt: record.expiresAt,
-          userId: record.userId,
-          indexedUntil,
-          cas: added.cas,
-        });
+        this.#remember(key, { ...snapshot, cas: added.cas });
         return true;
       }
       // Memcached counts whole seconds: an item this clock finds expired may still be there.
@@ -562,13 +523,7 @@ export class MemcachedStore implements SessionStore {
         item.cas,
       );
       if (replaced.status === 'ok') {
-        this.#remember(key, {
-          version: 1,
-          expiresAt: record.expiresAt,
-          userId: record.userId,
-          indexedUntil,
-          cas: replaced.cas,
-        });
+        this.#remember(key, { ...snapshot, cas: replaced.cas });
         return true;
       }
     }

@@ -12,6 +12,7 @@ import type {
 } from '../store.js';
 import { SessionError } from '../errors.js';
 import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
+import { DEFAULT_TABLE, clientOption, optionsObject, sqlTable, type TableRules } from './shared.js';
 
 /** MySQL's error number for a deadlock whose victim was this statement. */
 const ER_LOCK_DEADLOCK = 1213;
@@ -67,42 +68,20 @@ interface WriteResult {
   insertId?: unknown;
 }
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const MAX_IDENTIFIER_LENGTH = 64;
+/** MySQL's limit for a database or table name. */
+const TABLE_RULES: TableRules = { qualifier: 'database', maxLength: 64, quote: '`' };
 /** The widths of the binary columns, in bytes. */
 const MAX_KEY_BYTES = 64;
 const MAX_USER_ID_BYTES = 1024;
 
-function quoteTable(table: unknown, owner: string): string {
-  const fail = (why: string): never => {
-    throw new SessionError('INVALID_OPTION', `${owner}: table ${why}`);
-  };
-  if (typeof table !== 'string') return fail('must be a string');
-  const parts = table.split('.');
-  if (parts.length > 2) fail('may have at most one dot (database.table)');
-  for (const part of parts) {
-    if (!IDENTIFIER.test(part))
-      fail('parts must be letters, digits and underscores, not starting with a digit');
-    if (part.length > MAX_IDENTIFIER_LENGTH)
-      fail(`parts must be at most ${MAX_IDENTIFIER_LENGTH} characters`);
-  }
-  return parts.map((part) => `\`${part}\``).join('.');
-}
-
 function checkPool(pool: unknown, owner: string): MysqlQueryable {
-  const candidate = pool as Partial<MysqlQueryable> | null;
-  if (
-    typeof candidate !== 'object' ||
-    candidate === null ||
-    typeof candidate.execute !== 'function' ||
-    typeof candidate.query !== 'function'
-  ) {
-    throw new SessionError(
-      'INVALID_OPTION',
-      `${owner}: pool must be a mysql2/promise Pool (execute and query)`,
-    );
-  }
-  return candidate as MysqlQueryable;
+  return clientOption(
+    owner,
+    'pool',
+    pool,
+    ['execute', 'query'],
+    'a mysql2/promise Pool (execute and query)',
+  );
 }
 
 function createTableSql(table: string): string {
@@ -130,8 +109,8 @@ function createTableSql(table: string): string {
  * writeFileSync('migrations/001_sessions.sql', mysqlSchema('sessions') + ';\n');
  * ```
  */
-export function mysqlSchema(table = 'tessera_sessions'): string {
-  return createTableSql(quoteTable(table, 'mysqlSchema'));
+export function mysqlSchema(table: string = DEFAULT_TABLE): string {
+  return createTableSql(sqlTable('mysqlSchema', TABLE_RULES, table).sql);
 }
 
 /**
@@ -152,8 +131,8 @@ export async function createMysqlTable(
   options: MysqlTableOptions = {},
 ): Promise<void> {
   const client = checkPool(pool, 'createMysqlTable');
-  const table = quoteTable(options.table ?? 'tessera_sessions', 'createMysqlTable');
-  await client.query(createTableSql(table));
+  const table = sqlTable('createMysqlTable', TABLE_RULES, options.table);
+  await client.query(createTableSql(table.sql));
 }
 
 function toText(value: unknown): string {
@@ -219,12 +198,11 @@ export class MysqlStore implements SessionStore {
   readonly #pruner: Pruner;
 
   constructor(options: MysqlStoreOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw new SessionError('INVALID_OPTION', 'MysqlStore needs an options object with a pool');
-    }
+    optionsObject('MysqlStore', options, 'a pool');
     this.#pool = checkPool(options.pool, 'MysqlStore');
-    this.#tableName = options.table ?? 'tessera_sessions';
-    this.#table = quoteTable(this.#tableName, 'MysqlStore');
+    const table = sqlTable('MysqlStore', TABLE_RULES, options.table);
+    this.#tableName = table.plain;
+    this.#table = table.sql;
     const pruning = resolvePruning('MysqlStore', options);
     this.#now = pruning.now;
     this.#sql = statements(this.#table, pruning.batchSize);

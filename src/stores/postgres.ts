@@ -12,7 +12,16 @@ import type {
   UserRecord,
 } from '../store.js';
 import { SessionError } from '../errors.js';
+import { booleanOption } from '../options.js';
 import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
+import {
+  DEFAULT_TABLE,
+  clientOption,
+  optionsObject,
+  sqlTable,
+  type SqlTable,
+  type TableRules,
+} from './shared.js';
 
 /**
  * What the store needs from a PostgreSQL client: a `query(text, values)` that answers rows and a
@@ -70,15 +79,6 @@ export interface PostgresStoreOptions extends PostgresTableOptions, PruningOptio
   preparedStatements?: boolean;
 }
 
-interface QualifiedTable {
-  /** The quoted, possibly schema-qualified name, ready for SQL. */
-  sql: string;
-  /** The unquoted table part, the base of the index names. */
-  base: string;
-  /** The name as given, for the advisory lock of {@link createPostgresTable}. */
-  plain: string;
-}
-
 interface SessionRow {
   data: string;
   expires_at: string | number | bigint;
@@ -90,45 +90,26 @@ interface UserRow extends SessionRow {
   key: string;
 }
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const MAX_TABLE_LENGTH = 48;
-const MAX_SCHEMA_LENGTH = 63;
-
-function parseTable(table: unknown): QualifiedTable {
-  const fail = (why: string): never => {
-    throw new SessionError('INVALID_OPTION', `PostgresStore: table ${why}`);
-  };
-  if (typeof table !== 'string') return fail('must be a string');
-  const parts = table.split('.');
-  if (parts.length > 2) fail('may have at most one dot (schema.table)');
-  for (const part of parts) {
-    if (!IDENTIFIER.test(part)) {
-      fail('parts must be letters, digits and underscores, not starting with a digit');
-    }
-  }
-  const base = parts[parts.length - 1]!;
-  if (base.length > MAX_TABLE_LENGTH) fail(`name must be at most ${MAX_TABLE_LENGTH} characters`);
-  if (parts.length === 2 && parts[0]!.length > MAX_SCHEMA_LENGTH) {
-    fail(`schema must be at most ${MAX_SCHEMA_LENGTH} characters`);
-  }
-  return { sql: parts.map((part) => `"${part}"`).join('.'), base, plain: table };
-}
+const OWNER = 'PostgresStore';
+/** The table part leaves room, within PostgreSQL's 63 characters, for the index names. */
+const TABLE_RULES: TableRules = {
+  qualifier: 'schema',
+  maxLength: 48,
+  maxQualifierLength: 63,
+  quote: '"',
+};
 
 function checkPool(pool: unknown): PostgresQueryable {
-  if (
-    typeof pool !== 'object' ||
-    pool === null ||
-    typeof (pool as PostgresQueryable).query !== 'function'
-  ) {
-    throw new SessionError(
-      'INVALID_OPTION',
-      'PostgresStore: pool must be a pg.Pool (anything with query(text, values))',
-    );
-  }
-  return pool as PostgresQueryable;
+  return clientOption(
+    OWNER,
+    'pool',
+    pool,
+    ['query'],
+    'a pg.Pool (anything with query(text, values))',
+  );
 }
 
-function schemaScript(table: QualifiedTable): string {
+function schemaScript(table: SqlTable): string {
   const statements = [
     `CREATE TABLE IF NOT EXISTS ${table.sql} (
   key TEXT COLLATE "C" PRIMARY KEY,
@@ -137,8 +118,8 @@ function schemaScript(table: QualifiedTable): string {
   version INTEGER NOT NULL,
   user_id TEXT COLLATE "C"
 )`,
-    `CREATE INDEX IF NOT EXISTS "${table.base}_expires_at_idx" ON ${table.sql} (expires_at)`,
-    `CREATE INDEX IF NOT EXISTS "${table.base}_user_id_idx" ON ${table.sql} (user_id) WHERE user_id IS NOT NULL`,
+    `CREATE INDEX IF NOT EXISTS "${table.name}_expires_at_idx" ON ${table.sql} (expires_at)`,
+    `CREATE INDEX IF NOT EXISTS "${table.name}_user_id_idx" ON ${table.sql} (user_id) WHERE user_id IS NOT NULL`,
   ];
   return statements.map((statement) => `${statement};\n`).join('');
 }
@@ -155,12 +136,12 @@ function schemaScript(table: QualifiedTable): string {
  * writeFileSync('migrations/001_sessions.sql', postgresSchema('app.sessions'));
  * ```
  */
-export function postgresSchema(table = 'tessera_sessions'): string {
-  return schemaScript(parseTable(table));
+export function postgresSchema(table: string = DEFAULT_TABLE): string {
+  return schemaScript(sqlTable(OWNER, TABLE_RULES, table));
 }
 
 /** The statement that creates the table and its indexes, safe to run at once from many processes. */
-function createTableSql(table: QualifiedTable): string {
+function createTableSql(table: SqlTable): string {
   // A DO block is one statement and one transaction: the advisory lock makes concurrent callers
   // take turns, so CREATE ... IF NOT EXISTS never races into a duplicate-key error.
   return `DO $tessera$
@@ -187,13 +168,32 @@ export async function createPostgresTable(
   pool: PostgresQueryable,
   options: PostgresTableOptions = {},
 ): Promise<void> {
-  const table = parseTable(options.table ?? 'tessera_sessions');
+  const table = sqlTable(OWNER, TABLE_RULES, options.table);
   await checkPool(pool).query(createTableSql(table));
 }
 
 /** Rounds an instant down to whole milliseconds, the resolution of the `expires_at` column. */
 function millis(instant: number): number {
   return Math.floor(instant);
+}
+
+/** PostgreSQL's errors about a value the caller gave (a user ID or key), by SQLSTATE. */
+const REFUSED_VALUES = new Map([
+  // invalid byte sequence for encoding "UTF8": 0x00
+  ['22021', 'PostgreSQL text cannot hold the character U+0000 (in a user ID or key)'],
+  // an index entry over the B-tree limit, such as a user ID of several kilobytes
+  ['54000', 'a user ID or key is too large for its index'],
+]);
+
+/**
+ * A clear `INVALID_DATA` for a value PostgreSQL refused, rather than the driver's error, which
+ * the manager would report as an outage; `null` for any other error.
+ */
+function refusedValue(error: unknown): SessionError | null {
+  const why = REFUSED_VALUES.get(String((error as { code?: unknown } | null)?.code));
+  return why === undefined
+    ? null
+    : new SessionError('INVALID_DATA', `PostgresStore: ${why}`, { cause: error });
 }
 
 function toStored(row: SessionRow): StoredRecord {
@@ -280,7 +280,7 @@ function statementNames(sql: Record<Statement, string>): Record<Statement, strin
  */
 export class PostgresStore implements SessionStore {
   readonly #pool: PostgresQueryable;
-  readonly #table: QualifiedTable;
+  readonly #table: SqlTable;
   readonly #now: () => number;
   readonly #sql: ReturnType<typeof statementsFor>;
   /** Each statement's name on the server, when prepared; empty otherwise. */
@@ -289,21 +289,13 @@ export class PostgresStore implements SessionStore {
 
   /** Validates every option; a bad one throws `SessionError` with code `INVALID_OPTION`. */
   constructor(options: PostgresStoreOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw new SessionError('INVALID_OPTION', 'PostgresStore needs an options object');
-    }
+    optionsObject(OWNER, options, 'a pool');
     this.#pool = checkPool(options.pool);
-    this.#table = parseTable(options.table ?? 'tessera_sessions');
-    const pruning = resolvePruning('PostgresStore', options);
+    this.#table = sqlTable(OWNER, TABLE_RULES, options.table);
+    const prepared = booleanOption(OWNER, 'preparedStatements', options.preparedStatements, true);
+    const pruning = resolvePruning(OWNER, options);
     this.#now = pruning.now;
     this.#sql = statementsFor(this.#table.sql);
-    const prepared = options.preparedStatements ?? true;
-    if (typeof prepared !== 'boolean') {
-      throw new SessionError(
-        'INVALID_OPTION',
-        'PostgresStore: preparedStatements must be a boolean',
-      );
-    }
     this.#names = prepared ? statementNames(this.#sql) : {};
     this.#pruner = new Pruner(pruning, async (now, limit) => {
       const { rowCount } = await this.#run('prune', [millis(now), limit]);
@@ -315,9 +307,13 @@ export class PostgresStore implements SessionStore {
   #run(statement: Statement, values: unknown[]) {
     const text = this.#sql[statement];
     const name = this.#names[statement];
-    return name === undefined
-      ? this.#pool.query(text, values)
-      : (this.#pool as unknown as PreparingQueryable).query({ name, text, values });
+    const result =
+      name === undefined
+        ? this.#pool.query(text, values)
+        : (this.#pool as unknown as PreparingQueryable).query({ name, text, values });
+    return result.catch((error: unknown) => {
+      throw refusedValue(error) ?? error;
+    });
   }
 
   /** The quoted, possibly schema-qualified table name the store uses. */

@@ -12,6 +12,8 @@ import type {
   UserRecord,
 } from '../store.js';
 import { SessionError } from '../errors.js';
+import { booleanOption, invalidOption } from '../options.js';
+import { clientOption, indexMarginOption, optionsObject } from './shared.js';
 
 /** The keys and arguments of one script call, in node-redis v5's shape. */
 export interface RedisScriptOptions {
@@ -56,12 +58,19 @@ export interface RedisStoreOptions {
    */
   cluster?: boolean;
   /**
-   * How far beyond a session's expiry its entry in the user index is made to last, in
-   * milliseconds. An update or touch that moves the expiry past the entry first extends the entry,
-   * which costs two more round trips; the default, equal to the manager's default absolute
-   * timeout, means that with default timeouts this never happens. Larger values keep dead entries
-   * in the index longer (they are never listed).
-   * @defaultValue 43_200_000 (12 hours)
+   * How far past a session's expiry its entry in the user index reaches, in milliseconds: a whole
+   * number from 0 to 365 days. An update or touch that moves the expiry past the entry first
+   * extends the entry, which costs two more round trips: with the manager's default timeouts,
+   * about once per hour of activity. A larger margin means fewer such extensions, and dead
+   * entries that stay longer in the index (they are never listed).
+   * @defaultValue 3_600_000 (one hour)
+   */
+  indexMargin?: number;
+  /**
+   * The former name of {@link RedisStoreOptions.indexMargin}, still accepted; give one or the
+   * other.
+   * @deprecated Use `indexMargin`.
+   * @defaultValue 3_600_000 (one hour), as `indexMargin`
    */
   indexHeadroom?: number;
 }
@@ -208,6 +217,7 @@ const SCRIPTS = {
   unindex: script(UNINDEX_SCRIPT),
 };
 
+const OWNER = 'RedisStore';
 const RECORD_FIELDS = ['data', 'expiresAt', 'userId', 'version'];
 const UNINDEX_BATCH = 1000;
 const TOUCH_ATTEMPTS = 3;
@@ -225,7 +235,7 @@ function isNoScript(error: unknown): boolean {
 /** The instant handed to `PEXPIREAT`: a whole number of milliseconds, never before 1. */
 function expireAtMs(expiresAt: number): number {
   if (!Number.isFinite(expiresAt)) {
-    throw new TypeError('RedisStore: expiresAt must be a finite number');
+    throw new SessionError('INVALID_DATA', 'RedisStore: expiresAt must be a finite number');
   }
   return Math.max(1, Math.ceil(expiresAt));
 }
@@ -254,47 +264,34 @@ export class RedisStore implements SessionStore {
   readonly #client: RedisStoreClient;
   readonly #prefix: string;
   readonly #cluster: boolean;
-  readonly #headroom: number;
+  /** The option `indexMargin`. */
+  readonly #margin: number;
 
   /**
    * Checks the options; does not contact the server.
    * @throws `SessionError` with code `INVALID_OPTION` for a bad option
    */
   constructor(options: RedisStoreOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw new SessionError('INVALID_OPTION', 'RedisStore needs an options object');
-    }
-    const client = options.client as Partial<RedisStoreClient> | null | undefined;
-    if (
-      typeof client !== 'object' ||
-      client === null ||
-      typeof client.evalSha !== 'function' ||
-      typeof client.eval !== 'function' ||
-      typeof client.hmGet !== 'function'
-    ) {
-      throw new SessionError(
-        'INVALID_OPTION',
-        'RedisStore: client must be a node-redis v5 client or cluster',
-      );
-    }
+    optionsObject(OWNER, options, 'a client');
+    const client = clientOption<RedisStoreClient>(
+      OWNER,
+      'client',
+      options.client,
+      ['evalSha', 'eval', 'hmGet'],
+      'a node-redis v5 client or cluster',
+    );
     const prefix = options.prefix ?? 'tessera:';
-    if (typeof prefix !== 'string') {
-      throw new SessionError('INVALID_OPTION', 'RedisStore: prefix must be a string');
+    if (typeof prefix !== 'string') invalidOption(OWNER, 'prefix must be a string');
+    if (options.indexMargin !== undefined && options.indexHeadroom !== undefined) {
+      invalidOption(OWNER, 'give indexMargin only (indexHeadroom is its former name)');
     }
-    if (options.cluster !== undefined && typeof options.cluster !== 'boolean') {
-      throw new SessionError('INVALID_OPTION', 'RedisStore: cluster must be a boolean');
-    }
-    const headroom = options.indexHeadroom ?? 12 * 60 * 60_000;
-    if (!Number.isSafeInteger(headroom) || headroom < 0) {
-      throw new SessionError(
-        'INVALID_OPTION',
-        'RedisStore: indexHeadroom must be a whole number of milliseconds, 0 or more',
-      );
-    }
-    this.#client = options.client;
+    this.#client = client;
     this.#prefix = prefix;
-    this.#cluster = options.cluster ?? 'masters' in client;
-    this.#headroom = headroom;
+    this.#cluster = booleanOption(OWNER, 'cluster', options.cluster, 'masters' in client);
+    this.#margin =
+      options.indexHeadroom === undefined
+        ? indexMarginOption(OWNER, 'indexMargin', options.indexMargin)
+        : indexMarginOption(OWNER, 'indexHeadroom', options.indexHeadroom);
   }
 
   /** The Redis key of the session stored under `key`; its hash tag keeps it in one slot. */
@@ -316,6 +313,12 @@ export class RedisStore implements SessionStore {
       if (!isNoScript(error)) throw error;
       return await this.#client.eval(which.source, options);
     }
+  }
+
+  /** The instant handed to `PEXPIREAT` for an expiry, and the reach of its user index entry. */
+  #expiry(expiresAt: number): { expireAt: number; until: number } {
+    const expireAt = expireAtMs(expiresAt);
+    return { expireAt, until: expireAt + this.#margin };
   }
 
   async #index(userId: string, key: string, until: number): Promise<void> {
@@ -356,8 +359,7 @@ export class RedisStore implements SessionStore {
    * second command in that user's slot.
    */
   async create(key: string, record: SessionRecord): Promise<boolean> {
-    const expireAt = expireAtMs(record.expiresAt);
-    const until = expireAt + this.#headroom;
+    const { expireAt, until } = this.#expiry(record.expiresAt);
     const keys = [this.sessionKey(key)];
     if (record.userId !== null) {
       if (this.#cluster) await this.#index(record.userId, key, until);
@@ -381,8 +383,7 @@ export class RedisStore implements SessionStore {
    * store does so and runs the script again.
    */
   async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
-    const expireAt = expireAtMs(record.expiresAt);
-    const until = expireAt + this.#headroom;
+    const { expireAt, until } = this.#expiry(record.expiresAt);
     const keys = [this.sessionKey(key)];
     if (record.userId !== null && !this.#cluster) keys.push(this.userIndexKey(record.userId));
     const args = (granted: boolean) => [
@@ -414,8 +415,7 @@ export class RedisStore implements SessionStore {
    * first (two more round trips).
    */
   async touch(key: string, expiresAt: number): Promise<boolean> {
-    const expireAt = expireAtMs(expiresAt);
-    const until = expireAt + this.#headroom;
+    const { expireAt, until } = this.#expiry(expiresAt);
     let grant: string | null = null;
     for (let attempt = 0; attempt < TOUCH_ATTEMPTS; attempt++) {
       const args = [

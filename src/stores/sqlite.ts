@@ -12,7 +12,9 @@ import type {
   UserRecord,
 } from '../store.js';
 import { SessionError } from '../errors.js';
+import { booleanOption, invalidOption, numberOption } from '../options.js';
 import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
+import { DEFAULT_TABLE, clientOption, optionsObject, sqlTable, type TableRules } from './shared.js';
 
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions extends PruningOptions {
@@ -53,7 +55,7 @@ export interface SqliteStoreOptions extends PruningOptions {
   exclusive?: boolean;
   /**
    * How long a statement waits for another connection's lock before failing, in milliseconds
-   * (`PRAGMA busy_timeout`). A call that gives up rejects.
+   * (`PRAGMA busy_timeout`): a whole number from 0 to 2³¹ − 1. A call that gives up rejects.
    * @defaultValue 5_000
    */
   busyTimeout?: number;
@@ -99,28 +101,11 @@ interface Statements {
   pruneBatch: Statement<[now: number, limit: number]>;
 }
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-
-function invalid(message: string, cause?: unknown): SessionError {
-  return new SessionError(
-    'INVALID_OPTION',
-    `SqliteStore: ${message}`,
-    cause === undefined ? undefined : { cause },
-  );
-}
-
-function wholeNumber(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  minimum: number,
-): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum) {
-    throw invalid(`${name} must be an integer of at least ${minimum}`);
-  }
-  return value;
-}
+const OWNER = 'SqliteStore';
+/** No qualifier: a SQLite "schema" is an attached database, which the application manages. */
+const TABLE_RULES: TableRules = { maxLength: 63, quote: '"' };
+/** `PRAGMA busy_timeout` takes a 32-bit signed integer. */
+const MAX_BUSY_TIMEOUT = 2 ** 31 - 1;
 
 /**
  * The statements that create the store's table and indexes, for an application whose
@@ -132,20 +117,18 @@ function wholeNumber(
  * db.exec(sqliteSchema('tessera_sessions'));
  * ```
  */
-export function sqliteSchema(table = 'tessera_sessions'): string {
-  if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
-    throw invalid('table must match /^[A-Za-z_][A-Za-z0-9_]{0,62}$/');
-  }
+export function sqliteSchema(table: string = DEFAULT_TABLE): string {
+  const { sql, name } = sqlTable(OWNER, TABLE_RULES, table);
   return [
-    `CREATE TABLE IF NOT EXISTS "${table}" (
+    `CREATE TABLE IF NOT EXISTS ${sql} (
   key TEXT NOT NULL PRIMARY KEY,
   data TEXT NOT NULL,
   expires_at INTEGER NOT NULL,
   version INTEGER NOT NULL,
   user_id TEXT NULL
 );`,
-    `CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON "${table}" (expires_at);`,
-    `CREATE INDEX IF NOT EXISTS "${table}_user_id" ON "${table}" (user_id) WHERE user_id IS NOT NULL;`,
+    `CREATE INDEX IF NOT EXISTS "${name}_expires_at" ON ${sql} (expires_at);`,
+    `CREATE INDEX IF NOT EXISTS "${name}_user_id" ON ${sql} (user_id) WHERE user_id IS NOT NULL;`,
   ].join('\n');
 }
 
@@ -179,34 +162,39 @@ export class SqliteStore implements SessionStore {
 
   /** Validates the options, prepares the schema and statements, and starts the prune timer. */
   constructor(options: SqliteStoreOptions) {
-    if (typeof options !== 'object' || options === null) throw invalid('needs an options object');
-    const db = options.db;
-    if (typeof db !== 'object' || db === null || typeof db.prepare !== 'function') {
-      throw invalid('db must be a better-sqlite3 Database');
-    }
-    if (!db.open) throw invalid('db is not open');
-    if (db.readonly) throw invalid('db is read-only; sessions need a writable database');
-    const table = options.table ?? 'tessera_sessions';
-    if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
-      throw invalid('table must match /^[A-Za-z_][A-Za-z0-9_]{0,62}$/');
-    }
-    const busyTimeout = wholeNumber('busyTimeout', options.busyTimeout, 5_000, 0);
-    const exclusive = options.exclusive ?? false;
-    if (typeof exclusive !== 'boolean') throw invalid('exclusive must be true or false');
-    const pruning = resolvePruning('SqliteStore', options);
+    optionsObject(OWNER, options, 'a db');
+    const db = clientOption<Database.Database>(
+      OWNER,
+      'db',
+      options.db,
+      ['prepare', 'pragma', 'exec'],
+      'a better-sqlite3 Database',
+    );
+    if (!db.open) invalidOption(OWNER, 'db is not open');
+    if (db.readonly) invalidOption(OWNER, 'db is read-only; sessions need a writable database');
+    const table = sqlTable(OWNER, TABLE_RULES, options.table);
+    const busyTimeout = numberOption(OWNER, 'busyTimeout', options.busyTimeout, 5_000, {
+      integer: true,
+      max: MAX_BUSY_TIMEOUT,
+    });
+    const exclusive = booleanOption(OWNER, 'exclusive', options.exclusive, false);
+    const wal = booleanOption(OWNER, 'wal', options.wal, true);
+    const createTable = booleanOption(OWNER, 'createTable', options.createTable, true);
+    const pruning = resolvePruning(OWNER, options);
     this.#now = pruning.now;
-    this.table = table;
+    this.table = table.plain;
 
     db.pragma(`busy_timeout = ${busyTimeout}`);
     if (exclusive) db.pragma('locking_mode = EXCLUSIVE');
-    if (options.wal ?? true) db.pragma('journal_mode = WAL');
-    if (options.createTable ?? true) db.exec(sqliteSchema(table));
+    if (wal) db.pragma('journal_mode = WAL');
+    if (createTable) db.exec(sqliteSchema(table.plain));
     try {
-      this.#statements = prepareStatements(db, table);
+      this.#statements = prepareStatements(db, table.sql);
     } catch (cause) {
-      throw invalid(
-        `table "${table}" is missing or lacks the expected columns (see sqliteSchema())`,
-        cause,
+      throw new SessionError(
+        'INVALID_OPTION',
+        `${OWNER}: table "${table.plain}" is missing or lacks the expected columns (see sqliteSchema())`,
+        { cause },
       );
     }
 
@@ -308,8 +296,8 @@ function toRecord(row: Row): StoredRecord {
   return { data: row.data, expiresAt: row.expires_at, userId: row.user_id, version: row.version };
 }
 
-function prepareStatements(db: Database.Database, table: string): Statements {
-  const t = `"${table}"`;
+/** Prepares every statement on `t`, the quoted table name. */
+function prepareStatements(db: Database.Database, t: string): Statements {
   const columns = 'data, expires_at, version, user_id';
   const statements: Statements = {
     get: db
