@@ -4,8 +4,9 @@
  * existing cookies stay valid), the `Store`/`MemoryStore`/`Session`/`Cookie` exports and every
  * express-session store. On top, Tessera's safety where it does not change documented behaviour:
  * concurrent requests no longer overwrite each other's keys, a logged-out session is not written
- * back by a slow request, store calls are bounded, a disconnected store answers 503, and the
- * MemoryStore is bounded.
+ * back by a slow request, store calls are bounded, a disconnected store answers 503, a cookie
+ * planted by a sibling site cannot choose the session, empty or mistyped secrets fail at
+ * start-up, and the MemoryStore is bounded and evicts anonymous sessions first.
  *
  * Also the store bridges: {@link fromExpressSessionStore} runs Tessera's manager on an
  * express-session store, {@link toExpressSessionStore} runs express-session on a Tessera store.

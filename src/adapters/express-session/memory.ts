@@ -10,7 +10,8 @@ import { Store } from './store.js';
 /** Options of {@link MemoryStore}. express-session's MemoryStore takes none; these are additions. */
 export interface MemoryStoreOptions {
   /**
-   * The most sessions kept at once; storing one more evicts the least recently used.
+   * The most sessions kept at once; storing one more evicts one (the least recently used of the
+   * lowest rank, see {@link MemoryStoreOptions.userIdOf}).
    * @defaultValue 100_000
    */
   maxSessions?: number;
@@ -20,19 +21,35 @@ export interface MemoryStoreOptions {
    * @defaultValue 60_000
    */
   sweepInterval?: number;
+  /**
+   * Tells which user a session belongs to (`undefined` or `null`: nobody signed in). When the
+   * store is full, sessions that hold nothing but their cookie are evicted first, then sessions
+   * with data but no user, and signed-in sessions last, so that a flood of anonymous requests
+   * cannot sign users out. Give it when the application keeps the user elsewhere than Passport
+   * does, e.g. `(session) => session.userId`.
+   * @defaultValue Passport's `session.passport?.user`
+   */
+  userIdOf?: (session: SessionData) => unknown;
   /** The clock, in epoch milliseconds. Tests inject one. @defaultValue `Date.now` */
   now?: () => number;
 }
+
+/** Who goes first when the store is full: 0 (nothing but a cookie), then 1 (data), then 2 (a user). */
+type Rank = 0 | 1 | 2;
 
 interface Entry {
   json: string;
   /** Epoch ms, or Infinity for a browser-session cookie. */
   expires: number;
+  rank: Rank;
 }
 
 interface MemoryState {
   entries: Map<string, Entry>;
+  /** Per rank, the session IDs from least to most recently used. */
+  order: [Set<string>, Set<string>, Set<string>];
   max: number;
+  userIdOf: (session: SessionData) => unknown;
   now: () => number;
   timer: ReturnType<typeof setInterval> | undefined;
 }
@@ -75,9 +92,14 @@ function MemoryStoreFunction(this: MemoryStore, options: MemoryStoreOptions = {}
   const sweepInterval = options.sweepInterval ?? 60_000;
   if (!(sweepInterval >= 0))
     throw new SessionError('INVALID_OPTION', 'MemoryStore: sweepInterval must be 0 or more');
+  const userIdOf = options.userIdOf ?? passportUser;
+  if (typeof userIdOf !== 'function')
+    throw new SessionError('INVALID_OPTION', 'MemoryStore: userIdOf must be a function');
   const state: MemoryState = {
     entries: new Map(),
+    order: [new Set(), new Set(), new Set()],
     max,
+    userIdOf,
     now: options.now ?? Date.now,
     timer: undefined,
   };
@@ -96,6 +118,21 @@ function MemoryStoreFunction(this: MemoryStore, options: MemoryStoreOptions = {}
 
 Object.setPrototypeOf(MemoryStoreFunction.prototype, Store.prototype);
 
+/** Where Passport keeps the signed-in user: `req.session.passport.user`. */
+function passportUser(session: SessionData): unknown {
+  const passport = session.passport as { user?: unknown } | null | undefined;
+  return typeof passport === 'object' && passport !== null ? passport.user : undefined;
+}
+
+function rankOf(state: MemoryState, session: SessionData): Rank {
+  const user = state.userIdOf(session);
+  if (user !== undefined && user !== null) return 2;
+  for (const key of Object.keys(session)) {
+    if (key !== 'cookie' && session[key] !== undefined) return 1;
+  }
+  return 0;
+}
+
 function expiryOf(session: SessionData): number {
   const cookie = session.cookie as { expires?: unknown } | undefined;
   const expires = cookie?.expires;
@@ -105,19 +142,47 @@ function expiryOf(session: SessionData): number {
   return Number.isNaN(instant) ? -Infinity : instant;
 }
 
+function drop(state: MemoryState, sid: string): void {
+  const entry = state.entries.get(sid);
+  if (entry === undefined) return;
+  state.entries.delete(sid);
+  state.order[entry.rank].delete(sid);
+}
+
+/** Stores `entry` as the most recently used of its rank. */
+function put(state: MemoryState, sid: string, entry: Entry): void {
+  state.entries.set(sid, entry);
+  state.order[entry.rank].add(sid);
+}
+
+/** Makes room for one more: the least recently used session of the lowest rank goes. */
+function evictOne(state: MemoryState): void {
+  for (const ids of state.order) {
+    const oldest = ids.values().next();
+    if (oldest.done !== true) {
+      drop(state, oldest.value);
+      return;
+    }
+  }
+}
+
 /** The live entry under `sid`; an expired one is dropped. */
 function live(state: MemoryState, sid: string): Entry | undefined {
   const entry = state.entries.get(sid);
   if (entry === undefined) return undefined;
   if (entry.expires <= state.now()) {
-    state.entries.delete(sid);
+    drop(state, sid);
     return undefined;
   }
   return entry;
 }
 
-function entryOf(session: SessionData): Entry {
-  return { json: JSON.stringify(session), expires: expiryOf(session) };
+function entryOf(state: MemoryState, session: SessionData): Entry {
+  return {
+    json: JSON.stringify(session),
+    expires: expiryOf(session),
+    rank: rankOf(state, session),
+  };
 }
 
 function later(callback: ((...args: any[]) => void) | undefined, ...args: unknown[]): void {
@@ -130,28 +195,24 @@ proto.get = function get(sid, callback) {
   const state = stateOf(this);
   const entry = live(state, sid);
   if (entry !== undefined) {
-    // Re-inserting moves the entry to the young end of the map's order: that order is the LRU.
-    state.entries.delete(sid);
-    state.entries.set(sid, entry);
+    // Re-inserting moves the ID to the young end of its rank's order: that order is the LRU.
+    drop(state, sid);
+    put(state, sid, entry);
   }
   later(callback, null, entry === undefined ? undefined : (JSON.parse(entry.json) as SessionData));
 };
 
 proto.set = function set(sid, session, callback) {
   const state = stateOf(this);
-  const entry = entryOf(session);
-  state.entries.delete(sid);
-  while (state.entries.size >= state.max) {
-    const oldest = state.entries.keys().next();
-    if (oldest.done === true) break;
-    state.entries.delete(oldest.value);
-  }
-  state.entries.set(sid, entry);
+  const entry = entryOf(state, session);
+  drop(state, sid);
+  while (state.entries.size >= state.max) evictOne(state);
+  put(state, sid, entry);
   later(callback);
 };
 
 proto.destroy = function destroy(sid, callback) {
-  stateOf(this).entries.delete(sid);
+  drop(stateOf(this), sid);
   later(callback);
 };
 
@@ -161,7 +222,8 @@ proto.touch = function touch(sid, session, callback) {
   if (entry !== undefined) {
     const current = JSON.parse(entry.json) as SessionData;
     current.cookie = session.cookie;
-    state.entries.set(sid, entryOf(current));
+    drop(state, sid);
+    put(state, sid, entryOf(state, current));
   }
   later(callback);
 };
@@ -184,7 +246,9 @@ proto.length = function length(callback) {
 };
 
 proto.clear = function clear(callback) {
-  stateOf(this).entries.clear();
+  const state = stateOf(this);
+  state.entries.clear();
+  for (const ids of state.order) ids.clear();
   later(callback);
 };
 
@@ -194,7 +258,7 @@ proto.prune = function prune() {
   let removed = 0;
   for (const [sid, entry] of state.entries) {
     if (entry.expires <= now) {
-      state.entries.delete(sid);
+      drop(state, sid);
       removed++;
     }
   }
@@ -210,8 +274,10 @@ proto.close = function close() {
 /**
  * An in-process store for development, tests and single-process apps, a drop-in for
  * express-session's `MemoryStore` (same callbacks, `all()` answers an object keyed by session ID).
- * Unlike express-session's, it is bounded: at most `maxSessions` sessions (least recently used
- * evicted first), expired ones swept on a timer that never holds the process open.
+ * Unlike express-session's, it is bounded: at most `maxSessions` sessions, expired ones swept on
+ * a timer that never holds the process open. When it is full, sessions without a signed-in user
+ * are evicted before signed-in ones (see {@link MemoryStoreOptions.userIdOf}), least recently
+ * used first.
  *
  * @example
  * ```ts

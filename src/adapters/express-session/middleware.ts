@@ -4,7 +4,7 @@
  *
  * @packageDocumentation
  */
-import { randomBytes } from 'node:crypto';
+import { KeyObject, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { readCookieValues } from '../../cookie.js';
@@ -13,6 +13,7 @@ import type { Callback, RequestContext, SessionRequest } from './context.js';
 import { attachContext } from './context.js';
 import type { CookieData, CookieOptions } from './cookie.js';
 import { makeCookie, serializeCookie } from './cookie.js';
+import { destroysOf, holdSession, inLane, markDestroyed, unholdSession } from './lanes.js';
 import { MemoryStore } from './memory.js';
 import { Session } from './session.js';
 import type { Secret } from './signature.js';
@@ -38,8 +39,13 @@ export interface StoreLike {
  */
 export interface SessionOptions {
   /**
-   * Signs the cookie: a string, bytes, or a list whose first entry signs and all of which verify
-   * (rotation). Without it, `req.secret` (set by cookie-parser) is used. Use at least 32 random bytes.
+   * Signs the cookie: a string, bytes, a secret `KeyObject`, or a list whose first entry signs and
+   * all of which verify (rotation). Without it, `req.secret` (set by cookie-parser) is used, and a
+   * request with neither fails with `secret option required for sessions`. An empty secret, an
+   * empty list or a value of another type throws a `SessionError` `INVALID_OPTION` at start-up; a
+   * secret shorter than 32 bytes works but emits a process warning (once per process). Use at
+   * least 32 random bytes.
+   * @defaultValue none
    */
   secret?: Secret | readonly Secret[];
   /** The cookie name. @defaultValue `'connect.sid'` */
@@ -84,15 +90,18 @@ export interface SessionOptions {
   /**
    * Tessera: save a session loaded from the store key by key. The save reads the stored session
    * again and writes it back with only the top-level keys this request changed (added, replaced or
-   * deleted), so concurrent requests writing different keys keep each other's writes; and a
-   * session that was destroyed meanwhile (a logout in another request) is not written back.
-   * `false` writes the whole in-memory session, as express-session does.
+   * deleted), so concurrent requests writing different keys keep each other's writes.
+   * `false` writes the whole in-memory session, as express-session does. Either way, within this
+   * process a session's saves, touches and destroys reach the store one at a time, in the order
+   * asked, and a session destroyed by another request (a logout) is never written back.
    * @defaultValue true
    */
   mergeWrites?: boolean;
   /**
-   * Tessera: how long one store call may take, in milliseconds, before it fails with a
-   * `SessionError` `STORE_UNAVAILABLE` (status 503). `0` waits forever, as express-session does.
+   * Tessera: how long one store operation may take, in milliseconds, before it fails with a
+   * `SessionError` `STORE_UNAVAILABLE` (status 503); for a save, touch or destroy this includes
+   * waiting for the session's earlier writes. A save or touch whose time ran out before it wrote
+   * is dropped; a destroy still runs when its turn comes. `0` waits forever, as express-session does.
    * @defaultValue 5_000
    */
   storeTimeout?: number;
@@ -135,28 +144,89 @@ type StoreMethod = 'get' | 'set' | 'destroy' | 'touch';
 type StoreAnswer = (err?: any, value?: any) => void;
 
 /**
- * Per store and session ID, the merge-saves waiting their turn: within this process a merge's read
- * and write are never interleaved with another's on the same session.
+ * `answer` with a deadline: called once, with the store's answer or, when `timeout` ms pass first
+ * (`0` never), with a `STORE_UNAVAILABLE` error. `late()` tells whether the deadline passed.
  */
-const mergeQueues = new WeakMap<object, Map<string, (() => void)[]>>();
-
-function exclusive(store: object, sid: string, task: (release: () => void) => void): void {
-  let queues = mergeQueues.get(store);
-  if (queues === undefined) mergeQueues.set(store, (queues = new Map()));
-  const waiting = queues.get(sid);
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    const next = queues.get(sid)?.shift();
-    if (next !== undefined) next();
-    else queues.delete(sid);
+function withDeadline(
+  timeout: number,
+  method: StoreMethod,
+  answer: StoreAnswer,
+): { reply: StoreAnswer; late: () => boolean } {
+  let done = false;
+  let late = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const reply: StoreAnswer = (err, value) => {
+    if (done) return;
+    done = true;
+    if (timer !== undefined) clearTimeout(timer);
+    answer(err, value);
   };
-  if (waiting !== undefined) waiting.push(() => task(release));
-  else {
-    queues.set(sid, []);
-    task(release);
+  if (timeout > 0 && Number.isFinite(timeout)) {
+    timer = setTimeout(() => {
+      late = true;
+      reply(
+        new SessionError(
+          'STORE_UNAVAILABLE',
+          `the session store did not answer ${method}() within ${timeout} ms`,
+        ),
+      );
+    }, timeout);
+    timer.unref?.();
   }
+  return { reply, late: () => late };
+}
+
+/** How many bytes of key a secret gives HMAC, or `undefined` when it is not a usable secret. */
+function secretBytes(secret: unknown): number | undefined {
+  if (typeof secret === 'string') return Buffer.byteLength(secret);
+  if (secret instanceof Uint8Array) return secret.byteLength;
+  if (secret instanceof KeyObject && secret.type === 'secret') return secret.symmetricKeySize ?? 0;
+  return undefined;
+}
+
+let warnedShortSecret = false;
+
+/** Short secrets keep working (express-session accepts them), with one warning per process. */
+function warnShortSecret(): void {
+  if (warnedShortSecret) return;
+  warnedShortSecret = true;
+  process.emitWarning(
+    'tessera-session/express-session: a session secret is shorter than 32 bytes, which makes ' +
+      'session cookies easier to forge; use at least 32 random bytes ' +
+      "(for example crypto.randomBytes(32).toString('base64')).",
+    { code: 'TESSERA_SHORT_SECRET' },
+  );
+}
+
+/**
+ * The `secret` option as a list, refused at start-up when empty or not a secret (otherwise an
+ * empty key would sign cookies, and a wrong type would fail only once a response is under way).
+ */
+function secretList(secret: unknown): Secret[] {
+  if (Array.isArray(secret) && secret.length === 0) {
+    throw new TypeError('secret option array must contain one or more strings');
+  }
+  const list: unknown[] = Array.isArray(secret) ? [...secret] : [secret];
+  for (const entry of list) {
+    const bytes = secretBytes(entry);
+    if (bytes === undefined) {
+      throw new SessionError(
+        'INVALID_OPTION',
+        'secret must be a string, a Buffer or Uint8Array, a secret KeyObject, or a list of them',
+      );
+    }
+    if (bytes === 0) throw new SessionError('INVALID_OPTION', 'secret must not be empty');
+    if (bytes < 32) warnShortSecret();
+  }
+  return list as Secret[];
+}
+
+/** `req.secret` (cookie-parser's) when it is a usable secret; a short one warns like the option. */
+function requestSecret(req: SessionRequest): Secret | undefined {
+  const bytes = secretBytes(req.secret);
+  if (bytes === undefined || bytes === 0) return undefined;
+  if (bytes < 32) warnShortSecret();
+  return req.secret;
 }
 
 /** Each top-level key but `cookie`, as JSON: what "modified" is measured against. */
@@ -258,32 +328,30 @@ function ownString(record: Record<string, unknown> | undefined, name: string): s
 }
 
 /**
- * The session ID in the request's cookie, when its signature verifies: from the Cookie header
- * (each value of the name, in order, until one verifies), else from cookie-parser's
- * `req.signedCookies`, else from a signed value in its `req.cookies`. Unsigned values are never used.
+ * The distinct session IDs whose signature verifies among the request's cookies of this name:
+ * every value in the Cookie header, in order; when none verifies, cookie-parser's
+ * `req.signedCookies`, else a signed value in its `req.cookies`. Unsigned values are never used.
  */
-function readSessionId(
-  req: SessionRequest,
-  name: string,
-  secrets: readonly Secret[],
-): string | undefined {
+function readSessionIds(req: SessionRequest, name: string, secrets: readonly Secret[]): string[] {
+  const ids = new Set<string>();
   const header = req.headers.cookie;
   if (typeof header === 'string') {
     for (const raw of readCookieValues(header, name)) {
       const value = decodeCookieValue(raw);
       if (!value.startsWith('s:')) continue;
       const id = unsignValue(value.slice(2), secrets);
-      if (id !== false && id.length > 0) return id;
+      if (id !== false && id.length > 0) ids.add(id);
     }
   }
+  if (ids.size > 0) return [...ids];
   const signed = ownString(req.signedCookies, name);
-  if (signed !== undefined) return signed;
+  if (signed !== undefined) return [signed];
   const raw = ownString(req.cookies, name);
   if (raw !== undefined && raw.startsWith('s:')) {
     const id = unsignValue(raw.slice(2), secrets);
-    if (id !== false && id.length > 0) return id;
+    if (id !== false && id.length > 0) return [id];
   }
-  return undefined;
+  return [];
 }
 
 function appendSetCookie(res: ServerResponse, value: string): void {
@@ -331,6 +399,10 @@ class RequestSession implements RequestContext {
   /** What this request last read from or wrote to the store, for the merge. */
   base: Snapshot | undefined;
   touched = false;
+  /** The sessions this request holds (see `holdSession`), each with the destroys known then. */
+  readonly held = new Map<string, number>();
+  /** Set once the response is over: the request then holds nothing. */
+  finished = false;
 
   constructor(
     readonly config: Config,
@@ -345,34 +417,18 @@ class RequestSession implements RequestContext {
     return this.config.now();
   }
 
-  /** One store call, answered once, within the store timeout; a synchronous throw is an answer. */
-  call(method: StoreMethod, args: unknown[], answer: StoreAnswer): void {
+  /** One store call, answered once: by its callback, its promise, or a synchronous throw. */
+  invoke(method: StoreMethod, args: unknown[], answer: StoreAnswer): void {
     const store = this.config.store as unknown as Record<
       StoreMethod,
       (...args: unknown[]) => unknown
     >;
-    const timeout = this.config.storeTimeout;
     let done = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const finish: StoreAnswer = (err, value) => {
       if (done) return;
       done = true;
-      if (timer !== undefined) clearTimeout(timer);
       answer(err, value);
     };
-    if (timeout > 0 && Number.isFinite(timeout)) {
-      timer = setTimeout(
-        () =>
-          finish(
-            new SessionError(
-              'STORE_UNAVAILABLE',
-              `the session store did not answer ${method}() within ${timeout} ms`,
-            ),
-          ),
-        timeout,
-      );
-      timer.unref?.();
-    }
     try {
       const result = store[method](...args, finish) as Promise<unknown> | undefined;
       if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
@@ -388,10 +444,100 @@ class RequestSession implements RequestContext {
     }
   }
 
+  /** A store read, answered within the store timeout. */
+  call(method: StoreMethod, args: unknown[], answer: StoreAnswer): void {
+    this.invoke(method, args, withDeadline(this.config.storeTimeout, method, answer).reply);
+  }
+
+  /** Holds session `sid` until the response is over, so that a destroy meanwhile stays known. */
+  hold(sid: string): void {
+    if (this.finished || this.held.has(sid)) return;
+    this.held.set(sid, holdSession(this.config.store, sid));
+  }
+
+  /** The response is over: lets go of every session held. */
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const sid of this.held.keys()) unholdSession(this.config.store, sid);
+    this.held.clear();
+  }
+
+  /**
+   * A save or touch of session `sid`, in its lane: after this process's earlier writes of it have
+   * been answered. `callback` is answered within the store timeout. `write` runs only while the
+   * write may still go ahead (`mayWrite`): not when the deadline passed while it waited, nor when
+   * the session was destroyed since this request loaded or made it (the callback then gets no
+   * error, as for a session found gone). `write` calls `done` once the store answered its last call.
+   */
+  write(
+    sid: string,
+    method: StoreMethod,
+    callback: Callback,
+    write: (mayWrite: () => boolean, done: Callback) => void,
+  ): void {
+    const store = this.config.store;
+    const seen = this.held.get(sid) ?? destroysOf(store, sid);
+    const { reply, late } = withDeadline(this.config.storeTimeout, method, callback);
+    inLane(store, sid, (lane, release) => {
+      const mayWrite = () => !late() && lane.destroys === seen;
+      const done: Callback = (err) => {
+        release();
+        reply(err);
+      };
+      if (mayWrite()) write(mayWrite, done);
+      else done();
+    });
+  }
+
+  /**
+   * Deletes session `sid`, in its lane: after this process's earlier writes of it have landed, and
+   * before its later ones, which will not write. Counted as destroyed at once; the store call runs
+   * when its turn comes, even past the deadline, since a late delete only completes the logout.
+   */
+  remove(sid: string, callback: Callback): void {
+    const store = this.config.store;
+    markDestroyed(store, sid);
+    const { reply } = withDeadline(this.config.storeTimeout, 'destroy', callback);
+    inLane(store, sid, (_lane, release) => {
+      this.invoke('destroy', [sid], (err) => {
+        release();
+        reply(err);
+      });
+    });
+  }
+
+  /**
+   * The one live session among the IDs the cookies carry: `undefined` when none is live, or when
+   * more than one is (a cookie tossed in from a sibling site must not pick the session). A session
+   * a destroy was asked for while it was held counts as gone.
+   */
+  find(
+    ids: readonly string[],
+    callback: (err: unknown, found?: { id: string; data: SessionData }) => void,
+  ): void {
+    for (const id of ids) this.hold(id);
+    let found: { id: string; data: SessionData } | undefined;
+    const look = (index: number): void => {
+      if (index === ids.length) return callback(null, found);
+      const id = ids[index]!;
+      this.call('get', [id], (err, data) => {
+        if (err && err.code !== 'ENOENT') return callback(err);
+        if (!err && data && destroysOf(this.config.store, id) === 0) {
+          if (found !== undefined) return callback(null, undefined);
+          found = { id, data: data as SessionData };
+        }
+        look(index + 1);
+      });
+    };
+    look(0);
+  }
+
   /** A new session with a new ID on `req.session` (express-session's `store.generate`). */
   generate(): void {
     const req = this.req;
     req.sessionID = this.config.genid(req);
+    this.hold(req.sessionID);
     const session = new Session(req);
     const cookie = makeCookie(this.cookieOptions, this.config.now);
     if (this.cookieOptions.secure === 'auto' || this.cookieOptions.sameSite === 'auto') {
@@ -422,26 +568,25 @@ class RequestSession implements RequestContext {
     const snapshot = snapshotOf(session);
     this.saved = snapshot;
     const sid = session.id;
-    if (!this.config.mergeWrites || this.loadedId === undefined || sid !== this.loadedId) {
-      this.call('set', [sid, session], (err) => callback(err));
-      return;
-    }
-    exclusive(this.config.store, sid, (release) => {
-      const done = (err?: unknown) => {
-        release();
-        callback(err);
-      };
-      this.call('get', [sid], (err, stored) => {
+    const merge = this.config.mergeWrites && this.loadedId !== undefined && sid === this.loadedId;
+    this.write(sid, 'set', callback, (mayWrite, done) => {
+      if (!merge) {
+        this.invoke('set', [sid, session], (err) => done(err));
+        return;
+      }
+      this.invoke('get', [sid], (err, stored) => {
         if (err && err.code !== 'ENOENT') return done(err);
         // Gone since it was loaded (destroyed, or expired): writing it would bring it back.
         if (err || !stored || typeof stored !== 'object') return done();
+        // Checked again right before the write: a destroy or the deadline may have come meanwhile.
+        if (!mayWrite()) return done();
         const merged = mergeData(
           stored as Record<string, unknown>,
           this.base ?? new Map(),
           snapshot,
           session,
         );
-        this.call('set', [sid, merged], (error) => {
+        this.invoke('set', [sid, merged], (error) => {
           if (!error) this.base = snapshot;
           done(error);
         });
@@ -449,11 +594,21 @@ class RequestSession implements RequestContext {
     });
   }
 
+  touch(sid: string, session: Session, callback: Callback): void {
+    this.write(sid, 'touch', callback, (_mayWrite, done) =>
+      this.invoke('touch', [sid, session], (err) => done(err)),
+    );
+  }
+
   reload(session: Session, callback: Callback): void {
     const req = this.req;
-    this.call('get', [session.id], (err, data) => {
+    const sid = session.id;
+    const seen = this.held.get(sid) ?? destroysOf(this.config.store, sid);
+    this.call('get', [sid], (err, data) => {
       if (err) return callback(err);
-      if (!data) return callback(new Error('failed to load session'));
+      if (!data || destroysOf(this.config.store, sid) !== seen) {
+        return callback(new Error('failed to load session'));
+      }
       try {
         const reloaded = createSessionFrom(req, data as SessionData, this.config.now);
         if (reloaded.id === this.loadedId) this.base = snapshotOf(reloaded);
@@ -466,11 +621,11 @@ class RequestSession implements RequestContext {
 
   destroy(session: Session, callback: Callback): void {
     delete this.req.session;
-    this.call('destroy', [session.id], (err) => callback(err));
+    this.remove(session.id, callback);
   }
 
   regenerate(req: SessionRequest, callback: Callback): void {
-    this.call('destroy', [req.sessionID], (err) => {
+    this.remove(req.sessionID!, (err) => {
       try {
         this.generate();
       } catch (error) {
@@ -551,7 +706,7 @@ class RequestSession implements RequestContext {
   endOperation(): ((done: StoreAnswer) => void) | undefined {
     const req = this.req;
     if (this.config.unsetDestroy && req.sessionID && req.session == null) {
-      return (done) => this.call('destroy', [req.sessionID], done);
+      return (done) => this.remove(req.sessionID!, done);
     }
     const session = this.current();
     if (session === undefined) return undefined;
@@ -561,7 +716,7 @@ class RequestSession implements RequestContext {
     }
     if (this.shouldSave(session)) return (done) => session.save(done);
     if (typeof this.config.store.touch === 'function' && this.shouldTouch(session)) {
-      return (done) => this.call('touch', [req.sessionID, session], done);
+      return (done) => this.touch(req.sessionID!, session, done);
     }
     return undefined;
   }
@@ -678,10 +833,7 @@ export function session(options?: SessionOptions): SessionMiddleware {
   if (opts.unset && opts.unset !== 'destroy' && opts.unset !== 'keep') {
     throw new TypeError('unset option must be "destroy" or "keep"');
   }
-  const secret = opts.secret;
-  if (Array.isArray(secret) && secret.length === 0) {
-    throw new TypeError('secret option array must contain one or more strings');
-  }
+  const secrets = opts.secret === undefined ? undefined : secretList(opts.secret);
   const storeTimeout = opts.storeTimeout ?? 5_000;
   if (typeof storeTimeout !== 'number' || !(storeTimeout >= 0)) {
     throw new SessionError(
@@ -705,11 +857,7 @@ export function session(options?: SessionOptions): SessionMiddleware {
     saveUninitialized:
       opts.saveUninitialized === undefined ? true : Boolean(opts.saveUninitialized),
     unsetDestroy: opts.unset === 'destroy',
-    secrets: secret
-      ? Array.isArray(secret)
-        ? [...(secret as Secret[])]
-        : [secret as Secret]
-      : undefined,
+    secrets,
     mergeWrites: opts.mergeWrites ?? true,
     storeTimeout,
     now: opts.now ?? Date.now,
@@ -747,7 +895,8 @@ export function session(options?: SessionOptions): SessionMiddleware {
       next();
       return;
     }
-    const secrets = config.secrets ?? (req.secret ? [req.secret] : undefined);
+    const fromRequest = config.secrets === undefined ? requestSecret(req) : undefined;
+    const secrets = config.secrets ?? (fromRequest === undefined ? undefined : [fromRequest]);
     if (secrets === undefined) {
       next(new SessionError('INVALID_OPTION', 'secret option required for sessions'));
       return;
@@ -755,13 +904,14 @@ export function session(options?: SessionOptions): SessionMiddleware {
     const handler = new RequestSession(config, req, res, next, cookieOptions, secrets);
     attachContext(req, handler);
     req.sessionStore = store as Store;
-    const cookieId = readSessionId(req, config.name, secrets);
-    handler.cookieId = cookieId;
-    req.sessionID = cookieId;
+    res.once('close', () => handler.finish());
+    const ids = readSessionIds(req, config.name, secrets);
+    handler.cookieId = ids.length === 1 ? ids[0] : undefined;
+    req.sessionID = handler.cookieId;
     beforeHeaders(res, () => handler.onHeaders());
     beforeEnd(res, handler);
 
-    if (cookieId === undefined) {
+    if (ids.length === 0) {
       try {
         handler.start();
       } catch (error) {
@@ -771,14 +921,18 @@ export function session(options?: SessionOptions): SessionMiddleware {
       next();
       return;
     }
-    handler.call('get', [cookieId], (err, data) => {
-      if (err && err.code !== 'ENOENT') {
+    handler.find(ids, (err, found) => {
+      if (err) {
         next(err);
         return;
       }
       try {
-        if (err || !data) handler.start();
-        else handler.inflate(data as SessionData);
+        if (found === undefined) handler.start();
+        else {
+          handler.cookieId = found.id;
+          req.sessionID = found.id;
+          handler.inflate(found.data);
+        }
       } catch (error) {
         next(error);
         return;

@@ -71,6 +71,9 @@ Object.setPrototypeOf(StoreFunction.prototype, EventEmitter.prototype);
 const proto = StoreFunction.prototype as Store;
 
 proto.regenerate = function regenerate(this: Store, req, callback) {
+  // Through the middleware, so the destroy joins the session's lane (see the middleware's save).
+  const context = contextOf(req);
+  if (context !== undefined) return context.regenerate(req, callback);
   this.destroy(req.sessionID!, (err) => {
     this.generate(req);
     callback(err);
