@@ -50,16 +50,23 @@ const PACKAGES = [
   'tsx',
 ];
 
+// The bench's own packages first (bench/package.json), then the repository's (tsx, the drivers
+// Tessera's stores load): where the bench's files resolve them.
+const MODULE_DIRS = [join(ROOT, 'bench', 'node_modules'), join(ROOT, 'node_modules')];
+
 function packageVersion(name: string): string {
-  try {
-    const file = join(ROOT, 'node_modules', name, 'package.json');
-    return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
-  } catch {
+  for (const dir of MODULE_DIRS) {
     try {
-      return (require(`${name}/package.json`) as { version: string }).version;
+      const file = join(dir, name, 'package.json');
+      return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
     } catch {
-      return 'not installed';
+      // Not installed there.
     }
+  }
+  try {
+    return (require(`${name}/package.json`) as { version: string }).version;
+  } catch {
+    return 'not installed';
   }
 }
 
@@ -637,12 +644,17 @@ export function renderReport(report: BenchReport): string {
   lines.push(
     '## Reproducing and digging in',
     '',
+    '- The bench is its own package (`bench/package.json`: the peers, frameworks and autocannon, at the versions listed above): install the repository first ' +
+      '(`npm ci`; the bench also uses its tsx, TypeScript, vitest and better-sqlite3), then the bench (`npm ci --prefix bench`). ' +
+      'The commands below run from the repository root, to which a compiled directory after `@` is relative. ' +
+      "`npm run test:bench` runs the bench's own tests: its typecheck, the floor's session work, and the harness in smoke mode.",
     '- `npm run bench` runs everything (`npm run bench -- --help` lists the options); `--filter` and `--scenarios` narrow it, `--smoke` checks the harness in half a minute.',
     '- `npx tsx bench/profile.ts <contender> <scenario> --versus <other>` profiles two contenders over a measured window and lists where the CPU time per request differs, ' +
       'for example `npx tsx bench/profile.ts tessera-node-memory read --versus bare-node`.',
     '- `npx tsx bench/inprocess.ts <contender>[@<compiled dir>] ...` measures CPU per request with no sockets: requests on an in-memory socket go straight to the application, ' +
       'each contender in fresh processes, rounds alternating. It holds only JavaScript work, so it shows differences between two builds of Tessera that the HTTP runs bury in noise ' +
-      '(for example `npx tsx bench/inprocess.ts tessera-express-memory@/tmp/before tessera-express-memory@dist`, each directory compiled by `tsc`).',
+      '(for example `npx tsx bench/inprocess.ts tessera-express-memory@/tmp/before tessera-express-memory@dist`, each directory compiled by `tsc`). ' +
+      "With `--instructions` it counts instructions per request under callgrind instead, which the machine's load does not move; `--instructions --http` counts them over real HTTP on loopback.",
     "- `npx tsx bench/allocations.ts <contender>[@<compiled dir>] ...` counts the bytes each contender allocates per request, by function, in-process under V8's sampling heap profiler (short-lived objects included), " +
       'and the difference to the first one named: over HTTP every byte allocated per request costs the collector CPU, most of all under Express.',
     '- `npx tsx bench/store-ops.ts [<compiled dir> ...]` measures the memory store alone, CPU µs per `get`, `get` + `update` and evicting `create` at 100,000 sessions, ' +

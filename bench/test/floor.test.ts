@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FloorSessions, floorRoute } from '../bench/servers/floor.js';
+import { FloorSessions, floorRoute } from '../servers/floor.js';
 
 // The bench's floor rows are only worth reading if the inline session work they time is real:
 // these check that it signs, verifies, expires, compares versions and stays bounded.

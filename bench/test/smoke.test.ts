@@ -4,9 +4,9 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { runBench, type BenchReport } from '../bench/harness.js';
-import { ROOT } from '../bench/options.js';
-import { SCENARIOS } from '../bench/protocol.js';
+import { runBench, type BenchReport } from '../harness.js';
+import { ROOT } from '../options.js';
+import { SCENARIOS } from '../protocol.js';
 
 const run = promisify(execFile);
 
@@ -31,7 +31,7 @@ describe('bench harness, smoke mode', () => {
         filter: contenders.join(','),
         connections: 8,
         out,
-        command: 'vitest run test/bench-smoke.test.ts',
+        command: 'vitest run test/smoke.test.ts',
         log: (line) => lines.push(line),
       });
       expect(report.skipped, lines.join('\n')).toEqual([]);
@@ -74,7 +74,7 @@ describe('bench harness, smoke mode', () => {
       expect(markdown).toBe(report.markdown);
       expect(markdown).toContain('Smoke run');
       expect(markdown).toContain('of it kernel (vs bare)');
-      expect(markdown).toContain('vitest run test/bench-smoke.test.ts');
+      expect(markdown).toContain('vitest run test/smoke.test.ts');
       // The Express CPU targets show the empty middleware's share beside Tessera's figure.
       const target = markdown
         .split('\n')
