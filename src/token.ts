@@ -52,8 +52,13 @@ export class CookieSigner {
       );
     }
     this.#keys = secrets.map((secret, index) => {
+      // Bytes are copied: a caller that wipes its array after start-up must not change the key.
       const bytes =
-        typeof secret === 'string' ? utf8(secret) : secret instanceof Uint8Array ? secret : null;
+        typeof secret === 'string'
+          ? utf8(secret)
+          : secret instanceof Uint8Array
+            ? new Uint8Array(secret)
+            : null;
       if (bytes === null || bytes.length < MIN_SECRET_BYTES) {
         throw new SessionError(
           'INVALID_OPTION',

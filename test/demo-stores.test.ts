@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SessionManager } from '../src/index.js';
-import { openStore } from '../examples/demo/store-url.js';
+import { openStore, StoreUrlError } from '../examples/demo/store-url.js';
 import { SECRET, cookiePair } from './support/fixtures.js';
 import { probeTcp, requireService } from './support/services.js';
 import { MemcachedServer, memcachedInstalled } from './support/memcached-server.js';
@@ -90,5 +90,20 @@ describe("the demo's SESSION_STORE URLs", () => {
       /Redis at redis:\/\/127.0.0.1:1 (is unreachable|did not answer)/,
     );
     await expect(openStore('sqlite:')).rejects.toThrow(/needs a file path/);
+  });
+
+  it('refuses an unsafe table or prefix with StoreUrlError before opening anything', async () => {
+    const file = join(dir, 'never-opened', 'sessions.db');
+    const refused = openStore(`sqlite:${file}?table=${encodeURIComponent('s; DROP TABLE t')}`);
+    await expect(refused).rejects.toThrow(StoreUrlError);
+    await expect(refused).rejects.toThrow(/table=/);
+    expect(existsSync(file)).toBe(false);
+    // Port 1 answers nothing: a prefix refused before connecting says so, not "unreachable".
+    await expect(openStore('redis://127.0.0.1:1?prefix=bad%20prefix')).rejects.toThrow(
+      /prefix= must be/,
+    );
+    await expect(openStore('redis://127.0.0.1:1?table=sessions')).rejects.toThrow(
+      /takes no table= option/,
+    );
   });
 });
