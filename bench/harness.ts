@@ -300,7 +300,8 @@ export function cannonCount(
 ): Promise<CannonResult> {
   return new Promise((resolve, reject) => {
     autocannon(
-      { url, connections, amount, headers: cookie === undefined ? {} : { cookie } },
+      // A server under valgrind answers slowly: a long timeout keeps the count from failing.
+      { url, connections, amount, timeout: 300, headers: cookie === undefined ? {} : { cookie } },
       (error, result) => {
         if (error) reject(error instanceof Error ? error : new Error(String(error)));
         else if (result.errors > 0 || result.non2xx > 0)
