@@ -55,6 +55,8 @@ type Autocannon = (
     duration?: number;
     /** ...how many requests to send. */
     amount?: number;
+    /** Seconds to wait for an answer. */
+    timeout?: number;
     headers?: Record<string, string>;
     setupClient?: (client: CannonClient) => void;
   },
