@@ -3,19 +3,25 @@
  * session's data and metadata, optionally sealed with AES-256-GCM under a key ring.
  *
  * Plain form: a JSON array, `[data, createdAt, lastWrite - createdAt, idle, deadline - createdAt,
- * authenticatedAt - createdAt, userAgent, ip]`, times in milliseconds, absent trailing fields left
- * out and absent inner ones `null`. Times after the first are offsets from it: they are short
- * numbers, which keeps a small session's record about 40 % smaller than named fields with epoch
- * times. Records written as a JSON object with those names (`d`, `c`, `w`, `i`, `x`, `a`, `ua`,
- * `ip`, all times absolute) are read too.
+ * authenticatedAt - createdAt, userAgent, ip, persistent]`, times in milliseconds, absent
+ * trailing fields left out and absent inner ones `null`. Times after the first are offsets from
+ * it: they are short numbers, which keeps a small session's record about 40 % smaller than named
+ * fields with epoch times. Records written as a JSON object with those names (`d`, `c`, `w`, `i`,
+ * `x`, `a`, `ua`, `ip`, `p`, all times absolute) are read too. The plain form leaves the user and
+ * the expiry to the store's columns: without encryption the store is trusted.
  *
- * Sealed form: `e1.KEYID.IV.CIPHERTEXT` (base64url) of the plain form, the store key bound in as
- * additional data so that a blob cannot be moved to another record.
+ * Sealed form: `e1.KEYID.IV.CIPHERTEXT` (base64url) of the plain form followed by two more
+ * fields, always present: the user ID (`null` when anonymous) and `expiresAt - createdAt`, the
+ * expiry the record was written with. The manager compares them with the record's `userId` and
+ * `expiresAt` columns on every read, so that a database writer cannot reassign a session or
+ * stretch its life. The store key is bound in as additional data so that a blob cannot be moved
+ * to another record. A sealed record without the two fields (written before Tessera sealed
+ * them) cannot be checked against its columns and decodes as nothing.
  *
  * @packageDocumentation
  */
 import type { CryptoProvider } from './crypto.js';
-import { fromBase64Url, toBase64Url, utf8 } from './crypto.js';
+import { base64UrlDigit, fromBase64Url, toBase64Url, utf8 } from './crypto.js';
 import { SessionError } from './errors.js';
 
 /** What the store's `data` holds for one session. */
@@ -36,6 +42,21 @@ export interface Envelope {
   ua?: string;
   /** Client IP at creation. */
   ip?: string;
+  /**
+   * Whether this session's cookie is persistent (has a Max-Age), when the session chose it with
+   * `setTimeouts`; absent, the cookie option decides.
+   */
+  p?: boolean;
+  /**
+   * The user the session belongs to (`null` when anonymous). Written and read only in the
+   * sealed form, where it must equal the record's `userId` column.
+   */
+  u?: string | null;
+  /**
+   * The record's expiry (epoch ms) as the manager wrote it. Written and read only in the sealed
+   * form, where it must equal the record's `expiresAt` column.
+   */
+  e?: number;
 }
 
 /** A key of the encryption ring. */
@@ -67,12 +88,19 @@ function keyBytes(key: string | Uint8Array, id: string): Uint8Array {
   return bytes;
 }
 
-function isOptional(value: unknown, type: 'number' | 'string'): boolean {
+function isOptional(value: unknown, type: 'number' | 'string' | 'boolean'): boolean {
   return value === undefined || value === null || typeof value === type;
 }
 
-/** The compact form of an envelope (see the module comment). */
-function toArray(envelope: Envelope): unknown[] {
+/** How many fields the plain compact form has at most; the sealed form adds the user and expiry. */
+const PLAIN_FIELDS = 9;
+const SEALED_FIELDS = PLAIN_FIELDS + 2;
+
+/**
+ * The compact form of an envelope (see the module comment). Sealed, it ends with the user and
+ * the expiry, which must then be present.
+ */
+function toArray(envelope: Envelope, sealed: boolean): unknown[] {
   const { c } = envelope;
   const fields: unknown[] = [
     envelope.d,
@@ -83,18 +111,26 @@ function toArray(envelope: Envelope): unknown[] {
     envelope.a === undefined ? null : envelope.a - c,
     envelope.ua ?? null,
     envelope.ip ?? null,
+    envelope.p ?? null,
   ];
+  if (sealed) {
+    if (envelope.e === undefined) throw new TypeError('a sealed envelope needs its expiry');
+    fields.push(envelope.u ?? null, envelope.e - c);
+    return fields;
+  }
   let length = fields.length;
   while (fields[length - 1] === null) length--;
   fields.length = length;
   return fields;
 }
 
-function fromArray(fields: unknown[]): Envelope | null {
-  const [d, c, w, i, x, a, ua, ip] = fields;
+function fromArray(fields: unknown[], sealed: boolean): Envelope | null {
+  const [d, c, w, i, x, a, ua, ip, p, u, e] = fields;
+  const sizeFits = sealed
+    ? fields.length === SEALED_FIELDS
+    : fields.length >= 5 && fields.length <= PLAIN_FIELDS;
   if (
-    fields.length < 5 ||
-    fields.length > 8 ||
+    !sizeFits ||
     typeof d !== 'object' ||
     d === null ||
     Array.isArray(d) ||
@@ -104,7 +140,9 @@ function fromArray(fields: unknown[]): Envelope | null {
     typeof x !== 'number' ||
     !isOptional(a, 'number') ||
     !isOptional(ua, 'string') ||
-    !isOptional(ip, 'string')
+    !isOptional(ip, 'string') ||
+    !isOptional(p, 'boolean') ||
+    (sealed && (!isOptional(u, 'string') || typeof e !== 'number'))
   ) {
     return null;
   }
@@ -112,10 +150,15 @@ function fromArray(fields: unknown[]): Envelope | null {
   if (typeof a === 'number') envelope.a = c + a;
   if (typeof ua === 'string') envelope.ua = ua;
   if (typeof ip === 'string') envelope.ip = ip;
+  if (typeof p === 'boolean') envelope.p = p;
+  if (sealed) {
+    envelope.u = typeof u === 'string' ? u : null;
+    envelope.e = c + (e as number);
+  }
   return envelope;
 }
 
-/** The named form that earlier records use: every time absolute. */
+/** The named form that earlier plain records use: every time absolute. */
 function isEnvelope(value: unknown): value is Envelope {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
@@ -126,7 +169,8 @@ function isEnvelope(value: unknown): value is Envelope {
     typeof v.c === 'number' &&
     typeof v.w === 'number' &&
     typeof v.i === 'number' &&
-    typeof v.x === 'number'
+    typeof v.x === 'number' &&
+    isOptional(v.p, 'boolean')
   );
 }
 
@@ -171,12 +215,14 @@ export class Codec {
   /**
    * {@link Codec.encode}, answered synchronously whenever {@link Codec.synchronous} holds (and
    * with a promise only when sealing needs an asynchronous crypto provider). Throws
-   * `INVALID_DATA` for data that is not JSON.
+   * `INVALID_DATA` for data that is not JSON. The user (`u`) and expiry (`e`) are written only
+   * when sealing, which requires `e`.
    */
   encodeNow(envelope: Envelope, storeKey: string): string | Promise<string> {
+    const fields = toArray(envelope, this.#keys.length > 0);
     let json: string;
     try {
-      json = JSON.stringify(toArray(envelope));
+      json = JSON.stringify(fields);
     } catch (cause) {
       throw new SessionError('INVALID_DATA', 'session data cannot be stored as JSON', { cause });
     }
@@ -199,7 +245,9 @@ export class Codec {
 
   /**
    * Decodes store data, or answers `null` when it is malformed, sealed under an unknown key,
-   * tampered with, moved from another record, or plain while encryption is on.
+   * tampered with, moved from another record, plain while encryption is on, or sealed without
+   * the user and expiry. A sealed envelope always has `u` and `e`, for the caller to compare with
+   * the record's columns; a plain one has neither.
    */
   async decode(data: string, storeKey: string): Promise<Envelope | null> {
     return this.decodeNow(data, storeKey);
@@ -216,7 +264,15 @@ export class Codec {
     const key = this.#keys.find((candidate) => candidate.id === parts[1]);
     const iv = fromBase64Url(parts[2]!);
     const sealed = fromBase64Url(parts[3]!);
-    if (key === undefined || iv === null || iv.length !== 12 || sealed === null) return null;
+    if (
+      key === undefined ||
+      iv === null ||
+      iv.length !== 12 ||
+      sealed === null ||
+      !isCanonical(parts[3]!)
+    ) {
+      return null;
+    }
     let opened: Uint8Array | Promise<Uint8Array>;
     try {
       opened = this.#crypto.decrypt(key.bytes, iv, sealed, utf8(storeKey));
@@ -229,22 +285,33 @@ export class Codec {
   }
 }
 
-/** The envelope in decrypted bytes, or `null` when they are not UTF-8 JSON of one. */
+/**
+ * Whether base64url text is the only encoding of its bytes: the bits of its last character
+ * beyond the last whole byte are zero. Otherwise several texts would open to one record, and an
+ * edit of the stored text could go unnoticed.
+ */
+function isCanonical(text: string): boolean {
+  const spare = (text.length * 6) % 8;
+  return (
+    spare === 0 || (base64UrlDigit(text.charCodeAt(text.length - 1)) & ((1 << spare) - 1)) === 0
+  );
+}
+
+/** The sealed compact form in decrypted bytes, or `null` when they are not UTF-8 JSON of one. */
 function parseSealed(plain: Uint8Array): Envelope | null {
-  let json: string;
   try {
-    json = decoder.decode(plain);
+    const parsed: unknown = JSON.parse(decoder.decode(plain));
+    return Array.isArray(parsed) ? fromArray(parsed, true) : null;
   } catch {
     return null;
   }
-  return parseEnvelope(json);
 }
 
 /** The envelope in plain store data (either form), or `null` when it holds none. */
 function parseEnvelope(json: string): Envelope | null {
   try {
     const parsed: unknown = JSON.parse(json);
-    if (Array.isArray(parsed)) return fromArray(parsed);
+    if (Array.isArray(parsed)) return fromArray(parsed, false);
     return isEnvelope(parsed) ? parsed : null;
   } catch {
     return null;

@@ -130,39 +130,49 @@ export function cookieNameFor(options: ResolvedCookieOptions, httpsRequest: bool
 
 /**
  * Every value of the cookie named exactly `name` (case-sensitive) in a Cookie header, in the
- * order sent, at most `limit` of them. Linear in the header's length; never throws.
+ * order sent: all of them, however many, since a cookie tossed in from a sibling subdomain must
+ * not push the real one out of reach. Never throws; a missing or empty header gives `[]`.
+ *
+ * The header is read as pairs separated by `;`. In each pair, everything before its first `=`,
+ * less leading white space (what `String.prototype.trim` removes), must equal `name`; the value
+ * is everything after that `=` up to the next `;`, with white space trimmed from both ends. A
+ * pair without `=` is ignored. Values are returned as sent: no percent-decoding, quotes kept.
+ * `name` is a cookie-name token, as {@link resolveCookieOptions} accepts.
+ *
+ * One forward pass: each character is examined a bounded number of times, so the cost is linear
+ * in the header's length whatever it holds.
  */
-export function readCookieValues(
-  header: string | null | undefined,
-  name: string,
-  limit = 4,
-): string[] {
-  if (typeof header !== 'string' || header.length === 0) return [];
-  // Nearly every request carries the cookie once: its one value goes into an array of one,
-  // which costs less than growing an empty array (this runs on every request).
-  let first: string | undefined;
-  let more: string[] | undefined;
-  let count = 0;
-  let from = header.indexOf(name);
-  while (from !== -1 && count < limit) {
-    const start = header.lastIndexOf(';', from - 1) + 1;
-    const equals = from + name.length;
-    if (onlySpacesBetween(header, start, from) && header.charCodeAt(equals) === 61 /* = */) {
-      let end = header.indexOf(';', equals);
-      if (end === -1) end = header.length;
+export function readCookieValues(header: string | null | undefined, name: string): string[] {
+  if (typeof header !== 'string') return [];
+  // Nearly every request carries the cookie once: its value goes into an array of one, which
+  // costs less than growing an empty array (this runs on every request).
+  let values: string[] | undefined;
+  // The first `=` at or after the current pair's start, kept across pairs that hold none, so
+  // that no stretch of the header is searched for `=` twice.
+  let equals = header.indexOf('=');
+  let start = 0;
+  while (equals !== -1 && start < header.length) {
+    let end = header.indexOf(';', start);
+    if (end === -1) end = header.length;
+    if (equals < start) equals = header.indexOf('=', start);
+    const nameStart = equals - name.length;
+    if (
+      equals !== -1 &&
+      equals < end &&
+      nameStart >= start &&
+      header.startsWith(name, nameStart) &&
+      onlySpacesBetween(header, start, nameStart)
+    ) {
       const value = header.slice(equals + 1, end).trim();
-      if (first === undefined) first = value;
-      else (more ??= [first]).push(value);
-      count++;
-      from = header.indexOf(name, end);
-    } else {
-      from = header.indexOf(name, equals);
+      if (values === undefined) values = [value];
+      else values.push(value);
     }
+    start = end + 1;
   }
-  return more ?? (first === undefined ? [] : [first]);
+  return values ?? [];
 }
 
-/** Whether `text[from..to)` holds nothing but whitespace (what `trim` removes). */
+/** Whether `text[from..to)` holds nothing but white space (what `trim` removes). */
 function onlySpacesBetween(text: string, from: number, to: number): boolean {
   return from === to || text.slice(from, to).trim() === '';
 }

@@ -9,6 +9,10 @@
  * - `SESSION_ENDED`: the session was destroyed; it can no longer be read or changed.
  * - `INVALID_DATA`: a value cannot be stored as JSON (a function, a BigInt, a cycle).
  * - `DATA_TOO_LARGE`: the encoded session exceeds `maxDataBytes`.
+ * - `INVALID_USER_ID`: a user ID given to `setUser`, `login`, `listUserSessions`,
+ *   `revokeUserSessions` or `revokeUserSession` is not 1 to 255 UTF-16 code units of
+ *   well-formed text free of control characters (U+0000 to U+001F and U+007F). It is refused
+ *   before any store sees it, so every store accepts the same user IDs.
  */
 export type SessionErrorCode =
   | 'INVALID_OPTION'
@@ -16,7 +20,8 @@ export type SessionErrorCode =
   | 'WRITE_CONFLICT'
   | 'SESSION_ENDED'
   | 'INVALID_DATA'
-  | 'DATA_TOO_LARGE';
+  | 'DATA_TOO_LARGE'
+  | 'INVALID_USER_ID';
 
 /**
  * The one error class Tessera throws. Branch on {@link SessionError.code}, never on the message.

@@ -15,6 +15,7 @@ export type {
   SessionInfo,
   SessionEvents,
   RejectReason,
+  WarningCode,
 } from './manager.js';
 export { Session } from './session.js';
 export type {

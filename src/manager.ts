@@ -17,13 +17,14 @@ import { defaultCryptoProvider } from './crypto.js';
 import type { Envelope, EncryptionOptions } from './codec.js';
 import { Codec } from './codec.js';
 import { SessionError } from './errors.js';
+import { booleanOption, clockOption, delay, numberOption } from './options.js';
 import type {
   DefaultSessionData,
   RegenerateOptions,
   SessionHost,
   SessionState,
 } from './session.js';
-import { Session, stateOf, writeData } from './session.js';
+import { Session, checkUserId, stateOf, writeData } from './session.js';
 import type { SessionRecord, SessionStore, StoredRecord, UpdateResult } from './store.js';
 import { CookieSigner, generateSessionId, storeKeyFor, storeKeyForNow } from './token.js';
 
@@ -44,30 +45,44 @@ export interface SessionManagerOptions {
    */
   secrets: ReadonlyArray<string | Uint8Array>;
   /**
-   * Idle timeout in milliseconds: a session unused this long expires.
+   * Idle timeout in milliseconds: a session unused this long expires. A finite number above 0.
    * @defaultValue 1_800_000 (30 minutes)
    */
   idleTimeout?: number;
   /**
-   * Absolute timeout in milliseconds, from creation; activity never extends it.
+   * Absolute timeout in milliseconds, from creation; activity never extends it. A finite number
+   * above 0.
    * @defaultValue 43_200_000 (12 hours)
    */
   absoluteTimeout?: number;
   /**
-   * A read-only request extends the stored expiry at most once per this many milliseconds.
+   * A read-only request extends the stored expiry at most once per this many milliseconds. A
+   * finite number from 0, below `idleTimeout`.
    * @defaultValue `min(60_000, idleTimeout / 10)`: one touch a minute with the default idle
    * timeout, and proportionally more often for short ones, so an active session never idles out.
    */
   touchInterval?: number;
-  /** The session cookie. */
+  /**
+   * The session cookie. Unlike {@link CookieOptions}' own default, the manager makes it a
+   * browser-session cookie unless `persistent: true` is given here or a session asks for it
+   * with `setTimeouts({ persistent: true })`.
+   */
   cookie?: CookieOptions;
   /**
    * Believe the first value of `X-Forwarded-Proto` when deciding whether a request is HTTPS.
-   * Only enable behind a proxy that sets it.
+   * Only enable behind a proxy that sets it. While it is off, the first request that says
+   * `X-Forwarded-Proto: https` over plain HTTP emits a `warning` event and a process warning
+   * (once per manager) when the cookie's `secure` is `'auto'`: its cookie goes out without
+   * Secure and without `__Host-`.
    * @defaultValue false
    */
   trustProxy?: boolean;
-  /** Encrypt session data at rest with AES-256-GCM. */
+  /**
+   * Encrypt session data at rest with AES-256-GCM. The user ID and the expiry are sealed too and
+   * compared with the store's columns on every read: a record whose columns were edited is
+   * rejected (`rejected` event, reason `tampered`). Without encryption the store is trusted.
+   * @defaultValue none: records are plain JSON
+   */
   encryption?: EncryptionOptions;
   /**
    * How long one store call may take before it fails with `STORE_UNAVAILABLE`, in milliseconds.
@@ -76,14 +91,15 @@ export interface SessionManagerOptions {
    */
   storeTimeout?: number;
   /**
-   * How many times a save that meets a newer version is re-applied before `WRITE_CONFLICT`.
+   * How many times a save that meets a newer version is re-applied before `WRITE_CONFLICT`. A
+   * whole number from 0.
    * @defaultValue 16
    */
   maxRetries?: number;
   /**
-   * The most live sessions one user may have; the oldest are ended when a session binds to the
-   * user beyond it.
-   * @defaultValue Infinity
+   * The most live sessions one user may have, a whole number from 1; the oldest are ended when a
+   * session binds to the user beyond it.
+   * @defaultValue none: unlimited
    */
   maxSessionsPerUser?: number;
   /**
@@ -122,7 +138,10 @@ export interface RequestInfo {
 export interface ResponseHeaders {
   /** Set-Cookie values, possibly none. */
   readonly setCookie: readonly string[];
-  /** `'no-store'` when the response sets a session cookie or belongs to a signed-in user. */
+  /**
+   * `'no-store'` when the response sets or clears a session cookie, or its session holds data
+   * or a user (anonymous sessions included), so that no shared cache keeps it.
+   */
   readonly cacheControl: 'no-store' | undefined;
 }
 
@@ -140,13 +159,46 @@ export interface SessionInfo {
   current: boolean;
 }
 
-/** Why a cookie was not accepted. */
-export type RejectReason = 'malformed' | 'signature' | 'unknown' | 'undecodable';
+/**
+ * Why a cookie was not accepted.
+ *
+ * - `malformed`: not a signed session cookie at all.
+ * - `signature`: signed, but not by a current secret.
+ * - `unknown`: no live record under it (never issued, ended, or dropped by the store at expiry).
+ * - `undecodable`: its record cannot be read: malformed, sealed under an unknown key, moved from
+ *   another record, plain while encryption is on, or sealed before Tessera sealed the user and
+ *   expiry.
+ * - `tampered`: with encryption on, the record's `userId` or `expiresAt` column differs from the
+ *   sealed values (someone edited the store). Also reported when `listUserSessions` or
+ *   `revokeUserSession` meets such a record, which they skip.
+ * - `ambiguous`: the request carried more than one live session under the cookie's name (a
+ *   cookie tossed in from a sibling subdomain, say), or more than four distinct validly signed
+ *   ones (which are not read): none is adopted.
+ */
+export type RejectReason =
+  'malformed' | 'signature' | 'unknown' | 'undecodable' | 'tampered' | 'ambiguous';
+
+/**
+ * How many distinct validly signed session cookies one request may carry before the manager
+ * calls it ambiguous without reading any of them. Signed values are only ones this server
+ * issued, so this bounds the store reads a request can cause; a browser holds more than one only
+ * after a cookie's Path or Domain changed, or when one was tossed in.
+ */
+const MAX_SESSION_CANDIDATES = 4;
+
+/** Codes of the {@link SessionEvents} `warning` event. */
+export type WarningCode = 'UNTRUSTED_FORWARDED_PROTO';
 
 /** A stored record that is live, with its decoded envelope. */
 interface Live {
   record: StoredRecord;
   envelope: Envelope;
+}
+
+/** A cookie value whose signature verified: the session ID and its store key. */
+interface Verified {
+  id: string;
+  key: string;
 }
 
 /** The error of a failed store call: the store's own `SessionError`, or `STORE_UNAVAILABLE`. */
@@ -162,6 +214,13 @@ function storeFailure(operation: string, cause: unknown): SessionError {
  * `expired` fires when the manager finds a stored record past its expiry. Stores drop expired
  * records themselves (Redis and Memcached natively, the others on read), so a cookie whose
  * session expired there is reported as `rejected` with reason `unknown`.
+ *
+ * `regenerated` fires when a session moves to a new ID: at `regenerate()`, and at the save that
+ * follows `setUser()` on a stored session.
+ *
+ * `warning` reports a configuration that is probably wrong, once per manager and code: with
+ * `UNTRUSTED_FORWARDED_PROTO`, a request said `X-Forwarded-Proto: https` over plain HTTP while
+ * `trustProxy` is off, so its cookie went out without Secure and `__Host-`.
  */
 export interface SessionEvents {
   created: { userId: string | null };
@@ -169,6 +228,7 @@ export interface SessionEvents {
   destroyed: { userId: string | null; reason: 'destroy' | 'revoked' | 'cap' };
   expired: { userId: string | null; reason: 'idle' | 'absolute' };
   rejected: { reason: RejectReason };
+  warning: { code: WarningCode; message: string };
 }
 
 const MINUTE = 60_000;
@@ -181,33 +241,12 @@ interface PendingCall {
   reject: (error: SessionError) => void;
 }
 
-function positive(
-  name: string,
-  value: number | undefined,
-  fallback: number,
-  allowZero = false,
-): number {
-  if (value === undefined) return fallback;
-  if (
-    typeof value !== 'number' ||
-    Number.isNaN(value) ||
-    value < 0 ||
-    (!allowZero && value === 0)
-  ) {
-    throw new SessionError(
-      'INVALID_OPTION',
-      `${name} must be a ${allowZero ? 'non-negative' : 'positive'} number`,
-    );
-  }
-  return value;
-}
-
-/** The headers of a signed-in user's response that sets no cookie: Cache-Control only. */
+/** The headers of a response that sets no cookie but holds a session: Cache-Control only. */
 const NO_STORE_ONLY: ResponseHeaders = Object.freeze({
   setCookie: Object.freeze([]) as readonly string[],
   cacheControl: 'no-store',
 });
-/** The headers of a response that sets no cookie and belongs to no user: none. */
+/** The headers of a response that sets no cookie and whose session holds nothing: none. */
 const NO_SESSION_HEADERS: ResponseHeaders = Object.freeze({
   setCookie: NO_STORE_ONLY.setCookie,
   cacheControl: undefined,
@@ -227,9 +266,8 @@ function truncate(value: string | null | undefined, length: number): string | un
   return typeof value === 'string' && value.length > 0 ? value.slice(0, length) : undefined;
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+/** The shape of a store key (base64url SHA-256), which a session handle is. */
+const STORE_KEY = /^[A-Za-z0-9_-]{43}$/;
 
 /**
  * Creates, finds, saves, expires and ends sessions on a {@link SessionStore}. One manager serves
@@ -256,18 +294,24 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   readonly #trustProxy: boolean;
   readonly #storeTimeout: number;
   readonly #maxRetries: number;
-  readonly #maxPerUser: number;
+  readonly #maxPerUser: number | undefined;
   readonly #maxDataBytes: number;
   readonly #clock: () => number;
+  /** Whether records are sealed: then the user and expiry inside are checked against the columns. */
+  readonly #sealed: boolean;
+  #warnedForwardedProto = false;
   readonly #ready: Promise<{ crypto: CryptoProvider; signer: CookieSigner; codec: Codec }>;
   #resolved: Resolved | undefined;
   readonly #listeners = new Map<keyof SessionEvents, Set<(event: any) => void>>();
   readonly #pending = new Set<PendingCall>();
   #sweep: ReturnType<typeof setInterval> | undefined;
-  readonly #verified = new Map<string, { id: string; key: string }>();
+  readonly #verified = new Map<string, Verified>();
   readonly #host: SessionHost;
 
-  /** Validates every option; a bad one throws `SessionError` with code `INVALID_OPTION`. */
+  /**
+   * Validates every option; a bad one throws `SessionError` with code `INVALID_OPTION`. Numbers
+   * must be finite (`Infinity` and `NaN` are refused) and within their ranges.
+   */
   constructor(options: SessionManagerOptions) {
     if (typeof options !== 'object' || options === null) {
       throw new SessionError('INVALID_OPTION', 'SessionManager needs an options object');
@@ -277,24 +321,49 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       throw new SessionError('INVALID_OPTION', 'store: give a SessionStore');
     }
     this.store = store;
-    this.cookie = resolveCookieOptions(options.cookie);
-    this.#idle = positive('idleTimeout', options.idleTimeout, 30 * MINUTE);
-    this.#absolute = positive('absoluteTimeout', options.absoluteTimeout, 12 * 60 * MINUTE);
-    this.#touchInterval = positive(
+    // A browser-session cookie unless asked otherwise; CookieOptions' own default is older.
+    this.cookie = resolveCookieOptions({
+      ...options.cookie,
+      persistent: options.cookie?.persistent ?? false,
+    });
+    const owner = 'SessionManager';
+    const positive = { exclusiveMin: true };
+    this.#idle = numberOption(owner, 'idleTimeout', options.idleTimeout, 30 * MINUTE, positive);
+    this.#absolute = numberOption(
+      owner,
+      'absoluteTimeout',
+      options.absoluteTimeout,
+      12 * 60 * MINUTE,
+      positive,
+    );
+    this.#touchInterval = numberOption(
+      owner,
       'touchInterval',
       options.touchInterval,
       Math.min(MINUTE, this.#idle / 10),
-      true,
     );
     if (this.#touchInterval >= this.#idle) {
       throw new SessionError('INVALID_OPTION', 'touchInterval must be shorter than idleTimeout');
     }
-    this.#trustProxy = options.trustProxy ?? false;
-    this.#storeTimeout = positive('storeTimeout', options.storeTimeout, 5_000);
-    this.#maxRetries = positive('maxRetries', options.maxRetries, 16, true);
-    this.#maxPerUser = positive('maxSessionsPerUser', options.maxSessionsPerUser, Infinity);
-    this.#maxDataBytes = positive('maxDataBytes', options.maxDataBytes, 262_144);
-    this.#clock = options.now ?? Date.now;
+    this.#trustProxy = booleanOption(owner, 'trustProxy', options.trustProxy, false);
+    this.#storeTimeout = numberOption(owner, 'storeTimeout', options.storeTimeout, 5_000, positive);
+    this.#maxRetries = numberOption(owner, 'maxRetries', options.maxRetries, 16, { integer: true });
+    this.#maxPerUser =
+      options.maxSessionsPerUser === undefined
+        ? undefined
+        : numberOption(owner, 'maxSessionsPerUser', options.maxSessionsPerUser, 1, {
+            min: 1,
+            integer: true,
+          });
+    this.#maxDataBytes = numberOption(
+      owner,
+      'maxDataBytes',
+      options.maxDataBytes,
+      262_144,
+      positive,
+    );
+    this.#clock = clockOption(owner, options.now);
+    this.#sealed = options.encryption !== undefined;
     const build = (crypto: CryptoProvider) => ({
       crypto,
       signer: new CookieSigner(crypto, options.secrets),
@@ -415,9 +484,30 @@ export class SessionManager<Data extends object = DefaultSessionData> {
 
   #isHttps(info: RequestInfo): boolean {
     if (info.https === true) return true;
-    if (!this.#trustProxy || typeof info.forwardedProto !== 'string') return false;
+    if (typeof info.forwardedProto !== 'string') return false;
     const first = info.forwardedProto.split(',')[0]!.trim().toLowerCase();
-    return first === 'https';
+    if (this.#trustProxy) return first === 'https';
+    // Only an 'auto' cookie loses Secure and __Host- here; a cookie always Secure keeps both.
+    if (first === 'https' && this.cookie.secure === 'auto') this.#warnUntrustedProxy();
+    return false;
+  }
+
+  /**
+   * Says once per manager that a request came through an HTTPS proxy the manager does not
+   * trust: its cookie goes out without Secure and `__Host-`, which is rarely what was meant.
+   */
+  #warnUntrustedProxy(): void {
+    if (this.#warnedForwardedProto) return;
+    this.#warnedForwardedProto = true;
+    const message =
+      'tessera-session: a request carried X-Forwarded-Proto: https over plain HTTP, but the ' +
+      'trustProxy option is off, so session cookies go out without Secure and without the ' +
+      '__Host- prefix. Set trustProxy: true if a proxy you control sets that header.';
+    this.#emit('warning', { code: 'UNTRUSTED_FORWARDED_PROTO', message });
+    globalThis.process?.emitWarning?.(message, {
+      type: 'TesseraWarning',
+      code: 'TESSERA_UNTRUSTED_FORWARDED_PROTO',
+    });
   }
 
   #freshState(
@@ -437,6 +527,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       lastWrite: now,
       idle: this.#idle,
       absolute: this.#absolute,
+      persistent: undefined,
       authenticatedAt: undefined,
       userId: null,
       userAgent: undefined,
@@ -471,6 +562,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     state.lastWrite = envelope.w;
     state.idle = envelope.i;
     state.absolute = envelope.x - envelope.c;
+    state.persistent = envelope.p;
     state.authenticatedAt = envelope.a;
     state.userAgent = envelope.ua;
     state.ip = envelope.ip;
@@ -508,8 +600,18 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     return this.#liveness(record, codec.decodeNow(record.data, key) as Envelope | null);
   }
 
+  /**
+   * The one check of every record the manager reads (load, reload, the re-read after a write
+   * conflict, a user's list, revoking by handle): decodable, its columns matching what is
+   * sealed inside it, and not expired by the server's clock. Reports what it finds: an `expired`
+   * event, or `rejected` with reason `tampered`.
+   */
   #liveness(record: StoredRecord, envelope: Envelope | null): Live | RejectReason | 'expired' {
     if (envelope === null) return 'undecodable';
+    if (!this.#trusted(record, envelope)) {
+      this.#emit('rejected', { reason: 'tampered' });
+      return 'tampered';
+    }
     const now = this.#clock();
     if (record.expiresAt <= now || envelope.x <= now) {
       this.#emit('expired', {
@@ -522,44 +624,106 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   /**
+   * Whether a record's `userId` and `expiresAt` columns say what is sealed inside it. Plain
+   * records carry neither: without encryption the store is trusted.
+   */
+  #trusted(record: SessionRecord, envelope: Envelope): boolean {
+    return !this.#sealed || (envelope.u === record.userId && envelope.e === record.expiresAt);
+  }
+
+  /**
+   * The request's scheme and cookie name, and the values it sent under that name, each once:
+   * a browser sends one; more come from a cookie with another Path or Domain, or one tossed in.
+   */
+  #cookiesOf(info: RequestInfo): {
+    https: boolean;
+    cookieName: string;
+    values: Iterable<string>;
+    sent: boolean;
+  } {
+    const https = this.#isHttps(info);
+    const cookieName = cookieNameFor(this.cookie, https);
+    const values = readCookieValues(info.cookie, cookieName);
+    // A Set only when there is something to de-duplicate: nearly every request sends one value.
+    const distinct = values.length > 1 ? new Set(values) : values;
+    return { https, cookieName, values: distinct, sent: values.length > 0 };
+  }
+
+  /**
+   * The sessions worth reading among a request's verified cookies, each once (two values can
+   * sign one ID under rotated secrets), or `ambiguous` when there are too many to read.
+   */
+  #candidates(verified: Verified[]): Verified[] | 'ambiguous' {
+    if (verified.length <= 1) return verified;
+    const byKey = new Map<string, Verified>();
+    for (const entry of verified) byKey.set(entry.key, entry);
+    return byKey.size > MAX_SESSION_CANDIDATES ? 'ambiguous' : [...byKey.values()];
+  }
+
+  /**
+   * The session a request gets once its candidates are read: the one live session among them;
+   * a new anonymous one when none is live, or when more than one is (a tossed cookie must not
+   * pick the session), reported as `ambiguous`.
+   */
+  #choose(
+    state: SessionState,
+    candidates: Verified[],
+    found: (Live | RejectReason | 'expired')[],
+    reason: RejectReason | 'expired' | undefined,
+  ): Session<Data> {
+    let live = -1;
+    for (let i = 0; i < found.length; i++) {
+      const result = found[i]!;
+      if (typeof result === 'string') reason = result;
+      else if (live !== -1) return this.#anonymous(state, 'ambiguous');
+      else live = i;
+    }
+    if (live === -1) return this.#anonymous(state, reason);
+    return this.#resumed(state, candidates[live]!, found[live] as Live);
+  }
+
+  /**
    * Finds the session a request belongs to. A missing, malformed, tampered, unknown or expired
-   * cookie gives a fresh anonymous session (nothing is stored until it holds data). A store
-   * failure rejects with `STORE_UNAVAILABLE`, never with an empty session.
+   * cookie gives a fresh anonymous session (nothing is stored until it holds data). Every value
+   * under the cookie's name is considered: those that fail verification are ignored, and when
+   * more than one live session is presented none is adopted (`rejected`, reason `ambiguous`). A
+   * store failure rejects with `STORE_UNAVAILABLE`, never with an empty session.
    */
   async load(info: RequestInfo): Promise<Session<Data>> {
     const loaded = this.loadNow(info);
     if (loaded !== undefined) return loaded;
     const { signer, crypto, codec } = this.#resolved ?? (await this.#ready);
     const getNow = this.store.getNow;
-    const https = this.#isHttps(info);
-    const cookieName = cookieNameFor(this.cookie, https);
-    const values = readCookieValues(info.cookie, cookieName);
-    const state = this.#freshState(https, cookieName, values.length > 0, info);
-    let reason: RejectReason | 'expired' | undefined;
-    for (const value of values) {
-      let verified = this.#verified.get(value);
-      if (verified === undefined) {
+    const cookies = this.#cookiesOf(info);
+    let reason: RejectReason | undefined;
+    const verified: Verified[] = [];
+    for (const value of cookies.values) {
+      let entry = this.#verified.get(value);
+      if (entry === undefined) {
         const id = await signer.verify(value);
         if (id === null) {
           reason = value.length === 87 ? 'signature' : 'malformed';
           continue;
         }
-        verified = { id, key: await storeKeyFor(crypto, id) };
+        entry = { id, key: await storeKeyFor(crypto, id) };
         if (this.#verified.size >= VERIFIED_CACHE_SIZE)
           this.#verified.delete(this.#verified.keys().next().value!);
-        this.#verified.set(value, verified);
+        this.#verified.set(value, entry);
       }
-      const found =
-        getNow !== undefined && codec.synchronous
-          ? this.#readLiveNow(verified.key, getNow, codec)
-          : await this.#readLive(verified.key);
-      if (typeof found === 'string') {
-        reason = found;
-        continue;
-      }
-      return this.#resumed(state, verified, found);
+      verified.push(entry);
     }
-    return this.#anonymous(state, reason);
+    const state = this.#freshState(cookies.https, cookies.cookieName, cookies.sent, info);
+    const candidates = this.#candidates(verified);
+    if (candidates === 'ambiguous') return this.#anonymous(state, 'ambiguous');
+    const found: (Live | RejectReason | 'expired')[] = [];
+    for (const { key } of candidates) {
+      found.push(
+        getNow !== undefined && codec.synchronous
+          ? this.#readLiveNow(key, getNow, codec)
+          : await this.#readLive(key),
+      );
+    }
+    return this.#choose(state, candidates, found, reason);
   }
 
   /**
@@ -576,26 +740,22 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     if (resolved === undefined || getNow === undefined || !resolved.codec.synchronous) {
       return undefined;
     }
-    const https = this.#isHttps(info);
-    const cookieName = cookieNameFor(this.cookie, https);
-    const values = readCookieValues(info.cookie, cookieName);
-    for (const value of values) if (!this.#verified.has(value)) return undefined;
-    const state = this.#freshState(https, cookieName, values.length > 0, info);
-    let reason: RejectReason | 'expired' | undefined;
-    for (const value of values) {
-      const verified = this.#verified.get(value)!;
-      const found = this.#readLiveNow(verified.key, getNow, resolved.codec);
-      if (typeof found === 'string') {
-        reason = found;
-        continue;
-      }
-      return this.#resumed(state, verified, found);
+    const cookies = this.#cookiesOf(info);
+    const verified: Verified[] = [];
+    for (const value of cookies.values) {
+      const entry = this.#verified.get(value);
+      if (entry === undefined) return undefined;
+      verified.push(entry);
     }
-    return this.#anonymous(state, reason);
+    const state = this.#freshState(cookies.https, cookies.cookieName, cookies.sent, info);
+    const candidates = this.#candidates(verified);
+    if (candidates === 'ambiguous') return this.#anonymous(state, 'ambiguous');
+    const found = candidates.map(({ key }) => this.#readLiveNow(key, getNow, resolved.codec));
+    return this.#choose(state, candidates, found, undefined);
   }
 
   /** The stored session a verified cookie leads to. */
-  #resumed(state: SessionState, verified: { id: string; key: string }, found: Live): Session<Data> {
+  #resumed(state: SessionState, verified: Verified, found: Live): Session<Data> {
     state.id = verified.id;
     state.key = verified.key;
     state.persisted = true;
@@ -603,17 +763,25 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     return new Session<Data>(this.#host, state);
   }
 
-  /** A new anonymous session, for a request whose cookies (if any) led to no live session. */
+  /**
+   * A new anonymous session, for a request whose cookies (if any) led to no live session. The
+   * reason is reported unless it already was (`expired`, `tampered`).
+   */
   #anonymous(state: SessionState, reason: RejectReason | 'expired' | undefined): Session<Data> {
-    if (reason !== undefined && reason !== 'expired') this.#emit('rejected', { reason });
+    if (reason !== undefined && reason !== 'expired' && reason !== 'tampered') {
+      this.#emit('rejected', { reason });
+    }
     this.#recordRequest(state);
     return new Session<Data>(this.#host, state);
   }
 
   /**
    * Saves what the request changed (or touches a read-only session when due) and answers the
-   * headers for the response. Call it once, before the response's headers go out. Rejects with
-   * `STORE_UNAVAILABLE` when the store fails: the response must then not carry a session cookie.
+   * headers for the response. Call it once, before the response's headers go out. A stored
+   * session whose user was set in this request moves to a new ID here (see `Session.setUser`).
+   * With encryption, a due touch re-seals the record with its new expiry (a compare-and-set
+   * update) instead of a bare touch. Rejects with `STORE_UNAVAILABLE` when the store fails: the
+   * response must then not carry a session cookie.
    */
   async commit(session: Session<Data>): Promise<ResponseHeaders> {
     const state = stateOf(session);
@@ -631,11 +799,16 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     return state.issueCookie && !state.ended && state.id !== null;
   }
 
-  /** The Set-Cookie value for a signed cookie value, its Max-Age the session's absolute end. */
+  /**
+   * The Set-Cookie value for a signed cookie value: a browser-session cookie, or for a
+   * persistent one (the session's choice, else the cookie option) a Max-Age reaching the
+   * session's absolute end.
+   */
   #sessionCookie(state: SessionState, signed: string): string {
-    const maxAge = this.cookie.persistent
-      ? Math.max(0, Math.ceil((state.createdAt + state.absolute - this.#clock()) / 1000))
-      : undefined;
+    const maxAge =
+      (state.persistent ?? this.cookie.persistent)
+        ? Math.max(0, Math.ceil((state.createdAt + state.absolute - this.#clock()) / 1000))
+        : undefined;
     return serializeCookie(this.cookie, state.cookieName, signed, state.https, maxAge);
   }
 
@@ -645,7 +818,8 @@ export class SessionManager<Data extends object = DefaultSessionData> {
    * touch due), for one whose changes it can save through the store's synchronous `updateNow`
    * (memory, SQLite), and for a new anonymous session it can store through `createNow` and sign
    * at once (with a synchronous crypto provider, as `node:crypto` is). Answers `undefined` when
-   * there is other work to do, or data `commit` will refuse; call `commit` then. Never throws.
+   * there is other work to do (a bare touch, a move to a new ID after `setUser`, a new session
+   * with a user), or data `commit` will refuse; call `commit` then. Never throws.
    */
   commitNow(session: Session<Data>): ResponseHeaders | undefined {
     const state = stateOf(session);
@@ -677,22 +851,20 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   /**
-   * The store call that saving a live session takes, once in-place changes are collected: the
+   * The store work that saving a live session takes, once in-place changes are collected: the
    * one decision behind both `commit` and `commitNow`. A new session is stored only once it holds
-   * data or a user.
+   * data or a user. A stored session whose user was set moves to a new ID (`rotate`). A due touch
+   * of a sealed record rewrites it (`save`), since its expiry is sealed inside.
    */
-  #storeWork(state: SessionState, now: number): 'create' | 'save' | 'touch' | 'none' {
+  #storeWork(state: SessionState, now: number): 'create' | 'rotate' | 'save' | 'touch' | 'none' {
     this.#collectInPlaceChanges(state);
     if (!state.persisted) {
       return state.userId !== null || holdsAnyKey(state.data) ? 'create' : 'none';
     }
-    if (
-      (state.changed !== null && state.changed.size > 0) ||
-      state.userChanged ||
-      state.timeoutsChanged
-    )
-      return 'save';
-    return this.#touchDue(state, now) ? 'touch' : 'none';
+    if (state.userChanged) return 'rotate';
+    if ((state.changed !== null && state.changed.size > 0) || state.timeoutsChanged) return 'save';
+    if (!this.#touchDue(state, now)) return 'none';
+    return this.#sealed ? 'save' : 'touch';
   }
 
   #touchDue(state: SessionState, now: number): boolean {
@@ -711,8 +883,9 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     state.issueCookie = false;
     state.clearCookie = false;
     if (setCookie !== undefined) return { setCookie: [setCookie], cacheControl: 'no-store' };
-    // Most responses set no cookie: they share one of two frozen answers.
-    return state.userId !== null ? NO_STORE_ONLY : NO_SESSION_HEADERS;
+    // Most responses set no cookie: they share one of two frozen answers. A response whose
+    // session holds anything, anonymous or not, must not sit in a shared cache.
+    return state.userId !== null || holdsAnyKey(state.data) ? NO_STORE_ONLY : NO_SESSION_HEADERS;
   }
 
   /** The headers for a response whose session could not be loaded or saved: none that touch the cookie. */
@@ -729,6 +902,11 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     );
   }
 
+  /**
+   * What is written for a session. The user and the expiry go in too: the codec seals them with
+   * the rest when encryption is on (to be checked against the columns), and leaves them to the
+   * columns otherwise.
+   */
   #envelopeFor(state: SessionState, now: number): Envelope {
     const envelope: Envelope = {
       d: state.data,
@@ -736,14 +914,20 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       w: now,
       i: state.idle,
       x: state.createdAt + state.absolute,
+      u: state.userId,
+      e: this.#expiryOf(state, now),
     };
     if (state.authenticatedAt !== undefined) envelope.a = state.authenticatedAt;
     if (state.userAgent !== undefined) envelope.ua = state.userAgent;
     if (state.ip !== undefined) envelope.ip = state.ip;
+    if (state.persistent !== undefined) envelope.p = state.persistent;
     return envelope;
   }
 
-  /** The record to store for encoded `data`; throws `DATA_TOO_LARGE` beyond `maxDataBytes`. */
+  /**
+   * The record to store for encoded `data`, with the same expiry as the envelope; throws
+   * `DATA_TOO_LARGE` beyond `maxDataBytes`.
+   */
   #recordOf(state: SessionState, now: number, data: string): SessionRecord {
     const tooLarge =
       data.length > this.#maxDataBytes ||
@@ -758,8 +942,13 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     return { data, expiresAt: this.#expiryOf(state, now), userId: state.userId };
   }
 
+  /**
+   * The expiry a write at `now` gives the record: the idle deadline, never past the absolute
+   * one. Whole milliseconds, the resolution every store keeps, so that a sealed copy compares
+   * equal to the column.
+   */
   #expiryOf(state: SessionState, now: number): number {
-    return Math.min(now + state.idle, state.createdAt + state.absolute);
+    return Math.floor(Math.min(now + state.idle, state.createdAt + state.absolute));
   }
 
   #collectInPlaceChanges(state: SessionState): void {
@@ -771,12 +960,15 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     state.watched = null;
   }
 
+  /** An ended session holds nothing: no data, and no user for the application to believe. */
   #markEnded(state: SessionState): void {
     state.ended = true;
     state.persisted = false;
     state.issueCookie = false;
     state.data = emptyData();
     state.changed = null;
+    state.userId = null;
+    state.authenticatedAt = undefined;
   }
 
   async #persist(state: SessionState): Promise<void> {
@@ -785,6 +977,11 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     switch (this.#storeWork(state, now)) {
       case 'create':
         return this.#create(state);
+      case 'rotate':
+        // setUser on a stored session: the old record is deleted first, then the data is stored
+        // under a new ID like any new session's (and nothing is, if it holds neither data nor user).
+        await this.#regenerate(state, { keep: true });
+        return this.#persist(state);
       case 'save':
         return this.#save(state);
       case 'touch': {
@@ -872,15 +1069,15 @@ export class SessionManager<Data extends object = DefaultSessionData> {
 
   /**
    * Stores a session synchronously when that is all its saving takes and the codec encodes at
-   * once: a change through the store's `updateNow` (no user to bind), a new anonymous session
-   * through `createNow`. Answers whether it stored; on `false` the state is as it was, and the
-   * usual save follows. Throws what the usual save would (`DATA_TOO_LARGE`, `INVALID_DATA`,
-   * `STORE_UNAVAILABLE`).
+   * once: a change (or a sealed record's touch) through the store's `updateNow`, a new anonymous
+   * session through `createNow`. A move to a new ID is left to the usual save, which deletes.
+   * Answers whether it stored; on `false` the state is as it was, and the usual save follows.
+   * Throws what the usual save would (`DATA_TOO_LARGE`, `INVALID_DATA`, `STORE_UNAVAILABLE`).
    */
   #saveNow(state: SessionState): boolean {
     const resolved = this.#resolved;
     if (resolved === undefined || !resolved.codec.synchronous) return false;
-    if (state.ended || (state.userChanged && state.userId !== null)) return false;
+    if (state.ended) return false;
     const now = this.#clock();
     const work = this.#storeWork(state, now);
     if (work === 'create') return this.#createNow(state, resolved, now);
@@ -899,9 +1096,11 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     return true;
   }
 
-  /** Compare-and-set with rebase: on a newer version, re-apply only this request's changes. */
+  /**
+   * Compare-and-set with rebase: on a newer version, re-apply only this request's changes. The
+   * user never changes here (setting it moves the session to a new ID), so the cap is not checked.
+   */
   async #save(state: SessionState): Promise<void> {
-    const bindsUser = state.userChanged && state.userId !== null;
     for (let attempt = 0; ; attempt++) {
       const now = this.#clock();
       const record = await this.#envelopeOf(state, now);
@@ -910,7 +1109,6 @@ export class SessionManager<Data extends object = DefaultSessionData> {
       );
       if (result.status === 'ok') {
         this.#saved(state, result.version, record, now);
-        if (bindsUser) await this.#enforceCap(state);
         return;
       }
       if (result.status === 'missing') {
@@ -942,13 +1140,12 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     state.data = data;
     state.version = record.version;
     state.expiresAt = record.expiresAt;
-    if (!state.userChanged) {
-      state.userId = record.userId;
-      state.authenticatedAt = envelope.a;
-    }
+    state.userId = record.userId;
+    state.authenticatedAt = envelope.a;
     if (!state.timeoutsChanged) {
       state.idle = envelope.i;
       state.absolute = envelope.x - envelope.c;
+      state.persistent = envelope.p;
     }
   }
 
@@ -1007,12 +1204,13 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   async #enforceCap(state: SessionState): Promise<void> {
-    if (!Number.isFinite(this.#maxPerUser) || state.userId === null) return;
+    const cap = this.#maxPerUser;
+    if (cap === undefined || state.userId === null) return;
     const sessions = await this.listUserSessions(state.userId);
     const others = sessions
       .filter((info) => info.handle !== state.key)
       .sort((a, b) => b.createdAt - a.createdAt);
-    const excess = others.slice(Math.max(0, this.#maxPerUser - 1));
+    const excess = others.slice(Math.max(0, cap - 1));
     for (const info of excess) {
       await this.#call('delete', () => this.store.delete(info.handle));
       this.#emit('destroyed', { userId: state.userId, reason: 'cap' });
@@ -1021,18 +1219,21 @@ export class SessionManager<Data extends object = DefaultSessionData> {
 
   /**
    * A user's live sessions, most recently seen first, without session IDs. Pass the current
-   * request's session to have it marked `current`.
+   * request's session to have it marked `current`. With encryption, a record whose columns
+   * differ from what is sealed in it is left out and reported (`rejected`, reason `tampered`).
+   * Throws `INVALID_USER_ID` for a user ID `setUser` would refuse.
    */
   async listUserSessions(userId: string, current?: Session<Data>): Promise<SessionInfo[]> {
+    checkUserId(userId);
     const { codec } = this.#resolved ?? (await this.#ready);
     const currentKey = current === undefined ? null : stateOf(current).key;
     const records = await this.#call('listByUser', () => this.store.listByUser(userId));
-    const now = this.#clock();
     const sessions: SessionInfo[] = [];
     for (const record of records) {
-      if (record.expiresAt <= now) continue;
-      const envelope = await codec.decode(record.data, record.key);
-      if (envelope === null || envelope.x <= now) continue;
+      if (record.userId !== userId) continue;
+      const found = this.#liveness(record, await codec.decode(record.data, record.key));
+      if (typeof found === 'string') continue;
+      const { envelope } = found;
       const idleDerived =
         record.expiresAt < envelope.x ? record.expiresAt - envelope.i : envelope.w;
       sessions.push({
@@ -1051,12 +1252,14 @@ export class SessionManager<Data extends object = DefaultSessionData> {
 
   /**
    * Ends all of a user's sessions (logout everywhere, a password change), optionally all but
-   * the given one. Answers how many were ended.
+   * the given one. Answers how many were ended. Throws `INVALID_USER_ID` for a user ID `setUser`
+   * would refuse.
    */
   async revokeUserSessions(
     userId: string,
     options: { except?: Session<Data> } = {},
   ): Promise<number> {
+    checkUserId(userId);
     const exceptKey =
       options.except === undefined ? undefined : (stateOf(options.except).key ?? undefined);
     const removed = await this.#call('deleteByUser', () =>
@@ -1066,10 +1269,17 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     return removed;
   }
 
-  /** Ends one of a user's sessions by the handle from {@link SessionManager.listUserSessions}. */
+  /**
+   * Ends one of a user's sessions by the handle from {@link SessionManager.listUserSessions}.
+   * Answers `false`, ending nothing, when the handle leads to no live session of that user (with
+   * encryption, the user sealed in the record decides, not the column). Throws
+   * `INVALID_USER_ID` for a user ID `setUser` would refuse.
+   */
   async revokeUserSession(userId: string, handle: string): Promise<boolean> {
-    const record = await this.#call('get', () => this.store.get(handle));
-    if (record === null || record.userId !== userId) return false;
+    checkUserId(userId);
+    if (typeof handle !== 'string' || !STORE_KEY.test(handle)) return false;
+    const found = await this.#readLive(handle);
+    if (typeof found === 'string' || found.record.userId !== userId) return false;
     await this.#call('delete', () => this.store.delete(handle));
     this.#emit('destroyed', { userId, reason: 'revoked' });
     return true;

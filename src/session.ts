@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 import { SessionError } from './errors.js';
+import { booleanOption, numberOption } from './options.js';
 
 /**
  * The application's session data, declared once by augmenting this interface. Until it is
@@ -38,10 +39,50 @@ export interface RegenerateOptions {
 
 /** Per-session timeouts, for example a longer "remember me" session. */
 export interface SessionTimeouts {
-  /** Idle timeout in milliseconds. */
+  /** Idle timeout in milliseconds. @defaultValue unchanged (the manager's `idleTimeout`) */
   idle?: number;
-  /** Absolute lifetime in milliseconds, counted from the session's creation. */
+  /**
+   * Absolute lifetime in milliseconds, counted from the session's creation.
+   * @defaultValue unchanged (the manager's `absoluteTimeout`)
+   */
   absolute?: number;
+  /**
+   * Whether this session's cookie is persistent, with a Max-Age reaching its absolute deadline
+   * ("remember me"), or a browser-session cookie. Kept with the session, through later
+   * regenerations too.
+   * @defaultValue unchanged (the cookie's `persistent` option)
+   */
+  persistent?: boolean;
+}
+
+/** The longest user ID, in UTF-16 code units. */
+const MAX_USER_ID_LENGTH = 255;
+
+/**
+ * Answers `userId` when it is a user ID Tessera accepts: a string of 1 to
+ * {@link MAX_USER_ID_LENGTH} UTF-16 code units, well-formed (no lone surrogate, which UTF-8
+ * cannot carry), without control characters U+0000 to U+001F and U+007F. Otherwise throws
+ * `SessionError` with code `INVALID_USER_ID`, before any store sees it. One pass over the text.
+ * @internal
+ */
+export function checkUserId(userId: unknown): string {
+  const fail = (why: string): never => {
+    throw new SessionError('INVALID_USER_ID', `a user ID ${why}`);
+  };
+  if (typeof userId !== 'string') return fail('must be a string');
+  if (userId.length === 0 || userId.length > MAX_USER_ID_LENGTH) {
+    fail(`must have 1 to ${MAX_USER_ID_LENGTH} characters`);
+  }
+  for (let i = 0; i < userId.length; i++) {
+    const code = userId.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) fail('must not hold control characters');
+    if (code >= 0xd800 && code <= 0xdbff) {
+      const next = userId.charCodeAt(i + 1);
+      if (!(next >= 0xdc00 && next <= 0xdfff)) fail('must not hold lone surrogates');
+      i++;
+    } else if (code >= 0xdc00 && code <= 0xdfff) fail('must not hold lone surrogates');
+  }
+  return userId;
 }
 
 /**
@@ -59,6 +100,8 @@ export interface SessionState {
   lastWrite: number;
   idle: number;
   absolute: number;
+  /** This session's choice of a persistent cookie; `undefined` follows the cookie option. */
+  persistent: boolean | undefined;
   authenticatedAt: number | undefined;
   userId: string | null;
   userAgent: string | undefined;
@@ -80,6 +123,10 @@ export interface SessionState {
   changed: Set<string> | null;
   /** The JSON of object values read with `get`, to find changes made in place; `null` until one is read. */
   watched: Map<string, string> | null;
+  /**
+   * `setUser` was called: a stored session moves to a new ID when it is saved, a new one is
+   * created with its user.
+   */
   userChanged: boolean;
   timeoutsChanged: boolean;
   ended: boolean;
@@ -209,7 +256,7 @@ export class Session<Data extends object = DefaultSessionData> {
     return this.#state.createdAt + this.#state.absolute;
   }
 
-  /** The user the session is bound to, or `null`. */
+  /** The user the session is bound to, or `null` (always `null` once the session has ended). */
   get userId(): string | null {
     return this.#state.userId;
   }
@@ -279,52 +326,71 @@ export class Session<Data extends object = DefaultSessionData> {
 
   /**
    * Binds the session to a user (for listing and revoking a user's sessions) and records the
-   * time of authentication; `null` unbinds it. Call it right after {@link Session.regenerate}
-   * at login, or use {@link Session.login}.
+   * time of authentication; `null` unbinds it. Whatever the call changes, the session moves to a
+   * new ID when it is saved: a stored session's record is deleted and its data written under a
+   * new ID, so the cookie the request came with is dead from then on (binding a user without a
+   * new ID would be session fixation). Calling it again in the same request, or after
+   * {@link Session.regenerate} (as {@link Session.login} does), still gives one new ID.
+   *
+   * The user ID must be 1 to 255 characters (UTF-16 code units) of well-formed text without
+   * control characters (U+0000 to U+001F, U+007F); anything else throws `SessionError` with code
+   * `INVALID_USER_ID`.
    */
   setUser(userId: string | null): void {
     const state = this.#state;
     if (state.ended) ended();
-    if (userId !== null && (typeof userId !== 'string' || userId.length === 0)) {
-      throw new SessionError('INVALID_DATA', 'a user ID is a non-empty string');
-    }
+    if (userId !== null) checkUserId(userId);
     state.userId = userId;
     state.authenticatedAt = userId === null ? undefined : this.#host.now();
     state.userChanged = true;
   }
 
   /**
-   * Gives this session its own timeouts, for example a "remember me" session. The absolute
-   * lifetime still counts from the session's creation.
+   * Gives this session its own timeouts, for example a "remember me" session: longer timeouts
+   * and `persistent: true`, so that its cookie outlives the browser session with a Max-Age
+   * reaching the absolute deadline. The absolute lifetime still counts from the session's
+   * creation. Timeouts are finite positive numbers of milliseconds and `persistent` a boolean;
+   * anything else throws `SessionError` with code `INVALID_OPTION`.
    */
   setTimeouts(timeouts: SessionTimeouts): void {
     const state = this.#state;
     if (state.ended) ended();
-    for (const [name, value] of Object.entries(timeouts)) {
-      if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
-        throw new SessionError(
-          'INVALID_OPTION',
-          `setTimeouts: ${name} must be a positive number of milliseconds`,
-        );
-      }
-    }
-    if (timeouts.idle !== undefined) state.idle = timeouts.idle;
-    if (timeouts.absolute !== undefined) state.absolute = timeouts.absolute;
+    const positive = { exclusiveMin: true };
+    const idle = numberOption('setTimeouts', 'idle', timeouts.idle, state.idle, positive);
+    const absolute = numberOption(
+      'setTimeouts',
+      'absolute',
+      timeouts.absolute,
+      state.absolute,
+      positive,
+    );
+    const persistent =
+      timeouts.persistent === undefined
+        ? state.persistent
+        : booleanOption('setTimeouts', 'persistent', timeouts.persistent, false);
+    state.idle = idle;
+    state.absolute = absolute;
+    state.persistent = persistent;
     state.timeoutsChanged = true;
     state.issueCookie = state.persisted;
   }
 
   /**
    * Moves the session to a new ID. The old record is deleted at once, so the old cookie is dead
-   * from this moment. Data is dropped unless `keep` says otherwise. Call it at login and at every
-   * privilege change.
+   * from this moment. Data is dropped unless `keep` says otherwise; the user, the timeouts and
+   * the cookie's persistence stay. Call it at login and at every privilege change.
    */
   regenerate(options: RegenerateOptions = {}): Promise<void> {
     return this.#host.regenerate(this.#state, options);
   }
 
-  /** A new ID for the session, bound to `userId`: what a login does. */
+  /**
+   * A new ID for the session, bound to `userId`: what a login does. The data is dropped unless
+   * `keep` says otherwise. The user ID is checked first (see {@link Session.setUser}), so a bad
+   * one changes nothing.
+   */
   async login(userId: string, options: RegenerateOptions = {}): Promise<void> {
+    checkUserId(userId);
     await this.regenerate(options);
     this.setUser(userId);
   }

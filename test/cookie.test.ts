@@ -70,7 +70,7 @@ describe('readCookieValues', () => {
     expect(readCookieValues('SID=1', 'sid')).toEqual([]);
   });
 
-  it('answers every value of a cookie sent several times, in the order sent, up to the limit', () => {
+  it('answers every value of a cookie sent several times, in the order sent, with no limit', () => {
     expect(readCookieValues('sid=one; other=x; sid=two; sid=three', 'sid')).toEqual([
       'one',
       'two',
@@ -81,7 +81,157 @@ describe('readCookieValues', () => {
       '2',
       '3',
       '4',
+      '5',
     ]);
-    expect(readCookieValues('sid=1; sid=2; sid=3', 'sid', 2)).toEqual(['1', '2']);
+  });
+
+  it('keeps a tossed cookie from hiding the real one, whichever comes first', () => {
+    // A sibling subdomain can set many cookies under the same name; the real one stays in reach.
+    const tossed = Array.from({ length: 50 }, (_, i) => `sid=tossed${i}`).join('; ');
+    const fromSibling = readCookieValues(`${tossed}; sid=${VALUE}`, 'sid');
+    expect(fromSibling).toHaveLength(51);
+    expect(fromSibling.at(-1)).toBe(VALUE);
+    expect(readCookieValues(`sid=${VALUE}; ${tossed}`, 'sid')[0]).toBe(VALUE);
+    expect(readCookieValues(`sid=a; sid=b`, 'sid')).toEqual(['a', 'b']);
+    expect(readCookieValues(`sid=b; sid=a`, 'sid')).toEqual(['b', 'a']);
+  });
+
+  it('answers all of 1,000 cookies, and one among 1,000 others', () => {
+    const many = Array.from({ length: 1000 }, (_, i) => `sid=v${i}`).join('; ');
+    expect(readCookieValues(many, 'sid')).toEqual(Array.from({ length: 1000 }, (_, i) => `v${i}`));
+    const others = Array.from({ length: 1000 }, (_, i) => `c${i}=v${i}`);
+    others.splice(500, 0, `sid=${VALUE}`);
+    expect(readCookieValues(others.join('; '), 'sid')).toEqual([VALUE]);
+    expect(readCookieValues(others.join('; '), 'c999')).toEqual(['v999']);
+  });
+
+  it('reads through 5,000 semicolons and empty pairs', () => {
+    const semicolons = ';'.repeat(5000);
+    expect(readCookieValues(semicolons, 'sid')).toEqual([]);
+    expect(readCookieValues(`${semicolons}sid=x${semicolons}`, 'sid')).toEqual(['x']);
+    expect(readCookieValues(`sid=x${semicolons}sid=y`, 'sid')).toEqual(['x', 'y']);
+    expect(readCookieValues(' ; ;sid=;; =; sid', 'sid')).toEqual(['']);
+  });
+
+  it('ignores pairs without `=` and names not followed directly by `=`', () => {
+    expect(readCookieValues('sid; sid=1; sid', 'sid')).toEqual(['1']);
+    expect(readCookieValues('sid', 'sid')).toEqual([]);
+    expect(readCookieValues('sid =1; s id=2; sid\t=3', 'sid')).toEqual([]);
+    expect(readCookieValues('sid'.repeat(5000), 'sid')).toEqual([]);
+    expect(readCookieValues(`a=${'sid'.repeat(5000)}; sid=ok`, 'sid')).toEqual(['ok']);
+    expect(readCookieValues(`${'sid;'.repeat(2000)}sid=ok`, 'sid')).toEqual(['ok']);
+  });
+
+  it('allows any white space before a name and trims it around a value', () => {
+    expect(readCookieValues('\t sid=1;\n\r\u00a0\u3000\ufeffsid=2', 'sid')).toEqual(['1', '2']);
+    expect(readCookieValues('sid=\t 1 \u2028', 'sid')).toEqual(['1']);
+    expect(readCookieValues('sid= a b ', 'sid')).toEqual(['a b']);
+    // Characters that look blank but that trim keeps are part of the name.
+    expect(readCookieValues('\u200bsid=1; \u0085sid=2', 'sid')).toEqual([]);
+  });
+
+  it('returns values as sent: percent signs, broken percent-encoding and quotes untouched', () => {
+    expect(readCookieValues('sid=%; sid=%E0%A4%A; sid=%zz; sid=%41', 'sid')).toEqual([
+      '%',
+      '%E0%A4%A',
+      '%zz',
+      '%41',
+    ]);
+    expect(readCookieValues('sid="abc"; sid="; sid=a"b', 'sid')).toEqual(['"abc"', '"', 'a"b']);
+    // A quoted value ends at the next `;` like any other.
+    expect(readCookieValues('sid="a;b"', 'sid')).toEqual(['"a']);
+    expect(readCookieValues('sid=a=b=c', 'sid')).toEqual(['a=b=c']);
+  });
+
+  it('answers values of 4 KB and more whole', () => {
+    const big = 'a'.repeat(8192);
+    expect(readCookieValues(`sid=${big}`, 'sid')).toEqual([big]);
+    expect(readCookieValues(`x=${big}; sid=${big}x; y=${big}`, 'sid')).toEqual([`${big}x`]);
+  });
+
+  it('treats __proto__, constructor and hasOwnProperty as ordinary names', () => {
+    const header = '__proto__=1; constructor=2; hasOwnProperty=3; toString=4; sid=5';
+    expect(readCookieValues(header, '__proto__')).toEqual(['1']);
+    expect(readCookieValues(header, 'constructor')).toEqual(['2']);
+    expect(readCookieValues(header, 'hasOwnProperty')).toEqual(['3']);
+    const values = readCookieValues(header, 'sid');
+    expect(values).toEqual(['5']);
+    expect(Object.getPrototypeOf(values)).toBe(Array.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('reads non-ASCII names and values, lone surrogates included, without throwing', () => {
+    expect(readCookieValues('sid=café; ñ=1; sid=😀; sid=\ud800', 'sid')).toEqual([
+      'café',
+      '😀',
+      '\ud800',
+    ]);
+    expect(readCookieValues('ñ=1; sid=2', 'ñ')).toEqual(['1']);
+    expect(readCookieValues('\udc00sid=1', 'sid')).toEqual([]);
+  });
+
+  it('answers no value for a header that is not a string', () => {
+    expect(readCookieValues(42 as unknown as string, 'sid')).toEqual([]);
+    expect(readCookieValues({} as unknown as string, 'sid')).toEqual([]);
+  });
+
+  it('examines each character of a hostile header a bounded number of times', () => {
+    // Counted, not timed: the characters its string searches examine stay within a small
+    // multiple of the header's length, where a reader that looks back from every occurrence
+    // of the name examines a number growing with the square of the length.
+    const shapes: Record<string, (size: number) => string> = {
+      'name inside one value': (size) => `a=${'sid'.repeat(size)}`.slice(0, size),
+      'name repeated without =': (size) => 'sid'.repeat(size).slice(0, size),
+      'name repeated with ;': (size) => 'sid;'.repeat(size).slice(0, size),
+      semicolons: (size) => `${';'.repeat(size - 5)}sid=x`,
+      'many cookies': (size) => 'ab=cd; '.repeat(size).slice(0, size),
+      'the value at the end': (size) => `${'x=y; '.repeat(size).slice(0, size - 5)}sid=x`,
+    };
+    for (const [shape, make] of Object.entries(shapes)) {
+      const header = make(16_384);
+      expect(header.length, shape).toBe(16_384);
+      const examined = charactersExamined(() => readCookieValues(header, 'sid'));
+      expect(examined, shape).toBeLessThanOrEqual(3 * header.length);
+    }
   });
 });
+
+/**
+ * How many characters the string searches (`indexOf`, `lastIndexOf`, `startsWith`,
+ * `includes`) made during `run` examined, counted by wrapping them for its duration.
+ */
+function charactersExamined(run: () => void): number {
+  const proto = String.prototype;
+  const { indexOf, lastIndexOf, startsWith, includes } = proto;
+  let examined = 0;
+  const forward = (text: string, search: string, from: number | undefined, found: number) => {
+    const first = Math.min(Math.max(from ?? 0, 0), text.length);
+    examined += (found === -1 ? text.length : found + search.length) - first;
+  };
+  proto.indexOf = function (this: string, search: string, from?: number) {
+    const found = indexOf.call(this, search, from);
+    forward(this, search, from, found);
+    return found;
+  };
+  proto.includes = function (this: string, search: string, from?: number) {
+    const found = indexOf.call(this, search, from);
+    forward(this, search, from, found);
+    return found !== -1;
+  };
+  proto.lastIndexOf = function (this: string, search: string, from?: number) {
+    const found = lastIndexOf.call(this, search, from);
+    const last = Math.min(Math.max(from ?? this.length, 0), this.length);
+    examined += last - (found === -1 ? 0 : found) + search.length;
+    return found;
+  };
+  proto.startsWith = function (this: string, search: string, from?: number) {
+    examined += search.length;
+    return startsWith.call(this, search, from);
+  };
+  try {
+    run();
+  } finally {
+    Object.assign(proto, { indexOf, lastIndexOf, startsWith, includes });
+  }
+  return examined;
+}

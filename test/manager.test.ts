@@ -219,7 +219,8 @@ describe('laziness and round trips', () => {
 
     const reader = await manager.load({ cookie });
     expect(reader.get('user')).toBe('alice');
-    expect(manager.commitNow(reader)).toEqual({ setCookie: [], cacheControl: undefined });
+    // The session holds data: its response must not be cached, even without a user.
+    expect(manager.commitNow(reader)).toEqual({ setCookie: [], cacheControl: 'no-store' });
     expect(store.calls).toEqual({ get: 1 });
 
     const writer = await manager.load({ cookie });
@@ -287,7 +288,12 @@ describe('laziness and round trips', () => {
     expect(Object.isFrozen(created.setCookie)).toBe(false);
     const again = await manager.load({ cookie: cookiePair(created.setCookie) });
     expect(again.get('k')).toBe(1);
-    expect(manager.commitNow(again)).toBe(none);
+    const holding = manager.commitNow(again);
+    expect(holding).toEqual({ setCookie: [], cacheControl: 'no-store' });
+    expect(Object.isFrozen(holding) && Object.isFrozen(holding!.setCookie)).toBe(true);
+    expect(manager.commitNow(await manager.load({ cookie: cookiePair(created.setCookie) }))).toBe(
+      holding,
+    );
   });
 
   it('costs a read+write request one read and one conditional write', async () => {
@@ -452,9 +458,12 @@ describe('synchronous saves through updateNow', () => {
     store.reset();
     expect(manager.commitNow(binding)).toBeUndefined();
     expect(store.total()).toBe(0);
-    await manager.commit(binding);
-    expect(manager.loadNow({ cookie })?.userId).toBe('bob');
-    expect(manager.loadNow({ cookie })?.get('a')).toBeUndefined();
+    // Binding a user moves the session to a new ID: the old cookie leads nowhere.
+    const { setCookie } = await manager.commit(binding);
+    const moved = await manager.load({ cookie: cookiePair(setCookie) });
+    expect(moved.userId).toBe('bob');
+    expect(moved.get('a')).toBeUndefined();
+    expect(manager.loadNow({ cookie })?.isNew).toBe(true);
   });
 });
 
@@ -470,8 +479,9 @@ describe('synchronous new sessions through createNow', () => {
     const headers = manager.commitNow(session);
     expect(store.calls).toEqual({ createNow: 1 });
     expect(headers?.setCookie).toHaveLength(1);
+    // A browser-session cookie by default: no Max-Age.
     expect(headers?.setCookie[0]).toMatch(
-      /^sid=[\w-]{43}\.[\w-]{43}; Max-Age=43200; Path=\/; HttpOnly; SameSite=Lax$/,
+      /^sid=[\w-]{43}\.[\w-]{43}; Path=\/; HttpOnly; SameSite=Lax$/,
     );
     expect(headers?.cacheControl).toBe('no-store');
     expect(created).toEqual([{ userId: null }]);
@@ -665,7 +675,7 @@ describe('expiry, enforced on the server', () => {
     const { manager, clock } = setup();
     const { session, cookie } = await login(manager);
     const same = await manager.load({ cookie });
-    same.setTimeouts({ idle: 7 * 24 * HOUR, absolute: 30 * 24 * HOUR });
+    same.setTimeouts({ idle: 7 * 24 * HOUR, absolute: 30 * 24 * HOUR, persistent: true });
     const headers = await manager.commit(same);
     expect(headers.setCookie[0]).toMatch(/Max-Age=2592000/);
     clock.advance(3 * 24 * HOUR);

@@ -106,8 +106,13 @@ describe('fetch adapter', () => {
       new Request('https://app.example/', { headers: { cookie: line!.split(';')[0]! } }),
     );
     expect(second.session.get('k')).toBe('v');
+    // A session holding data keeps the response out of shared caches, even with no cookie to set.
+    const kept = await second.finish(new Response('same'));
+    expect(kept.headers.get('cache-control')).toBe('no-store');
+    expect(kept.headers.getSetCookie()).toEqual([]);
+    const third = await loadSession(manager, new Request('https://app.example/'));
     const untouched = new Response('same');
-    expect(await second.finish(untouched)).toBe(untouched);
+    expect(await third.finish(untouched)).toBe(untouched);
   });
 
   it('answers the error response when the store fails at save', async () => {

@@ -316,7 +316,9 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
       expect(attributes.get('path')).toBe('/');
       expect(attributes.has('domain')).toBe(false);
       expect(attributes.has('secure')).toBe(false);
-      expect(Number(attributes.get('max-age'))).toBeGreaterThan(0);
+      // A browser-session cookie by default: neither Max-Age nor Expires.
+      expect(attributes.has('max-age')).toBe(false);
+      expect(attributes.has('expires')).toBe(false);
       expect(answer.headers.get('cache-control')).toBe('no-store');
     });
 
