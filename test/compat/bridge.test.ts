@@ -4,7 +4,7 @@ import { RedisStore } from 'connect-redis';
 import express from 'express';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MemoryStore, fromExpressSessionStore } from '../../src/adapters/express-session.js';
+import { MemoryStore, fromExpressSessionStore } from '../../src/compat/express-session/index.js';
 import { session as tesseraSession } from '../../src/adapters/express.js';
 import { SessionManager } from '../../src/manager.js';
 import type { SessionStore } from '../../src/store.js';

@@ -62,12 +62,12 @@ describe('the CommonJS entry', () => {
     await mkdir(outdir, { recursive: true });
     await run(
       process.execPath,
-      [path.join(root, 'scripts', 'build-express-session-cjs.mjs'), '--outdir', outdir],
+      [path.join(root, 'scripts', 'build-express-session-cjs.mjs'), '--dist', outdir],
       {
         cwd: root,
       },
     );
-  }, 60_000);
+  }, 180_000);
 
   afterAll(async () => {
     await rm(outdir, { recursive: true, force: true });
@@ -76,7 +76,7 @@ describe('the CommonJS entry', () => {
   it("is require('express-session')-shaped and runs an Express app with an old-style store", async () => {
     const { stdout } = await run(
       process.execPath,
-      ['-e', consumer, path.join(outdir, 'express-session.cjs')],
+      ['-e', consumer, path.join(outdir, 'cjs', 'express-session.cjs')],
       {
         cwd: root,
         timeout: 30_000,

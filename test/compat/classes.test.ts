@@ -6,7 +6,7 @@ import {
   Session,
   Store,
   type SessionData,
-} from '../../src/adapters/express-session.js';
+} from '../../src/compat/express-session/index.js';
 import { SessionError } from '../../src/errors.js';
 import { manualClock } from './helpers.js';
 
@@ -17,10 +17,12 @@ const call = <T>(run: (cb: (err: unknown, value?: T) => void) => void) =>
     run((err, value) => (err ? reject(err) : resolve(value))),
   );
 
-const sessionWith = (data: Record<string, unknown>, expires: Date | null = null): SessionData => ({
-  cookie: { originalMaxAge: null, expires, httpOnly: true, path: '/' },
-  ...data,
-});
+/** Session data as a store holds it: the cookie as a plain object, as JSON gives it back. */
+const sessionWith = (data: Record<string, unknown>, expires: Date | null = null): SessionData =>
+  ({
+    cookie: { originalMaxAge: null, expires, httpOnly: true, path: '/' },
+    ...data,
+  }) as unknown as SessionData;
 
 describe('Cookie', () => {
   it('has express-session defaults', () => {
@@ -124,7 +126,7 @@ describe('Store', () => {
     const session = store.createSession(req, {
       cookie: { originalMaxAge: 60_000, expires: expires.toISOString(), path: '/', httpOnly: true },
       views: 3,
-    });
+    } as unknown as SessionData);
     expect(req.session).toBe(session);
     expect(session.cookie).toBeInstanceOf(Cookie);
     expect(session.cookie.expires).toEqual(expires);

@@ -1,5 +1,5 @@
-import { MemoryStore } from '../../src/adapters/express-session.js';
-import type { SessionData } from '../../src/adapters/express-session.js';
+import { MemoryStore } from '../../src/compat/express-session/index.js';
+import type { SessionData } from '../../src/compat/express-session/index.js';
 
 type Method = 'get' | 'set' | 'destroy';
 type Answer = (...args: unknown[]) => void;

@@ -12,7 +12,7 @@ import session, {
   type SessionData,
   type SessionOptions,
   type StoreLike,
-} from '../../src/adapters/express-session.js';
+} from '../../src/compat/express-session/index.js';
 import { SessionError } from '../../src/errors.js';
 import {
   Browser,

@@ -5,7 +5,7 @@ import session, {
   MemoryStore,
   type SessionData,
   type SessionOptions,
-} from '../../src/adapters/express-session.js';
+} from '../../src/compat/express-session/index.js';
 import { Browser, idOf, listen, requestOf, sessionOf, type Running } from './helpers.js';
 
 const secret = 'a test secret that is at least thirty-two bytes long';

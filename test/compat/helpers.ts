@@ -1,8 +1,15 @@
 import { once } from 'node:events';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { SessionRequest } from '../../src/adapters/express-session.js';
-import type { Session } from '../../src/adapters/express-session.js';
+import type { SessionRequest } from '../../src/compat/express-session/index.js';
+import type { Session } from '../../src/compat/express-session/index.js';
+
+// The tests store keys of every kind; an application declares its own (see SessionData).
+declare module '../../src/compat/express-session/index.js' {
+  interface SessionData {
+    [key: string]: unknown;
+  }
+}
 
 /** A server listening on an ephemeral loopback port. */
 export interface Running {

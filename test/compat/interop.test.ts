@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
-import dropIn, { toExpressSessionStore } from '../../src/adapters/express-session.js';
+import dropIn, { toExpressSessionStore } from '../../src/compat/express-session/index.js';
 import { MemoryStore as TesseraMemoryStore } from '../../src/stores/memory.js';
 import {
   Browser,

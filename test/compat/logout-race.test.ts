@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import session, {
   type SessionOptions,
   type StoreLike,
-} from '../../src/adapters/express-session.js';
+} from '../../src/compat/express-session/index.js';
 import { SessionError } from '../../src/errors.js';
 import { probeTcp, requireService } from '../support/services.js';
 import { DelayedStore } from './delayed-store.js';

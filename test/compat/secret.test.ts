@@ -1,7 +1,7 @@
 import { createSecretKey } from 'node:crypto';
 import express from 'express';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import session, { type SessionOptions } from '../../src/adapters/express-session.js';
+import session, { type SessionOptions } from '../../src/compat/express-session/index.js';
 import { SessionError } from '../../src/errors.js';
 import { Browser, listen, requestOf, sessionOf, type Running } from './helpers.js';
 
@@ -81,7 +81,7 @@ describe('the secret option', () => {
   /** The drop-in as a freshly loaded module: its once-per-process warning not yet given. */
   async function freshSession(): Promise<typeof session> {
     vi.resetModules();
-    return (await import('../../src/adapters/express-session.js')).default;
+    return (await import('../../src/compat/express-session/index.js')).default;
   }
 
   it('accepts a short secret with one process warning naming the drop-in and the 32-byte advice', async () => {

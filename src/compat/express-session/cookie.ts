@@ -47,7 +47,7 @@ export interface CookieOptions {
 
 /** What a cookie serializes to, and what is kept in the store under `cookie`. */
 export interface CookieData {
-  originalMaxAge: number | null | undefined;
+  originalMaxAge: number | null;
   partitioned: boolean | undefined;
   priority: 'low' | 'medium' | 'high' | undefined;
   expires: Date | null | undefined;
@@ -55,7 +55,7 @@ export interface CookieData {
   httpOnly: boolean;
   domain: string | undefined;
   path: string;
-  sameSite: SameSiteOption | 'auto' | undefined;
+  sameSite: SameSiteOption | undefined;
 }
 
 const CLOCK = Symbol('tessera.express-session.clock');
@@ -80,7 +80,7 @@ function init(cookie: Cookie, options: CookieOptions | undefined): void {
     }
   }
   if (cookie.originalMaxAge === undefined || cookie.originalMaxAge === null) {
-    cookie.originalMaxAge = cookie.maxAge;
+    cookie.originalMaxAge = cookie.maxAge as number | null;
   }
 }
 
@@ -98,10 +98,11 @@ export class Cookie {
   declare path: string;
   declare httpOnly: boolean;
   /** The `maxAge` the cookie was given, in milliseconds, or `null` for a browser-session cookie. */
-  declare originalMaxAge: number | null | undefined;
+  declare originalMaxAge: number | null;
   declare secure: boolean | 'auto' | undefined;
   declare domain: string | undefined;
-  declare sameSite: SameSiteOption | 'auto' | undefined;
+  /** Never `'auto'` here: a new session's cookie resolves it for its request. */
+  declare sameSite: SameSiteOption | undefined;
   declare partitioned: boolean | undefined;
   declare priority: 'low' | 'medium' | 'high' | undefined;
   /** @internal */
@@ -119,15 +120,19 @@ export class Cookie {
 
   set expires(date: Date | null | undefined) {
     this._expires = date;
-    this.originalMaxAge = this.maxAge;
+    this.originalMaxAge = this.maxAge as number | null;
   }
 
-  /** Milliseconds left until `expires` (or `null`). Setting it moves `expires` to now plus the value. */
-  get maxAge(): number | null | undefined {
+  /**
+   * Milliseconds left until `expires`. Setting it moves `expires` to now plus the value. For a
+   * browser-session cookie it reads `null`, as express-session's does; the type says
+   * `number | undefined`, as @types/express-session's does, so that the two stay assignable.
+   */
+  get maxAge(): number | undefined {
     const expires = this._expires;
     return expires instanceof Date
       ? expires.valueOf() - nowOf(this)
-      : (expires as null | undefined);
+      : (expires as unknown as undefined);
   }
 
   set maxAge(ms: number | Date | null | undefined) {

@@ -21,31 +21,32 @@
  *
  * @packageDocumentation
  */
-import { Cookie } from './express-session/cookie.js';
-import { MemoryStore } from './express-session/memory.js';
-import type { SessionMiddleware, SessionOptions } from './express-session/middleware.js';
-import { session as createMiddleware } from './express-session/middleware.js';
-import { Session } from './express-session/session.js';
-import { Store } from './express-session/store.js';
-import {
-  ExpressStoreBridge,
-  TesseraStoreAdapter,
-  fromExpressSessionStore,
-  toExpressSessionStore,
-} from './express-session/bridges.js';
+import { ExpressStoreBridge, fromExpressSessionStore } from './from-express-store.js';
+import { TesseraStoreAdapter, toExpressSessionStore } from './to-express-store.js';
+import { Cookie } from './cookie.js';
+import { MemoryStore } from './memory.js';
+import { session as createMiddleware } from './middleware.js';
+import type { SessionMiddleware, SessionOptions } from './options.js';
+import { Session } from './session.js';
+import { Store } from './store.js';
 
-export { Cookie, MemoryStore, Session, Store };
+export { Cookie, MemoryStore, Session };
 export { ExpressStoreBridge, TesseraStoreAdapter, fromExpressSessionStore, toExpressSessionStore };
-export type { CookieData, CookieOptions, SameSiteOption } from './express-session/cookie.js';
-export type { MemoryStoreConstructor, MemoryStoreOptions } from './express-session/memory.js';
-export type { SessionMiddleware, SessionOptions, StoreLike } from './express-session/middleware.js';
-export type { SessionData, StoreConstructor } from './express-session/store.js';
-export type { Callback, SessionRequest } from './express-session/context.js';
-export type { Secret } from './express-session/signature.js';
+export type { CookieData, CookieOptions, SameSiteOption } from './cookie.js';
+export type { MemoryStoreConstructor, MemoryStoreOptions } from './memory.js';
 export type {
-  ExpressStoreBridgeOptions,
-  TesseraStoreAdapterOptions,
-} from './express-session/bridges.js';
+  CookieOptionsFunction,
+  SessionMiddleware,
+  SessionOptions,
+  StoreLike,
+} from './options.js';
+// A star export, so that `declare module 'tessera-session/express-session'` merges into
+// SessionData (TypeScript merges an augmentation through `export *`, not through a named re-export).
+export * from './store.js';
+export type { Callback, SessionRequest } from './context.js';
+export type { Secret } from './signature.js';
+export type { ExpressStoreBridgeOptions } from './from-express-store.js';
+export type { TesseraStoreAdapterOptions } from './to-express-store.js';
 
 /** The default export: the middleware factory, carrying the constructors as express-session's does. */
 export interface SessionFactory {

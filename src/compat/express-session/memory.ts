@@ -3,12 +3,19 @@
  *
  * @packageDocumentation
  */
+import { EventEmitter } from 'node:events';
 import { SessionError } from '../../errors.js';
-import type { SessionData } from './store.js';
+import type { EventEmitterStatics, SessionData } from './store.js';
 import { Store } from './store.js';
 
 /** Options of {@link MemoryStore}. express-session's MemoryStore takes none; these are additions. */
 export interface MemoryStoreOptions {
+  /**
+   * EventEmitter's option, which the store (an EventEmitter) passes on: listeners' rejected
+   * promises become `'error'` events.
+   * @defaultValue false
+   */
+  captureRejections?: boolean | undefined;
   /**
    * The most sessions kept at once; storing one more evicts one (the least recently used of the
    * lowest rank, see {@link MemoryStoreOptions.userIdOf}).
@@ -71,7 +78,7 @@ export interface MemoryStore extends Store {
 }
 
 /** The `MemoryStore` constructor; like {@link Store}, it can also be called on an existing object. */
-export interface MemoryStoreConstructor {
+export interface MemoryStoreConstructor extends EventEmitterStatics {
   new (options?: MemoryStoreOptions): MemoryStore;
   (this: object, options?: MemoryStoreOptions): void;
   readonly prototype: MemoryStore;
@@ -84,7 +91,8 @@ function stateOf(store: MemoryStore): MemoryState {
 }
 
 function MemoryStoreFunction(this: MemoryStore, options: MemoryStoreOptions = {}): void {
-  Store.call(this);
+  // What Store.call(this) does, with EventEmitter's own option passed on.
+  EventEmitter.call(this, { captureRejections: options.captureRejections === true });
   const max = options.maxSessions ?? 100_000;
   if (!Number.isInteger(max) || max < 1) {
     throw new SessionError('INVALID_OPTION', 'MemoryStore: maxSessions must be a positive integer');
@@ -117,18 +125,21 @@ function MemoryStoreFunction(this: MemoryStore, options: MemoryStoreOptions = {}
 }
 
 Object.setPrototypeOf(MemoryStoreFunction.prototype, Store.prototype);
+Object.setPrototypeOf(MemoryStoreFunction, Store);
 
 /** Where Passport keeps the signed-in user: `req.session.passport.user`. */
 function passportUser(session: SessionData): unknown {
-  const passport = session.passport as { user?: unknown } | null | undefined;
+  const passport = (session as unknown as Record<string, unknown>).passport as
+    { user?: unknown } | null | undefined;
   return typeof passport === 'object' && passport !== null ? passport.user : undefined;
 }
 
 function rankOf(state: MemoryState, session: SessionData): Rank {
   const user = state.userIdOf(session);
   if (user !== undefined && user !== null) return 2;
-  for (const key of Object.keys(session)) {
-    if (key !== 'cookie' && session[key] !== undefined) return 1;
+  const data = session as unknown as Record<string, unknown>;
+  for (const key of Object.keys(data)) {
+    if (key !== 'cookie' && data[key] !== undefined) return 1;
   }
   return 0;
 }

@@ -6,7 +6,8 @@
 import type { Callback, SessionRequest } from './context.js';
 import { contextOf, noop } from './context.js';
 import type { Cookie } from './cookie.js';
-import { createSessionFrom } from './store.js';
+import { makeCookie } from './cookie.js';
+import type { SessionData } from './store.js';
 
 /**
  * A request's session. Data lives in plain properties (`req.session.views = 1`), kept as JSON by
@@ -31,10 +32,13 @@ export class Session {
   /** Session data. */
   [key: string]: any;
 
-  /** Makes a session for `req` (with ID `req.sessionID`) and copies `data`'s properties into it. */
-  constructor(req: SessionRequest, data?: object | null) {
+  /**
+   * Makes a session for `req` (with ID `req.sessionID`) and copies `data`'s properties into it.
+   * `req` is any request object (typed loosely, as @types/express-session's `Express.Request`).
+   */
+  constructor(req: object, data?: object | null) {
     Object.defineProperty(this, 'req', { value: req });
-    Object.defineProperty(this, 'id', { value: req.sessionID });
+    Object.defineProperty(this, 'id', { value: (req as SessionRequest).sessionID });
     if (typeof data === 'object' && data !== null) {
       const source = data as Record<string, unknown>;
       for (const prop in source) {
@@ -109,4 +113,27 @@ export class Session {
     else this.req.sessionStore!.regenerate(this.req, callback ?? noop);
     return this;
   }
+}
+
+/**
+ * Makes `req.session` from stored data: its `cookie` becomes a {@link Cookie} whose `expires` is a
+ * Date again and whose `originalMaxAge` is kept. Throws a `TypeError` when the data has no
+ * `cookie`, as express-session does.
+ * @internal
+ */
+export function createSessionFrom(
+  req: SessionRequest,
+  data: SessionData,
+  clock: () => number,
+): Session {
+  const stored = data.cookie as unknown as Record<string, unknown>;
+  const expires = stored.expires;
+  const originalMaxAge = stored.originalMaxAge as number | null;
+  const cookie = makeCookie(stored, clock);
+  if (typeof expires === 'string') cookie.expires = new Date(expires);
+  cookie.originalMaxAge = originalMaxAge;
+  data.cookie = cookie;
+  const session = new Session(req, data);
+  req.session = session;
+  return session;
 }

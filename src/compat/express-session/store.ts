@@ -8,15 +8,29 @@
 import { EventEmitter } from 'node:events';
 import type { SessionRequest } from './context.js';
 import { contextOf } from './context.js';
-import type { CookieData } from './cookie.js';
-import { makeCookie } from './cookie.js';
-import { Session } from './session.js';
+import type { Cookie } from './cookie.js';
+import type { Session } from './session.js';
+import { createSessionFrom } from './session.js';
 
-/** A session as a store keeps it: data properties and `cookie`. */
+/**
+ * A session's data, as a store keeps it: `cookie` and the application's keys. Declare those keys
+ * by merging into this interface; `req.session` is then typed with them:
+ *
+ * ```ts
+ * declare module 'tessera-session/express-session' {
+ *   interface SessionData {
+ *     views: number;
+ *   }
+ * }
+ * ```
+ *
+ * Where @types/express-session is installed, keys declared for `'express-session'` apply too.
+ * A store's `get` answers the data as JSON gave it back: `cookie` is then a plain object whose
+ * `expires` is a string, turned back into a {@link Cookie} when the session is loaded.
+ */
 export interface SessionData {
-  /** The cookie's settings ({@link Cookie.data} once serialized). */
-  cookie: Partial<CookieData> | Record<string, unknown>;
-  [key: string]: any;
+  /** The session cookie's settings. */
+  cookie: Cookie;
 }
 
 /**
@@ -45,18 +59,24 @@ export interface Store extends EventEmitter {
   /** Destroys the request's session and puts a new one on `req.session`. */
   regenerate(req: SessionRequest, callback: (err?: any) => void): void;
   /** Reads the session stored under `sid` as a {@link Session} (not bound to a live request). */
-  load(sid: string, callback: (err?: any, session?: Session) => void): void;
+  load(sid: string, callback: (err: any, session?: Session & SessionData) => void): void;
   /** Turns stored data into `req.session`, a {@link Session} with a {@link Cookie}. */
-  createSession(req: SessionRequest, session: SessionData): Session;
-  /** Puts a new session with a new ID on a request the middleware is handling. */
-  generate(req: SessionRequest): void;
+  createSession(req: SessionRequest, session: SessionData): Session & SessionData;
+  /**
+   * Puts a new session with a new ID on a request the middleware is handling (any request
+   * object: Express's global `Express.Request` type is accepted, as express-session's is).
+   */
+  generate(req: object): void;
 }
+
+/** EventEmitter's static members, which the `Store` constructor inherits as an ES class would. */
+export type EventEmitterStatics = Omit<typeof EventEmitter, 'prototype'>;
 
 /**
  * The `Store` constructor: callable with `new`, extendable by an ES class, and callable on an
  * existing object (`Store.call(this)`) as stores written for express-session do.
  */
-export interface StoreConstructor {
+export interface StoreConstructor extends EventEmitterStatics {
   new (): Store;
   (this: object): void;
   readonly prototype: Store;
@@ -66,7 +86,10 @@ function StoreFunction(this: EventEmitter): void {
   EventEmitter.call(this);
 }
 
+// Instances inherit EventEmitter's methods, and the constructor its static members (as
+// `class Store extends EventEmitter` would give, and as @types/express-session declares).
 Object.setPrototypeOf(StoreFunction.prototype, EventEmitter.prototype);
+Object.setPrototypeOf(StoreFunction, EventEmitter);
 
 const proto = StoreFunction.prototype as Store;
 
@@ -83,21 +106,21 @@ proto.regenerate = function regenerate(this: Store, req, callback) {
 proto.load = function load(this: Store, sid, callback) {
   this.get(sid, (err, data) => {
     if (err) return callback(err);
-    if (!data) return callback();
+    if (!data) return callback(null);
     const req = { sessionID: sid, sessionStore: this } as unknown as SessionRequest;
     callback(null, this.createSession(req, data));
   });
 };
 
 proto.createSession = function createSession(req, data) {
-  return createSessionFrom(req, data, contextOf(req)?.now ?? Date.now);
+  return createSessionFrom(req, data, contextOf(req)?.now ?? Date.now) as Session & SessionData;
 };
 
 proto.generate = function generate(req) {
   const context = contextOf(req);
   if (context === undefined)
     throw new Error('store.generate() needs a request handled by the session middleware');
-  context.generate(req);
+  context.generate(req as SessionRequest);
 };
 
 /**
@@ -113,26 +136,3 @@ proto.generate = function generate(req) {
  * ```
  */
 export const Store = StoreFunction as unknown as StoreConstructor;
-
-/**
- * Makes `req.session` from stored data: its `cookie` becomes a {@link Cookie} whose `expires` is a
- * Date again and whose `originalMaxAge` is kept. Throws a `TypeError` when the data has no
- * `cookie`, as express-session does.
- * @internal
- */
-export function createSessionFrom(
-  req: SessionRequest,
-  data: SessionData,
-  clock: () => number,
-): Session {
-  const stored = data.cookie as Record<string, unknown>;
-  const expires = stored.expires;
-  const originalMaxAge = stored.originalMaxAge as number | null | undefined;
-  const cookie = makeCookie(stored, clock);
-  if (typeof expires === 'string') cookie.expires = new Date(expires);
-  cookie.originalMaxAge = originalMaxAge;
-  data.cookie = cookie;
-  const session = new Session(req, data);
-  req.session = session;
-  return session;
-}
