@@ -1,0 +1,115 @@
+/**
+ * Plain-text tables of the stress tool's results, one row per scenario, and the violations
+ * under them.
+ */
+import type { ScenarioResult } from './faults.js';
+import type { InstancesResult } from './instances.js';
+
+function ms(value: number | null): string {
+  return value === null ? '-' : `${Math.round(value)}`;
+}
+
+function row(cells: string[], widths: number[]): string {
+  return cells
+    .map((cell, i) => cell.padEnd(widths[i]!))
+    .join('  ')
+    .trimEnd();
+}
+
+const FAULT_HEADER = [
+  'store',
+  'fault',
+  'requests',
+  '503s',
+  'errors from..to (ms)',
+  'back at (ms)',
+  'last failed start',
+  'slowest after 1s',
+  'lost writes',
+  'signed out',
+  'lost: failed login',
+  'round trips/read',
+  'held',
+];
+const FAULT_WIDTHS = [9, 9, 8, 5, 20, 12, 17, 16, 11, 10, 18, 16, 4];
+
+/**
+ * The fault results as a table. Times are relative to the fault's start, except the last failed
+ * start (relative to the moment the store came back: negative means every failure began before).
+ */
+export function formatFaults(results: ScenarioResult[], header = true): string {
+  const lines: string[] = [];
+  if (header) lines.push(row(FAULT_HEADER, FAULT_WIDTHS));
+  for (const r of results) {
+    const window =
+      r.errorWindow === null ? '-' : `${ms(r.errorWindow.first)}..${ms(r.errorWindow.last)}`;
+    const trips =
+      r.roundTripsPerRead === null ? '-' : r.roundTripsPerRead.map((n) => n.toFixed(2)).join(' / ');
+    lines.push(
+      row(
+        [
+          r.store,
+          r.fault,
+          String(r.requests),
+          String(r.unavailable),
+          window,
+          ms(r.restoredAt),
+          ms(r.lastFailedStartAfterRestore),
+          ms(r.slowestAfterGrace),
+          r.durable ? String(r.lostWrites) : `n/a (${r.expectedLosses} gone)`,
+          r.durable ? String(r.signedOut) : 'n/a',
+          String(r.lostAfterFailedLogin),
+          trips,
+          r.violations.length === 0 ? 'yes' : 'NO',
+        ],
+        FAULT_WIDTHS,
+      ),
+    );
+    for (const v of r.violations)
+      lines.push(`    violated "${v.rule}" ${v.count}x, e.g. ${v.example}`);
+  }
+  return lines.join('\n');
+}
+
+const INSTANCE_HEADER = [
+  'store',
+  'instances',
+  'revoke',
+  'logout',
+  'cap',
+  'writers x incs',
+  'acked',
+  'final',
+  'lost',
+  'held',
+];
+const INSTANCE_WIDTHS = [9, 9, 10, 10, 10, 14, 6, 6, 4, 4];
+
+/** The instance results as a table. */
+export function formatInstances(results: InstancesResult[], header = true): string {
+  const lines: string[] = [];
+  if (header) lines.push(row(INSTANCE_HEADER, INSTANCE_WIDTHS));
+  for (const r of results) {
+    const check = (c: { passed: number; checked: number }) => `${c.passed}/${c.checked}`;
+    lines.push(
+      row(
+        [
+          r.store,
+          `${r.instances} ${r.processes ? 'proc' : 'mgr'}`,
+          check(r.revoke),
+          check(r.logout),
+          check(r.cap),
+          `${r.writers.writers}x${r.writers.increments}`,
+          String(r.writers.acknowledged),
+          String(r.writers.final),
+          String(r.writers.lost),
+          r.violations.length === 0 ? 'yes' : 'NO',
+        ],
+        INSTANCE_WIDTHS,
+      ),
+    );
+    for (const v of r.violations)
+      lines.push(`    violated "${v.rule}" ${v.count}x, e.g. ${v.example}`);
+  }
+  return lines.join('\n');
+}

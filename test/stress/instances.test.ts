@@ -1,0 +1,51 @@
+/**
+ * A short run of the stress tool's instances check (stress/instances.ts): three managers, each
+ * with its own store client and its own cache of verified cookies, serve one store. A
+ * revocation, a logout or the per-user cap applied through one of them takes effect on the next
+ * request on every other, and concurrent writers through all of them lose nothing. The full run,
+ * with each instance in its own process, is `npx tsx stress/run.ts --instances`.
+ */
+import { describe, expect, it } from 'vitest';
+import { runInstances, type InstancesResult } from '../../stress/instances.js';
+import type { StoreKind } from '../../stress/stores.js';
+import { redisBinariesAvailable } from '../support/redis-server.js';
+import { requireService } from '../support/services.js';
+
+const redis = await requireService('redis-server', redisBinariesAvailable);
+
+function run(store: StoreKind): Promise<InstancesResult> {
+  return runInstances(store, {
+    instances: 3,
+    processes: false,
+    users: 4,
+    sessions: 2,
+    writers: 6,
+    increments: 12,
+  });
+}
+
+function expectGuaranteesHeld(result: InstancesResult): void {
+  expect(result.violations).toEqual([]);
+  for (const check of [result.revoke, result.logout, result.cap]) {
+    expect(check.checked).toBeGreaterThan(0);
+    expect(check.passed).toBe(check.checked);
+  }
+  expect(result.writers.acknowledged).toBeGreaterThan(0);
+  expect(result.writers.lost).toBe(0);
+  expect(result.writers.final).toBeGreaterThanOrEqual(result.writers.acknowledged);
+}
+
+describe('three instances on one SQLite file', () => {
+  it('end revoked, logged-out and capped sessions everywhere at once, and lose no concurrent write', async () => {
+    expectGuaranteesHeld(await run('sqlite'));
+  });
+});
+
+describe(`three instances on one private redis-server${redis.label}`, () => {
+  it.skipIf(!redis.available)(
+    'end revoked, logged-out and capped sessions everywhere at once, and lose no concurrent write',
+    async () => {
+      expectGuaranteesHeld(await run('redis'));
+    },
+  );
+});
