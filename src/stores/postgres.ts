@@ -271,7 +271,7 @@ function statementNames(sql: Record<Statement, string>): Record<Statement, strin
  * import { SessionManager } from 'tessera-session';
  * import { PostgresStore } from 'tessera-session/stores/postgres';
  *
- * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 2_000, query_timeout: 5_000 });
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 2_000, query_timeout: 5_000, idleTimeoutMillis: 1_000 });
  * pool.on('error', (err) => console.error('idle PostgreSQL client failed', err));
  * const store = new PostgresStore({ pool });
  * await store.createTable();
