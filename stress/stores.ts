@@ -1,7 +1,7 @@
 /**
  * Opens each store the stress tool drives, through its public API, with the client settings
  * its documentation recommends (docs/stores/*.md): the `docs` profile. Two more profiles show
- * the PostgreSQL finding: `demo`, the pool of examples/demo/store-url.ts, and `fixed`, the
+ * the PostgreSQL finding: `demo`, the pool of src/store-url.ts, and `fixed`, the
  * settings docs/reliability.md proposes.
  */
 import { randomBytes } from 'node:crypto';
@@ -67,7 +67,7 @@ export function runName(): string {
 export function postgresPoolOptions(profile: Profile): Record<string, unknown> {
   switch (profile) {
     case 'demo':
-      // examples/demo/store-url.ts: a connect timeout, no query timeout.
+      // src/store-url.ts: a connect timeout, no query timeout.
       return { connectionTimeoutMillis: 5_000, max: 10 };
     case 'docs':
       // docs/stores/postgres.md, "Constructing it".

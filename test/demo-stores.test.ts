@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SessionManager } from '../src/index.js';
-import { openStore, StoreUrlError } from '../examples/demo/store-url.js';
+import { openStore, StoreUrlError } from '../src/store-url.js';
 import { SECRET, cookiePair } from './support/fixtures.js';
 import { probeTcp, requireService } from './support/services.js';
 import { MemcachedServer, memcachedInstalled } from './support/memcached-server.js';

@@ -18,7 +18,7 @@ import type { StoreKind } from '../contenders.js';
 import type { ServerConfig } from '../protocol.js';
 import type { Counters } from './instrument.js';
 import { countMethods, countPrototype, ownerOf } from './instrument.js';
-import { closeStoreThenClient } from '../../examples/demo/store-url.js';
+import { closeStoreThenClient } from '../../src/store-url.js';
 import { ExpressSession, loadSource } from './modules.js';
 
 const require = createRequire(import.meta.url);

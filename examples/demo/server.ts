@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SessionManager } from '../../src/index.js';
 import { createDemoApp } from './app.js';
-import { openStore, StoreUrlError } from './store-url.js';
+import { openStore, StoreUrlError } from '../../src/store-url.js';
 
 const DEVELOPMENT_SECRET = 'tessera-demo-development-secret-not-for-production';
 

@@ -1,10 +1,10 @@
 /**
- * Property tests of the demo's `SESSION_STORE` URL parser (examples/demo/store-url.ts): it
+ * Property tests of the demo's `SESSION_STORE` URL parser (src/store-url.ts): it
  * answers a well-formed store description or throws its own `StoreUrlError`, nothing else.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseStoreUrl, StoreUrlError, type StoreSpec } from '../../examples/demo/store-url.js';
+import { parseStoreUrl, StoreUrlError, type StoreSpec } from '../../src/store-url.js';
 
 const SEED = 20_261_202;
 const RUNS = 2_000;
