@@ -23,6 +23,8 @@
 import type { CryptoProvider } from './crypto.js';
 import { base64UrlDigit, fromBase64Url, toBase64Url, utf8 } from './crypto.js';
 import { SessionError } from './errors.js';
+import type { MaybePromise } from './maybe.js';
+import { andThen } from './maybe.js';
 
 /** What the store's `data` holds for one session. */
 export interface Envelope {
@@ -76,9 +78,10 @@ const KEY_ID = /^[A-Za-z0-9_-]{1,16}$/;
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 function keyBytes(key: string | Uint8Array, id: string): Uint8Array {
+  // Bytes are copied: a caller that wipes its array after start-up must not change the key.
   const bytes =
     key instanceof Uint8Array
-      ? key
+      ? new Uint8Array(key)
       : typeof key === 'string'
         ? fromBase64Url(key.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''))
         : null;
@@ -202,23 +205,18 @@ export class Codec {
     }
   }
 
-  /** Whether data is sealed. */
-  get encrypted(): boolean {
-    return this.#keys.length > 0;
-  }
-
-  /** Encodes an envelope for the record stored under `storeKey`. */
-  async encode(envelope: Envelope, storeKey: string): Promise<string> {
-    return this.encodeNow(envelope, storeKey);
+  /** A codec with the same keys (as they were when this one was made) on another provider. */
+  withCrypto(crypto: CryptoProvider): Codec {
+    const keys = this.#keys.map(({ id, bytes }) => ({ id, key: bytes }));
+    return new Codec(crypto, keys.length === 0 ? undefined : { keys });
   }
 
   /**
-   * {@link Codec.encode}, answered synchronously whenever {@link Codec.synchronous} holds (and
-   * with a promise only when sealing needs an asynchronous crypto provider). Throws
-   * `INVALID_DATA` for data that is not JSON. The user (`u`) and expiry (`e`) are written only
-   * when sealing, which requires `e`.
+   * Encodes an envelope for the record stored under `storeKey`: at once, unless sealing waits
+   * on the crypto provider. Throws `INVALID_DATA` for data that is not JSON. The user (`u`) and
+   * expiry (`e`) are written only when sealing, which requires `e`.
    */
-  encodeNow(envelope: Envelope, storeKey: string): string | Promise<string> {
+  encode(envelope: Envelope, storeKey: string): MaybePromise<string> {
     const fields = toArray(envelope, this.#keys.length > 0);
     let json: string;
     try {
@@ -229,35 +227,20 @@ export class Codec {
     if (this.#keys.length === 0) return json;
     const { id, bytes } = this.#keys[0]!;
     const iv = this.#crypto.randomBytes(12);
-    const sealed = this.#crypto.encrypt(bytes, iv, utf8(json), utf8(storeKey));
-    const format = (ciphertext: Uint8Array) =>
-      `e1.${id}.${toBase64Url(iv)}.${toBase64Url(ciphertext)}`;
-    return sealed instanceof Uint8Array ? format(sealed) : Promise.resolve(sealed).then(format);
+    return andThen(
+      this.#crypto.encrypt(bytes, iv, utf8(json), utf8(storeKey)),
+      (ciphertext) => `e1.${id}.${toBase64Url(iv)}.${toBase64Url(ciphertext)}`,
+    );
   }
 
   /**
-   * Whether {@link Codec.encodeNow} and {@link Codec.decodeNow} answer without a promise: records
-   * are plain, or the crypto provider is synchronous.
+   * Decodes store data (at once, unless opening a sealed record waits on the crypto provider),
+   * or answers `null` when it is malformed, sealed under an unknown key, tampered with, moved
+   * from another record, plain while encryption is on, or sealed without the user and expiry.
+   * A sealed envelope always has `u` and `e`, for the caller to compare with the record's
+   * columns; a plain one has neither.
    */
-  get synchronous(): boolean {
-    return this.#keys.length === 0 || this.#crypto.synchronous === true;
-  }
-
-  /**
-   * Decodes store data, or answers `null` when it is malformed, sealed under an unknown key,
-   * tampered with, moved from another record, plain while encryption is on, or sealed without
-   * the user and expiry. A sealed envelope always has `u` and `e`, for the caller to compare with
-   * the record's columns; a plain one has neither.
-   */
-  async decode(data: string, storeKey: string): Promise<Envelope | null> {
-    return this.decodeNow(data, storeKey);
-  }
-
-  /**
-   * {@link Codec.decode}, answered synchronously whenever {@link Codec.synchronous} holds (and
-   * with a promise only when a sealed record needs an asynchronous crypto provider).
-   */
-  decodeNow(data: string, storeKey: string): Envelope | null | Promise<Envelope | null> {
+  decode(data: string, storeKey: string): MaybePromise<Envelope | null> {
     if (this.#keys.length === 0) return parseEnvelope(data);
     const parts = data.split('.');
     if (parts.length !== 4 || parts[0] !== 'e1') return null;

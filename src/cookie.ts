@@ -139,42 +139,34 @@ export function cookieNameFor(options: ResolvedCookieOptions, httpsRequest: bool
  * pair without `=` is ignored. Values are returned as sent: no percent-decoding, quotes kept.
  * `name` is a cookie-name token, as {@link resolveCookieOptions} accepts.
  *
- * One forward pass: each character is examined a bounded number of times, so the cost is linear
- * in the header's length whatever it holds.
+ * One forward pass, linear in the header's length whatever it holds: each step searches from
+ * where the last one ended for the next occurrence of `name`, decides from the white space just
+ * before it whether it begins its pair, and ends after that pair.
  */
 export function readCookieValues(header: string | null | undefined, name: string): string[] {
   if (typeof header !== 'string') return [];
   // Nearly every request carries the cookie once: its value goes into an array of one, which
   // costs less than growing an empty array (this runs on every request).
   let values: string[] | undefined;
-  // The first `=` at or after the current pair's start, kept across pairs that hold none, so
-  // that no stretch of the header is searched for `=` twice.
-  let equals = header.indexOf('=');
-  let start = 0;
-  while (equals !== -1 && start < header.length) {
-    let end = header.indexOf(';', start);
+  // Where the unread part starts: 0 or just after a `;`, so always where a pair starts.
+  let from = 0;
+  while (from <= header.length) {
+    const at = header.indexOf(name, from);
+    if (at === -1) break;
+    let end = header.indexOf(';', at);
     if (end === -1) end = header.length;
-    if (equals < start) equals = header.indexOf('=', start);
-    const nameStart = equals - name.length;
-    if (
-      equals !== -1 &&
-      equals < end &&
-      nameStart >= start &&
-      header.startsWith(name, nameStart) &&
-      onlySpacesBetween(header, start, nameStart)
-    ) {
+    // Only white space back to a `;` (or to `from`) when the name begins its pair; a name that
+    // does not begin its pair cannot match anywhere in it, so the pair is passed either way.
+    const before = header.slice(from, at).trimEnd();
+    const equals = at + name.length;
+    if ((before === '' || before.endsWith(';')) && header.charCodeAt(equals) === 61 /* = */) {
       const value = header.slice(equals + 1, end).trim();
       if (values === undefined) values = [value];
       else values.push(value);
     }
-    start = end + 1;
+    from = end + 1;
   }
   return values ?? [];
-}
-
-/** Whether `text[from..to)` holds nothing but white space (what `trim` removes). */
-function onlySpacesBetween(text: string, from: number, to: number): boolean {
-  return from === to || text.slice(from, to).trim() === '';
 }
 
 /** What a session cookie's value is made of: base64url and the signature's dot. */

@@ -5,15 +5,12 @@
  * @packageDocumentation
  */
 
-/** Cryptographic primitives. Every method may answer synchronously or with a promise. */
+/**
+ * Cryptographic primitives. Hashing, signing and AES-GCM may answer a value or a promise: the
+ * manager goes on at once on a value (as `node:crypto` answers), and waits on a promise (as Web
+ * Crypto answers).
+ */
 export interface CryptoProvider {
-  /**
-   * True when no method ever answers with a promise (as with `node:crypto`): the manager then
-   * decrypts sealed records without waiting, so encrypted sessions keep the synchronous read
-   * path of stores that offer `getNow`.
-   * @defaultValue false
-   */
-  readonly synchronous?: boolean;
   /** `length` bytes from the CSPRNG. */
   randomBytes(length: number): Uint8Array;
   /**
@@ -49,7 +46,7 @@ const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 const lookup = new Int16Array(128).fill(-1);
 for (let i = 0; i < alphabet.length; i++) lookup[alphabet.charCodeAt(i)] = i;
 
-/** Node's Buffer, where the runtime has one: its native base64url is several times faster. */
+/** Node's Buffer, where the runtime has one: its native base64url beats the portable loop. */
 const NodeBuffer = (
   globalThis as {
     Buffer?: {

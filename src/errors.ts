@@ -13,6 +13,8 @@
  *   `revokeUserSessions` or `revokeUserSession` is not 1 to 255 UTF-16 code units of
  *   well-formed text free of control characters (U+0000 to U+001F and U+007F). It is refused
  *   before any store sees it, so every store accepts the same user IDs.
+ * - `UNSUPPORTED`: the store lacks what the call needs: listing or revoking a user's sessions
+ *   on a store without a user index (`listByUser` and `deleteByUser`).
  */
 export type SessionErrorCode =
   | 'INVALID_OPTION'
@@ -21,7 +23,8 @@ export type SessionErrorCode =
   | 'SESSION_ENDED'
   | 'INVALID_DATA'
   | 'DATA_TOO_LARGE'
-  | 'INVALID_USER_ID';
+  | 'INVALID_USER_ID'
+  | 'UNSUPPORTED';
 
 /**
  * The one error class Tessera throws. Branch on {@link SessionError.code}, never on the message.

@@ -33,6 +33,7 @@ export type {
   UserRecord,
   UpdateResult,
 } from './store.js';
+export type { MaybePromise } from './maybe.js';
 export type { CookieOptions, ResolvedCookieOptions } from './cookie.js';
 export type { EncryptionKey, EncryptionOptions } from './codec.js';
 export type { CryptoProvider } from './crypto.js';

@@ -11,6 +11,8 @@
 import type { CryptoProvider } from './crypto.js';
 import { toBase64Url, utf8 } from './crypto.js';
 import { SessionError } from './errors.js';
+import type { MaybePromise } from './maybe.js';
+import { each, andThen } from './maybe.js';
 
 /** Bytes of randomness in a session ID. */
 export const ID_BYTES = 32;
@@ -27,13 +29,8 @@ export function generateSessionId(crypto: CryptoProvider): string {
 }
 
 /** The store key for an ID: SHA-256 in base64url. The store never sees the ID itself. */
-export async function storeKeyFor(crypto: CryptoProvider, id: string): Promise<string> {
+export function storeKeyFor(crypto: CryptoProvider, id: string): MaybePromise<string> {
   return crypto.sha256(id);
-}
-
-/** {@link storeKeyFor}, answered synchronously; only for a synchronous crypto provider. */
-export function storeKeyForNow(crypto: CryptoProvider, id: string): string {
-  return crypto.sha256(id) as string;
 }
 
 /**
@@ -70,25 +67,14 @@ export class CookieSigner {
     this.#crypto = crypto;
   }
 
+  /** A signer with the same secrets (as they were when this one was made) on another provider. */
+  withCrypto(crypto: CryptoProvider): CookieSigner {
+    return new CookieSigner(crypto, this.#keys);
+  }
+
   /** `ID.SIGNATURE` for the cookie. */
-  async sign(id: string): Promise<string> {
-    return `${id}.${await this.#crypto.hmacSha256(this.#keys[0]!, id)}`;
-  }
-
-  /** Whether {@link CookieSigner.signNow} can sign: the crypto provider is synchronous. */
-  get synchronous(): boolean {
-    return this.#crypto.synchronous === true;
-  }
-
-  /**
-   * {@link CookieSigner.sign}, answered synchronously; only for a synchronous crypto provider
-   * (see {@link CookieSigner.synchronous}). Throws `INVALID_OPTION` otherwise.
-   */
-  signNow(id: string): string {
-    if (!this.synchronous) {
-      throw new SessionError('INVALID_OPTION', 'signNow needs a synchronous crypto provider');
-    }
-    return `${id}.${this.#crypto.hmacSha256(this.#keys[0]!, id) as string}`;
+  sign(id: string): MaybePromise<string> {
+    return andThen(this.#crypto.hmacSha256(this.#keys[0]!, id), (mac) => `${id}.${mac}`);
   }
 
   /**
@@ -96,18 +82,21 @@ export class CookieSigner {
    * signature matches. Exact length and alphabet are checked first, so a valid signature
    * followed by anything else is rejected.
    */
-  async verify(value: string): Promise<string | null> {
+  verify(value: string): MaybePromise<string | null> {
     if (value.length !== ID_LENGTH * 2 + 1 || value.charCodeAt(ID_LENGTH) !== 46 /* . */)
       return null;
     const id = value.slice(0, ID_LENGTH);
     const signature = value.slice(ID_LENGTH + 1);
     if (!WELL_FORMED.test(id) || !WELL_FORMED.test(signature)) return null;
-    let match = false;
-    for (const key of this.#keys) {
-      // Every key is tried even after a match, so timing does not reveal which key signed.
-      if (this.#crypto.timingSafeEqual(await this.#crypto.hmacSha256(key, id), signature))
-        match = true;
-    }
-    return match ? id : null;
+    const crypto = this.#crypto;
+    return andThen(
+      each(this.#keys, (key) => crypto.hmacSha256(key, id)),
+      (macs) => {
+        // Every key is compared even after a match, so timing does not reveal which key signed.
+        let match = false;
+        for (const mac of macs) if (crypto.timingSafeEqual(mac, signature)) match = true;
+        return match ? id : null;
+      },
+    );
   }
 }

@@ -51,6 +51,9 @@ const piece = fc.oneof(
   fc.constantFrom(...RELATED_NAMES).map((name) => `${name}=`),
   fc.constantFrom(...RELATED_NAMES).map((name) => name.repeat(3)),
   fc.constantFrom(...TRIMMED, ...NOT_TRIMMED),
+  fc
+    .tuple(fc.constantFrom(...RELATED_NAMES), fc.constantFrom(...TRIMMED, ...NOT_TRIMMED))
+    .chain(([name, space]) => fc.constantFrom(`${name}${space}`, `${space}${name}=`)),
   fc.constantFrom('%', '%E0%A4%A', '"', '__proto__', 'constructor', 'é', '😀', '\ud800'),
   fc.string({ maxLength: 6 }),
   fc.string({ unit: 'binary', maxLength: 4 }),

@@ -120,6 +120,14 @@ describe('readCookieValues', () => {
     expect(readCookieValues('sid'.repeat(5000), 'sid')).toEqual([]);
     expect(readCookieValues(`a=${'sid'.repeat(5000)}; sid=ok`, 'sid')).toEqual(['ok']);
     expect(readCookieValues(`${'sid;'.repeat(2000)}sid=ok`, 'sid')).toEqual(['ok']);
+    expect(readCookieValues('sid sid=1; d d=2; ddd=3; sidd=4', 'sid')).toEqual([]);
+    expect(readCookieValues('sid sid=1; d d=2; ddd=3; sidd=4', 'd')).toEqual([]);
+  });
+
+  it('reads an empty name like any other, and comes to an end', () => {
+    // Not a name resolveCookieOptions accepts; still no endless loop and no throw.
+    expect(readCookieValues('=x; a=b;=y', '')).toEqual(['x', 'y']);
+    expect(readCookieValues('a=b', '')).toEqual([]);
   });
 
   it('allows any white space before a name and trims it around a value', () => {
@@ -186,6 +194,8 @@ describe('readCookieValues', () => {
       semicolons: (size) => `${';'.repeat(size - 5)}sid=x`,
       'many cookies': (size) => 'ab=cd; '.repeat(size).slice(0, size),
       'the value at the end': (size) => `${'x=y; '.repeat(size).slice(0, size - 5)}sid=x`,
+      'white space, then the name repeated': (size) =>
+        `${' '.repeat(size / 2)}x${' sid'.repeat(size)}`.slice(0, size),
     };
     for (const [shape, make] of Object.entries(shapes)) {
       const header = make(16_384);
@@ -197,12 +207,13 @@ describe('readCookieValues', () => {
 });
 
 /**
- * How many characters the string searches (`indexOf`, `lastIndexOf`, `startsWith`,
- * `includes`) made during `run` examined, counted by wrapping them for its duration.
+ * How many characters the string searches and trims (`indexOf`, `lastIndexOf`, `startsWith`,
+ * `includes`, `trim`, `trimStart`, `trimEnd`) made during `run` examined, counted by wrapping
+ * them for its duration.
  */
 function charactersExamined(run: () => void): number {
   const proto = String.prototype;
-  const { indexOf, lastIndexOf, startsWith, includes } = proto;
+  const { indexOf, lastIndexOf, startsWith, includes, trim, trimStart, trimEnd } = proto;
   let examined = 0;
   const forward = (text: string, search: string, from: number | undefined, found: number) => {
     const first = Math.min(Math.max(from ?? 0, 0), text.length);
@@ -228,10 +239,20 @@ function charactersExamined(run: () => void): number {
     examined += search.length;
     return startsWith.call(this, search, from);
   };
+  // A trim examines what it removes and the character where it stops, at each end it trims.
+  const trimming = (original: (this: string) => string, ends: number) =>
+    function (this: string) {
+      const trimmed = original.call(this);
+      examined += this.length - trimmed.length + ends;
+      return trimmed;
+    };
+  proto.trim = trimming(trim, 2);
+  proto.trimStart = trimming(trimStart, 1);
+  proto.trimEnd = trimming(trimEnd, 1);
   try {
     run();
   } finally {
-    Object.assign(proto, { indexOf, lastIndexOf, startsWith, includes });
+    Object.assign(proto, { indexOf, lastIndexOf, startsWith, includes, trim, trimStart, trimEnd });
   }
   return examined;
 }

@@ -49,7 +49,7 @@ describe('node crypto provider', () => {
     expect(generateSessionId(webCryptoProvider())).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
 
-  it('signs through its precomputed pads exactly as createHmac does, for every key and text size', () => {
+  it('signs exactly as createHmac does, for every key and text size', () => {
     const node = nodeCryptoProvider();
     const texts: string[] = [];
     for (const length of [0, 1, 42, 43, 44, 63, 64, 65, 127, 128, 129, 300]) {

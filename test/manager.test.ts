@@ -1,7 +1,9 @@
-import { describe, expect, it } from 'vitest';
-import { SessionError, SessionManager } from '../src/index.js';
+import { createHmac } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SessionError, SessionManager, type SessionStore } from '../src/index.js';
 import { MemoryStore } from '../src/stores/memory.js';
 import { webCryptoProvider } from '../src/crypto.js';
+import { defineStoreConformance } from '../src/testing/index.js';
 import {
   FakeClock,
   InstrumentedStore,
@@ -25,7 +27,19 @@ async function login(
   return { session, cookie: cookiePair(headers.setCookie), headers };
 }
 
-/** Logs in, and has the manager verify the cookie once, as the first request after login does. */
+/** An answer the manager gave at once, without a promise. */
+function atOnce<T>(answer: T | Promise<T>): T {
+  expect(answer).not.toBeInstanceOf(Promise);
+  return answer as T;
+}
+
+/** An answer the manager gave through a promise: it had to wait. */
+function waited<T>(answer: T | Promise<T>): Promise<T> {
+  expect(answer).toBeInstanceOf(Promise);
+  return answer as Promise<T>;
+}
+
+/** Logs in, and has the manager load the cookie once, as the first request after login does. */
 async function loginAndVerify(manager: SessionManager<any>, data?: Record<string, unknown>) {
   const { cookie } = await login(manager, data);
   await manager.load({ cookie });
@@ -212,7 +226,7 @@ describe('laziness and round trips', () => {
     expect(store.calls).toEqual({ get: 1 });
   });
 
-  it('commitNow answers a session that needs no store call at once, and nothing else', async () => {
+  it('commit answers at once a session that needs no store call, and a promise for the rest', async () => {
     const { manager, store, clock } = setup();
     const { cookie } = await login(manager, { user: 'alice', prefs: { theme: 'dark' } });
     store.reset();
@@ -220,58 +234,54 @@ describe('laziness and round trips', () => {
     const reader = await manager.load({ cookie });
     expect(reader.get('user')).toBe('alice');
     // The session holds data: its response must not be cached, even without a user.
-    expect(manager.commitNow(reader)).toEqual({ setCookie: [], cacheControl: 'no-store' });
+    expect(manager.commit(reader)).toEqual({ setCookie: [], cacheControl: 'no-store' });
     expect(store.calls).toEqual({ get: 1 });
 
     const writer = await manager.load({ cookie });
     writer.set('count', 1);
-    expect(manager.commitNow(writer)).toBeUndefined();
-    await manager.commit(writer);
+    await waited(manager.commit(writer));
     expect(store.count('update')).toBe(1);
 
     const mutator = await manager.load({ cookie });
     (mutator.get('prefs') as { theme: string }).theme = 'light';
-    expect(manager.commitNow(mutator)).toBeUndefined();
-    await manager.commit(mutator);
+    await waited(manager.commit(mutator));
     expect((await manager.load({ cookie })).get('prefs')).toEqual({ theme: 'light' });
 
     clock.advance(2 * MINUTE);
     const due = await manager.load({ cookie });
-    expect(manager.commitNow(due)).toBeUndefined();
     store.reset();
-    await manager.commit(due);
+    await waited(manager.commit(due));
     expect(store.calls).toEqual({ touch: 1 });
 
     const anonymous = await manager.load({});
-    expect(manager.commitNow(anonymous)).toEqual({ setCookie: [], cacheControl: undefined });
+    expect(manager.commit(anonymous)).toEqual({ setCookie: [], cacheControl: undefined });
     const fresh = await manager.load({});
     fresh.set('cart', 1);
-    expect(manager.commitNow(fresh)).toBeUndefined();
+    await waited(manager.commit(fresh));
 
     const leaving = await manager.load({ cookie });
     await leaving.destroy();
-    const cleared = manager.commitNow(leaving);
-    expect(cleared?.setCookie).toHaveLength(1);
-    expect(cleared?.setCookie[0]).toMatch(/^sid=; .*Expires=Thu, 01 Jan 1970/);
+    const cleared = atOnce(manager.commit(leaving));
+    expect(cleared.setCookie).toHaveLength(1);
+    expect(cleared.setCookie[0]).toMatch(/^sid=; .*Expires=Thu, 01 Jan 1970/);
   });
 
-  it('commitNow leaves data it cannot compare to commit, which refuses it', async () => {
+  it('refuses data it cannot compare, with a rejected promise', async () => {
     const { manager } = setup();
     const { cookie } = await login(manager, { user: 'alice', box: { n: 1 } });
     const session = await manager.load({ cookie });
     (session.get('box') as { n: unknown }).n = 10n;
-    expect(manager.commitNow(session)).toBeUndefined();
-    await expect(manager.commit(session)).rejects.toThrow();
+    await expect(waited(manager.commit(session))).rejects.toThrow();
   });
 
-  it('commitNow gives a signed-in read-only session Cache-Control: no-store', async () => {
+  it('gives a signed-in read-only session Cache-Control: no-store, at once', async () => {
     const { manager } = setup();
     const first = await manager.load({});
     await first.login('alice');
     const { setCookie } = await manager.commit(first);
     const session = await manager.load({ cookie: cookiePair(setCookie) });
     expect(session.userId).toBe('alice');
-    expect(manager.commitNow(session)).toEqual({ setCookie: [], cacheControl: 'no-store' });
+    expect(manager.commit(session)).toEqual({ setCookie: [], cacheControl: 'no-store' });
   });
 
   it('answers responses that set no cookie with frozen headers, and a new cookie with its own', async () => {
@@ -288,10 +298,10 @@ describe('laziness and round trips', () => {
     expect(Object.isFrozen(created.setCookie)).toBe(false);
     const again = await manager.load({ cookie: cookiePair(created.setCookie) });
     expect(again.get('k')).toBe(1);
-    const holding = manager.commitNow(again);
+    const holding = atOnce(manager.commit(again));
     expect(holding).toEqual({ setCookie: [], cacheControl: 'no-store' });
-    expect(Object.isFrozen(holding) && Object.isFrozen(holding!.setCookie)).toBe(true);
-    expect(manager.commitNow(await manager.load({ cookie: cookiePair(created.setCookie) }))).toBe(
+    expect(Object.isFrozen(holding) && Object.isFrozen(holding.setCookie)).toBe(true);
+    expect(manager.commit(await manager.load({ cookie: cookiePair(created.setCookie) }))).toBe(
       holding,
     );
   });
@@ -307,62 +317,46 @@ describe('laziness and round trips', () => {
   });
 });
 
-describe('synchronous reads and saves through getNow and updateNow', () => {
-  it('reads a store with getNow through it, and answers at once for a cookie it has verified', async () => {
+describe('a store that answers at once', () => {
+  it('reads through it without waiting, from the first sight of a cookie', async () => {
     const { manager, store } = setup({}, { synchronous: true });
     const { cookie } = await login(manager, { user: 'alice', cart: 3 });
     store.reset();
-    // First sight of the cookie: its signature is checked (a wait), then the read is synchronous.
-    expect(manager.loadNow({ cookie })).toBeUndefined();
-    expect(store.total()).toBe(0);
-    expect((await manager.load({ cookie })).get('user')).toBe('alice');
-    expect(store.calls).toEqual({ getNow: 1 });
-    store.reset();
-    const session = manager.loadNow({ cookie });
-    expect(session).toBeDefined();
-    expect(session).not.toBeInstanceOf(Promise);
-    expect(session!.get('user')).toBe('alice');
-    expect(session!.get('cart')).toBe(3);
-    expect(manager.commitNow(session!)?.setCookie).toEqual([]);
-    expect(store.calls).toEqual({ getNow: 1 });
+    const session = atOnce(manager.load({ cookie }));
+    expect(session.get('user')).toBe('alice');
+    expect(session.get('cart')).toBe(3);
+    expect(atOnce(manager.commit(session)).setCookie).toEqual([]);
+    expect(store.calls).toEqual({ get: 1 });
   });
 
   it('gives a new session at once to a request without a cookie, once the manager is ready', async () => {
     const { manager, store } = setup({}, { synchronous: true });
     // The default crypto provider is resolved asynchronously: until then every load waits.
-    expect(manager.loadNow({})).toBeUndefined();
-    await manager.load({});
-    const session = manager.loadNow({ userAgent: 'test-agent' });
-    expect(session?.isNew).toBe(true);
+    await waited(manager.load({}));
+    const session = atOnce(manager.load({ userAgent: 'test-agent' }));
+    expect(session.isNew).toBe(true);
     expect(store.total()).toBe(0);
   });
 
-  it('reads nothing and answers undefined for a store without getNow', async () => {
+  it('waits on a store that answers promises', async () => {
     const { manager, store } = setup();
     const cookie = await loginAndVerify(manager);
     store.reset();
-    expect(manager.loadNow({ cookie })).toBeUndefined();
-    expect(store.total()).toBe(0);
-    expect((await manager.load({ cookie })).get('user')).toBe('alice');
+    expect((await waited(manager.load({ cookie }))).get('user')).toBe('alice');
     expect(store.calls).toEqual({ get: 1 });
   });
 
-  it('throws STORE_UNAVAILABLE when getNow fails, never an empty session', async () => {
+  it('rejects with STORE_UNAVAILABLE when the store throws, never an empty session', async () => {
     const { manager, store } = setup({}, { synchronous: true });
     const cookie = await loginAndVerify(manager);
     store.failing.add('get');
-    let thrown: unknown;
-    try {
-      manager.loadNow({ cookie });
-    } catch (error) {
-      thrown = error;
-    }
+    const thrown = await waited(manager.load({ cookie })).catch((error: unknown) => error);
     expect(thrown).toBeInstanceOf(SessionError);
     expect((thrown as SessionError).code).toBe('STORE_UNAVAILABLE');
     expect((thrown as Error).message).not.toContain(rawIdOf(cookie));
     await expect(manager.load({ cookie })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     store.failing.clear();
-    expect(manager.loadNow({ cookie })?.get('user')).toBe('alice');
+    expect(atOnce(manager.load({ cookie })).get('user')).toBe('alice');
   });
 
   it('gives a fresh session for an expired or deleted record, and reports the expiry', async () => {
@@ -381,112 +375,106 @@ describe('synchronous reads and saves through getNow and updateNow', () => {
     const first = await loginAndVerify(manager);
     clock.advance(31 * MINUTE);
     store.reset();
-    const expired = manager.loadNow({ cookie: first });
-    expect(expired?.isNew).toBe(true);
-    expect(expired?.get('user')).toBeUndefined();
+    const expired = atOnce(manager.load({ cookie: first }));
+    expect(expired.isNew).toBe(true);
+    expect(expired.get('user')).toBeUndefined();
     expect(reasons).toEqual(['idle']);
-    expect(store.calls).toEqual({ getNow: 1 });
+    expect(store.calls).toEqual({ get: 1 });
     const second = await loginAndVerify(manager);
     await memory.delete(sha256(rawIdOf(second)));
     store.reset();
-    expect(manager.loadNow({ cookie: second })?.isNew).toBe(true);
-    expect(store.calls).toEqual({ getNow: 1 });
+    expect(atOnce(manager.load({ cookie: second })).isNew).toBe(true);
+    expect(store.calls).toEqual({ get: 1 });
   });
 
-  it('decrypts sealed records at once with a synchronous crypto provider only', async () => {
+  it('decrypts sealed records at once with node:crypto, and waits on Web Crypto', async () => {
     const encryption = { keys: [{ id: 'k1', key: Buffer.alloc(32, 7).toString('base64') }] };
     const { manager, store } = setup({ encryption }, { synchronous: true });
     const cookie = await loginAndVerify(manager, { user: 'alice' });
     store.reset();
-    expect(manager.loadNow({ cookie })?.get('user')).toBe('alice');
-    expect(store.calls).toEqual({ getNow: 1 });
+    expect(atOnce(manager.load({ cookie })).get('user')).toBe('alice');
+    expect(store.calls).toEqual({ get: 1 });
     const web = setup({ encryption, crypto: webCryptoProvider() }, { synchronous: true });
     const sealed = await loginAndVerify(web.manager, { user: 'bob' });
     web.store.reset();
-    expect(web.manager.loadNow({ cookie: sealed })).toBeUndefined();
-    expect(web.store.total()).toBe(0);
-    expect((await web.manager.load({ cookie: sealed })).get('user')).toBe('bob');
+    // Web Crypto decrypts with a promise: the load waits on it.
+    const loading = waited(web.manager.load({ cookie: sealed }));
+    expect((await loading).get('user')).toBe('bob');
     expect(web.store.calls).toEqual({ get: 1 });
   });
-});
 
-describe('synchronous saves through updateNow', () => {
-  it('commitNow saves a changed session at once: one updateNow, no update', async () => {
+  it('saves a changed session at once: one update', async () => {
     const { manager, store } = setup({}, { synchronous: true });
     const cookie = await loginAndVerify(manager);
     store.reset();
-    const session = manager.loadNow({ cookie })!;
+    const session = atOnce(manager.load({ cookie }));
     session.set('theme', 'dark');
-    const headers = manager.commitNow(session);
-    expect(headers?.setCookie).toEqual([]);
-    expect(store.calls).toEqual({ getNow: 1, updateNow: 1 });
-    expect(manager.loadNow({ cookie })?.get('theme')).toBe('dark');
+    const headers = atOnce(manager.commit(session));
+    expect(headers.setCookie).toEqual([]);
+    expect(store.calls).toEqual({ get: 1, update: 1 });
+    expect(atOnce(manager.load({ cookie })).get('theme')).toBe('dark');
   });
 
-  it('leaves a conflict to commit, which re-applies the changes', async () => {
+  it('meets a conflict by waiting, reading again and re-applying the changes', async () => {
     const { manager, store } = setup({}, { synchronous: true });
     const cookie = await loginAndVerify(manager);
-    const first = manager.loadNow({ cookie })!;
-    const second = manager.loadNow({ cookie })!;
+    const first = atOnce(manager.load({ cookie }));
+    const second = atOnce(manager.load({ cookie }));
     first.set('a', 1);
     second.set('b', 2);
-    expect(manager.commitNow(first)).toBeDefined();
+    atOnce(manager.commit(first));
     store.reset();
-    // The stored version moved on: nothing is written, and commit rebases.
-    expect(manager.commitNow(second)).toBeUndefined();
-    expect(store.calls).toEqual({ updateNow: 1 });
-    await manager.commit(second);
-    const final = manager.loadNow({ cookie })!;
+    // The stored version moved on: the save backs off, reads again and writes on top.
+    await waited(manager.commit(second));
+    expect(store.calls).toEqual({ update: 2, get: 1 });
+    const final = atOnce(manager.load({ cookie }));
     expect([final.get('a'), final.get('b'), final.get('user')]).toEqual([1, 2, 'alice']);
   });
 
-  it('leaves to commit what it cannot do at once: a failing store, data too large, a new user', async () => {
+  it('fails a save as a rejection (a failing store, data too large) and moves a new user to a new ID', async () => {
     const { manager, store } = setup({ maxDataBytes: 1024 }, { synchronous: true });
     const cookie = await loginAndVerify(manager);
     store.failing.add('update');
-    const failing = manager.loadNow({ cookie })!;
+    const failing = atOnce(manager.load({ cookie }));
     failing.set('a', 1);
-    expect(manager.commitNow(failing)).toBeUndefined();
     await expect(manager.commit(failing)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     store.failing.clear();
-    const large = manager.loadNow({ cookie })!;
+    const large = atOnce(manager.load({ cookie }));
     large.set('blob', 'x'.repeat(2048));
-    expect(manager.commitNow(large)).toBeUndefined();
+    store.reset();
     await expect(manager.commit(large)).rejects.toMatchObject({ code: 'DATA_TOO_LARGE' });
-    const binding = manager.loadNow({ cookie })!;
+    expect(store.total()).toBe(0);
+    const binding = atOnce(manager.load({ cookie }));
     binding.setUser('bob');
     store.reset();
-    expect(manager.commitNow(binding)).toBeUndefined();
-    expect(store.total()).toBe(0);
     // Binding a user moves the session to a new ID: the old cookie leads nowhere.
     const { setCookie } = await manager.commit(binding);
+    expect(store.calls).toEqual({ delete: 1, create: 1 });
     const moved = await manager.load({ cookie: cookiePair(setCookie) });
     expect(moved.userId).toBe('bob');
     expect(moved.get('a')).toBeUndefined();
-    expect(manager.loadNow({ cookie })?.isNew).toBe(true);
+    expect(atOnce(manager.load({ cookie })).isNew).toBe(true);
   });
-});
 
-describe('synchronous new sessions through createNow', () => {
-  it('commitNow stores a new session and signs its cookie at once: one createNow, no create', async () => {
+  it('stores a new session and signs its cookie at once: one create', async () => {
     const { manager, store } = setup({}, { synchronous: true });
     await loginAndVerify(manager);
     const created: unknown[] = [];
     manager.on('created', (event) => created.push(event));
     store.reset();
-    const session = manager.loadNow({})!;
+    const session = atOnce(manager.load({}));
     session.set('cart', 1);
-    const headers = manager.commitNow(session);
-    expect(store.calls).toEqual({ createNow: 1 });
-    expect(headers?.setCookie).toHaveLength(1);
+    const headers = atOnce(manager.commit(session));
+    expect(store.calls).toEqual({ create: 1 });
+    expect(headers.setCookie).toHaveLength(1);
     // A browser-session cookie by default: no Max-Age.
-    expect(headers?.setCookie[0]).toMatch(
+    expect(headers.setCookie[0]).toMatch(
       /^sid=[\w-]{43}\.[\w-]{43}; Path=\/; HttpOnly; SameSite=Lax$/,
     );
-    expect(headers?.cacheControl).toBe('no-store');
+    expect(headers.cacheControl).toBe('no-store');
     expect(created).toEqual([{ userId: null }]);
     expect(session.isNew).toBe(false);
-    const cookie = cookiePair(headers!.setCookie);
+    const cookie = cookiePair(headers.setCookie);
     const again = await manager.load({ cookie });
     expect(again.get('cart')).toBe(1);
     // The store holds the hash of the ID, never the ID.
@@ -494,65 +482,62 @@ describe('synchronous new sessions through createNow', () => {
     expect(await store.inner.get(rawIdOf(cookie))).toBeNull();
     // The cookie is sent once; later saves of the same session carry none.
     session.set('cart', 2);
-    expect(manager.commitNow(session)?.setCookie).toEqual([]);
+    expect(atOnce(manager.commit(session)).setCookie).toEqual([]);
   });
 
-  it('commit stores a new session through createNow too', async () => {
+  it('answers await as well when it answered at once', async () => {
     const { manager, store } = setup({}, { synchronous: true });
     await loginAndVerify(manager);
     store.reset();
     const session = await manager.load({});
     session.set('cart', 1);
     const { setCookie } = await manager.commit(session);
-    expect(store.calls).toEqual({ createNow: 1 });
+    expect(store.calls).toEqual({ create: 1 });
     expect((await manager.load({ cookie: cookiePair(setCookie) })).get('cart')).toBe(1);
   });
 
-  it('leaves to commit what it cannot do at once: a failing store, data too large, a user to cap', async () => {
+  it('fails a new session as a rejection (a failing store, data too large) and waits to cap a user', async () => {
     const { manager, store } = setup(
       { maxDataBytes: 1024, maxSessionsPerUser: 1 },
       { synchronous: true },
     );
     await loginAndVerify(manager);
     store.failing.add('create');
-    const failing = manager.loadNow({})!;
+    const failing = atOnce(manager.load({}));
     failing.set('a', 1);
-    expect(manager.commitNow(failing)).toBeUndefined();
-    expect(failing.isNew).toBe(true);
     await expect(manager.commit(failing)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    expect(failing.isNew).toBe(true);
     store.failing.clear();
 
-    const large = manager.loadNow({})!;
+    const large = atOnce(manager.load({}));
     large.set('blob', 'x'.repeat(2048));
     store.reset();
-    expect(manager.commitNow(large)).toBeUndefined();
-    expect(store.total()).toBe(0);
     await expect(manager.commit(large)).rejects.toMatchObject({ code: 'DATA_TOO_LARGE' });
+    expect(store.total()).toBe(0);
 
     const first = await manager.load({});
     first.setUser('carol');
     const { setCookie: firstCookie } = await manager.commit(first);
-    const second = manager.loadNow({})!;
+    const second = atOnce(manager.load({}));
     second.setUser('carol');
     store.reset();
-    expect(manager.commitNow(second)).toBeUndefined();
-    expect(store.total()).toBe(0);
-    const { setCookie } = await manager.commit(second);
+    // Capping reads the user's sessions: that waits.
+    const { setCookie } = await waited(manager.commit(second));
     expect(store.count('create')).toBe(1);
     expect((await manager.load({ cookie: cookiePair(setCookie) })).userId).toBe('carol');
     // The cap of one session per user removed the first.
     expect((await manager.load({ cookie: cookiePair(firstCookie) })).isNew).toBe(true);
   });
 
-  it('signs only with a synchronous crypto provider: with Web Crypto, commit creates', async () => {
+  it('waits on Web Crypto to hash and sign a new session, then creates it the same way', async () => {
     const { manager, store } = setup({ crypto: webCryptoProvider() }, { synchronous: true });
     await loginAndVerify(manager);
     store.reset();
-    const session = manager.loadNow({})!;
+    const session = atOnce(manager.load({}));
     session.set('cart', 1);
-    expect(manager.commitNow(session)).toBeUndefined();
+    const committing = waited(manager.commit(session));
     expect(store.total()).toBe(0);
-    const { setCookie } = await manager.commit(session);
+    const { setCookie } = await committing;
     expect(store.calls).toEqual({ create: 1 });
     expect((await manager.load({ cookie: cookiePair(setCookie) })).get('cart')).toBe(1);
   });
@@ -560,13 +545,13 @@ describe('synchronous new sessions through createNow', () => {
   it('stores and signs a regenerated anonymous session at once under a new ID', async () => {
     const { manager, store } = setup({}, { synchronous: true });
     const cookie = await loginAndVerify(manager);
-    const session = manager.loadNow({ cookie })!;
+    const session = atOnce(manager.load({ cookie }));
     await session.regenerate({ keep: true });
     store.reset();
-    const headers = manager.commitNow(session);
-    expect(store.calls).toEqual({ createNow: 1 });
-    expect(headers?.setCookie).toHaveLength(1);
-    const fresh = cookiePair(headers!.setCookie);
+    const headers = atOnce(manager.commit(session));
+    expect(store.calls).toEqual({ create: 1 });
+    expect(headers.setCookie).toHaveLength(1);
+    const fresh = cookiePair(headers.setCookie);
     expect(fresh).not.toBe(cookie);
     expect((await manager.load({ cookie: fresh })).get('user')).toBe('alice');
     expect((await manager.load({ cookie })).isNew).toBe(true);
@@ -887,6 +872,73 @@ describe("a user's sessions", () => {
   });
 });
 
+describe('a store without a user index', () => {
+  /** The memory store with its user index hidden: what a store without one offers. */
+  function withoutIndex(store: MemoryStore): SessionStore {
+    return {
+      get: (key) => store.get(key),
+      create: (key, record) => store.create(key, record),
+      update: (key, record, version) => store.update(key, record, version),
+      touch: (key, expiresAt) => store.touch(key, expiresAt),
+      delete: (key) => store.delete(key),
+    };
+  }
+
+  it("keeps sessions and users, refuses to list or revoke a user's sessions, and revokes by handle", async () => {
+    const memory = new MemoryStore({ sweepInterval: 0 });
+    const manager = new SessionManager({ store: withoutIndex(memory), secrets: [SECRET] });
+    const session = await manager.load({});
+    await session.login('erin');
+    const cookie = cookiePair((await manager.commit(session)).setCookie);
+    expect((await manager.load({ cookie })).userId).toBe('erin');
+    await expect(manager.listUserSessions('erin')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    await expect(manager.revokeUserSessions('erin')).rejects.toMatchObject({
+      code: 'UNSUPPORTED',
+    });
+    const [listed] = await memory.listByUser('erin');
+    expect(await manager.revokeUserSession('erin', listed!.key)).toBe(true);
+    expect((await manager.load({ cookie })).isNew).toBe(true);
+  });
+
+  it('refuses maxSessionsPerUser at start-up', () => {
+    const store = withoutIndex(new MemoryStore({ sweepInterval: 0 }));
+    expect(() => new SessionManager({ store, secrets: [SECRET], maxSessionsPerUser: 2 })).toThrow(
+      expect.objectContaining({ code: 'INVALID_OPTION' }),
+    );
+  });
+
+  defineStoreConformance({
+    name: 'MemoryStore without its user index',
+    createStore: (clock) => withoutIndex(new MemoryStore({ now: clock.now, sweepInterval: 0 })),
+    synchronous: true,
+    userIndex: false,
+    prune: false,
+    runner: { describe, it, beforeEach, afterEach },
+  });
+});
+
+describe('key material given as bytes', () => {
+  it('keeps secrets and encryption keys as they were at start-up, with the default provider', async () => {
+    const secret = new Uint8Array(32).fill(7);
+    const key = new Uint8Array(32).fill(9);
+    const manager = new SessionManager({
+      store: new MemoryStore({ sweepInterval: 0 }),
+      secrets: [secret],
+      encryption: { keys: [{ id: 'k1', key }] },
+    });
+    secret.fill(0);
+    key.fill(0);
+    const session = await manager.load({});
+    session.set('a', 1);
+    const cookie = cookiePair((await manager.commit(session)).setCookie);
+    const expected = createHmac('sha256', new Uint8Array(32).fill(7))
+      .update(rawIdOf(cookie))
+      .digest('base64url');
+    expect(cookie.split('.')[1]).toBe(expected);
+    expect((await manager.load({ cookie })).get('a')).toBe(1);
+  });
+});
+
 describe('cookie attributes', () => {
   it('defaults to HttpOnly, SameSite=Lax, Path=/, no Domain, and Cache-Control: no-store', async () => {
     const { manager } = setup();
@@ -1038,7 +1090,7 @@ describe('store failures', () => {
     const { manager, store } = setup();
     const { cookie } = await login(manager);
     store.failing.add('get');
-    const error = await manager.load({ cookie }).catch((e: unknown) => e);
+    const error = await waited(manager.load({ cookie })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SessionError);
     expect((error as SessionError).code).toBe('STORE_UNAVAILABLE');
     expect((error as SessionError).status).toBe(503);

@@ -454,7 +454,7 @@ describe.skipIf(!gate.available)(`MemcachedStore outages${gate.label}`, () => {
     try {
       await expect(store.get(cookie.key)).rejects.toThrow();
       const started = Date.now();
-      const failure = await manager.load({ cookie: cookie.header }).then(
+      const failure = await Promise.resolve(manager.load({ cookie: cookie.header })).then(
         () => null,
         (error: unknown) => error,
       );

@@ -132,18 +132,18 @@ describe('MemoryStore eviction', () => {
   it('stays at maxSessions through a million cookieless sessions', () => {
     const store = new MemoryStore({ maxSessions: 1000, sweepInterval: 0 });
     const alice = randomStoreKey();
-    store.createNow(alice, record('alice', 'alice'));
+    store.create(alice, record('alice', 'alice'));
     const anonymous = record('anonymous');
     let largest = 0;
-    // createNow is how the manager stores a new anonymous session.
+    // create answers at once, as the manager calls it for a new anonymous session.
     for (let i = 0; i < 1_000_000; i++) {
-      store.createNow(`flood-${i}`, anonymous);
+      store.create(`flood-${i}`, anonymous);
       largest = Math.max(largest, store.size);
     }
     expect(largest).toBe(1000);
-    expect(store.getNow(alice)?.data).toBe('alice');
-    expect(store.getNow('flood-999999')?.data).toBe('anonymous');
-    expect(store.getNow('flood-0')).toBeNull();
+    expect(store.get(alice)?.data).toBe('alice');
+    expect(store.get('flood-999999')?.data).toBe('anonymous');
+    expect(store.get('flood-0')).toBeNull();
   });
 });
 
@@ -152,11 +152,10 @@ describe('MemoryStore sweeping', () => {
     let now = 1_000_000;
     const store = new MemoryStore({ now: () => now, sweepInterval: 0 });
     const expired = Array.from({ length: 2_500 }, (_, i) => `expired-${i}`);
-    for (const key of expired)
-      store.createNow(key, { data: 'x', expiresAt: now + 10, userId: null });
+    for (const key of expired) store.create(key, { data: 'x', expiresAt: now + 10, userId: null });
     const live = Array.from({ length: 6 }, (_, i) => `live-${i}`);
     for (const [i, key] of live.entries()) {
-      store.createNow(key, { data: key, expiresAt: now + HOUR, userId: i < 3 ? 'u' : null });
+      store.create(key, { data: key, expiresAt: now + HOUR, userId: i < 3 ? 'u' : null });
     }
     now += 100;
 
@@ -166,16 +165,17 @@ describe('MemoryStore sweeping', () => {
     // Between slices the store serves requests, and the sweep carries on around their changes.
     expect(store.prune()).toBe(sweep);
     await store.delete(expired[2_000]!);
-    expect(store.getNow('live-3')?.data).toBe('live-3');
-    expect(
-      store.updateNow('live-4', { data: 'in', expiresAt: now + HOUR, userId: 'u' }, 1),
-    ).toEqual({ status: 'ok', version: 2 });
-    expect(store.createNow('new', { data: 'new', expiresAt: now + HOUR, userId: null })).toBe(true);
+    expect(store.get('live-3')?.data).toBe('live-3');
+    expect(store.update('live-4', { data: 'in', expiresAt: now + HOUR, userId: 'u' }, 1)).toEqual({
+      status: 'ok',
+      version: 2,
+    });
+    expect(store.create('new', { data: 'new', expiresAt: now + HOUR, userId: null })).toBe(true);
     expect(await sweep).toBe(2_499);
 
     expect(store.size).toBe(7);
-    for (const key of expired) expect(store.getNow(key)).toBeNull();
-    for (const key of [...live, 'new']) expect(store.getNow(key)).not.toBeNull();
+    for (const key of expired) expect(store.get(key)).toBeNull();
+    for (const key of [...live, 'new']) expect(store.get(key)).not.toBeNull();
     expect(keysOf(await store.listByUser('u'))).toEqual(['live-0', 'live-1', 'live-2', 'live-4']);
     expect(await store.prune()).toBe(0);
   });
@@ -187,9 +187,9 @@ describe('MemoryStore sweeping', () => {
       let now = 1_000_000;
       const store = new MemoryStore({ now: () => now, sweepInterval: 60_000 });
       for (let i = 0; i < 1_500; i++) {
-        store.createNow(`expired-${i}`, { data: 'x', expiresAt: now + 10, userId: 'u' });
+        store.create(`expired-${i}`, { data: 'x', expiresAt: now + 10, userId: 'u' });
       }
-      store.createNow('live', { data: 'live', expiresAt: now + HOUR, userId: 'u' });
+      store.create('live', { data: 'live', expiresAt: now + HOUR, userId: 'u' });
       now += 100;
       vi.advanceTimersByTime(59_999);
       expect(store.size).toBe(1_501);
@@ -200,7 +200,7 @@ describe('MemoryStore sweeping', () => {
       expect(store.size).toBe(1);
       expect(keysOf(await store.listByUser('u'))).toEqual(['live']);
       await store.close();
-      store.createNow('late', { data: 'x', expiresAt: now + 10, userId: null });
+      store.create('late', { data: 'x', expiresAt: now + 10, userId: null });
       now += 100;
       vi.advanceTimersByTime(600_000);
       expect(store.size).toBe(2);
@@ -225,27 +225,27 @@ describe('MemoryStore records', () => {
     const store = new MemoryStore({ sweepInterval: 0 });
     const key = randomStoreKey();
     const written = record('first', 'u');
-    store.createNow(key, written);
+    store.create(key, written);
     written.data = 'changed';
     written.userId = 'someone-else';
     written.expiresAt = 0;
-    const read = store.getNow(key)!;
+    const read = store.get(key)!;
     read.data = 'changed';
     read.version = 7;
     const [listed] = await store.listByUser('u');
     listed!.data = 'changed';
     listed!.userId = null;
-    expect(store.getNow(key)).toEqual({
+    expect(store.get(key)).toEqual({
       ...record('first', 'u'),
       expiresAt: read.expiresAt,
       version: 1,
     });
 
     const update = record('second', 'u');
-    expect(store.updateNow(key, update, 1)).toEqual({ status: 'ok', version: 2 });
+    expect(store.update(key, update, 1)).toEqual({ status: 'ok', version: 2 });
     update.data = 'changed';
     update.userId = null;
-    expect(store.getNow(key)).toMatchObject({ data: 'second', userId: 'u', version: 2 });
+    expect(store.get(key)).toMatchObject({ data: 'second', userId: 'u', version: 2 });
     expect(keysOf(await store.listByUser('u'))).toEqual([key]);
   });
 
@@ -422,8 +422,8 @@ describe('MemoryStore options', () => {
   it('accepts the extremes of each option', async () => {
     const largest = new MemoryStore({ maxSessions: 2 ** 24, sweepInterval: 2 ** 31 - 1 });
     const smallest = new MemoryStore({ maxSessions: 1, sweepInterval: 0 });
-    smallest.createNow('a', record('a'));
-    smallest.createNow('b', record('b'));
+    smallest.create('a', record('a'));
+    smallest.create('b', record('b'));
     expect(smallest.size).toBe(1);
     await largest.close();
     await smallest.close();

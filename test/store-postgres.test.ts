@@ -474,7 +474,7 @@ describe.skipIf(!gate.available)(`PostgresStore against a real server${gate.labe
         await expect(store.prune()).rejects.toThrow();
         expect(Date.now() - started).toBeLessThan(10_000);
         const loading = Date.now();
-        const failure = await manager.load({ cookie }).then(
+        const failure = await Promise.resolve(manager.load({ cookie })).then(
           () => undefined,
           (error: unknown) => error,
         );

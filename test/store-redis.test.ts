@@ -404,7 +404,7 @@ describe.skipIf(!privateGate.available)(
       boundMs: number,
     ): Promise<void> {
       const started = Date.now();
-      const error = await manager.load({ cookie }).then(
+      const error = await Promise.resolve(manager.load({ cookie })).then(
         () => null,
         (reason: unknown) => reason,
       );

@@ -8,7 +8,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { SessionManager } from '../manager.js';
 import type { DefaultSessionData, Session } from '../session.js';
 import { ownerOf } from '../session.js';
-import { attachSessionNow, hasPendingGate, sendSessionError } from './node.js';
+import { attachSession, hasPendingGate, sendSessionError } from './node.js';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -47,13 +47,11 @@ export interface ExpressSessionOptions {
  * `app.response`: each carries its own `app`), or undefined for an object that did not come
  * through Express.
  *
- * Express swaps each request's and response's prototype after Node made them. V8 then gives
- * every such object a hidden class (map) of its own: each property added to it afterwards builds
- * a new map (about 3 µs, measured with `bench/inprocess.ts`), and each property read from it
- * misses V8's inline caches (seen with `node --log-ic`; callgrind puts most of bare Express's
- * own instructions per request in those misses). So Tessera adds one property to an Express
- * request (`session`; `sessionManager` is derived on the shared prototype) and none to its
- * response, and reads as few as it can.
+ * Express swaps each request's and response's prototype, and a property added to such an object
+ * afterwards costs tens of thousands of instructions (callgrind). So the middleware adds one
+ * property per request (`req.session`) and none to the response: the response's gate goes on
+ * `app.response` and `req.sessionManager` is a getter on `app.request`, both the application's
+ * own prototypes (never Express's shared ones, nor Node's).
  */
 function applicationPrototypeOf(message: Request | Response): object | undefined {
   const prototype: unknown = Object.getPrototypeOf(message);
@@ -91,37 +89,30 @@ export function session<Data extends object = DefaultSessionData>(
   const onError: ExpressErrorHandler =
     options.onError ?? ((error, req, res) => sendSessionError(error, req, res));
   return (req, res, next) => {
-    const sharedPrototype = applicationPrototypeOf(res);
     // A session layer mounted earlier for this request (this one twice, or in a parent app).
-    if (hasPendingGate(res, sharedPrototype)) {
+    if (hasPendingGate(res)) {
       next();
       return;
     }
-    const derivesManager = deriveSessionManager(req);
-    let attached: Session<Data> | Promise<Session<Data>>;
-    try {
-      attached = attachSessionNow(
-        manager,
-        req,
-        res,
-        (error) => onError(error, req, res, next),
-        addressOf,
-        sharedPrototype,
-      );
-    } catch (error) {
-      onError(error, req, res, next);
-      return;
-    }
-    if (attached instanceof Promise) {
-      attached.then(
-        (loaded) => {
-          giveSession(req, loaded, derivesManager ? undefined : manager);
+    const ownManager = derivesSessionManager(req) ? undefined : manager;
+    const loaded = attachSession(
+      manager,
+      req,
+      res,
+      (error) => onError(error, req, res, next),
+      addressOf,
+      applicationPrototypeOf(res),
+    );
+    if (loaded instanceof Promise) {
+      loaded.then(
+        (session) => {
+          giveSession(req, session, ownManager);
           next();
         },
         (error: unknown) => onError(error, req, res, next),
       );
     } else {
-      giveSession(req, attached, derivesManager ? undefined : manager);
+      giveSession(req, loaded, ownManager);
       next();
     }
   };
@@ -132,7 +123,7 @@ function addressOf(req: IncomingMessage): string | undefined {
   return (req as Request).ip;
 }
 
-/** Sets `req.session`, and `req.sessionManager` where the shared prototype does not derive it. */
+/** Sets `req.session`, and `req.sessionManager` where the prototype does not derive it. */
 function giveSession<Data extends object>(
   req: Request,
   loaded: Session<Data>,
@@ -144,23 +135,21 @@ function giveSession<Data extends object>(
   }
 }
 
-/** Express's own request prototype (shared by every application and sub-application) where seen. */
+/** Application request prototypes whose `sessionManager` getter this module defined. */
 const derivingPrototypes = new WeakSet<object>();
 
 /**
- * Makes `req.sessionManager` a getter on Express's shared request prototype, answering the
- * manager of `req.session`, so that each request gets one added property instead of two (see
- * {@link applicationPrototypeOf} for why that matters). Answers false for a request that did
- * not come through Express, which then gets both as its own properties.
+ * Makes `req.sessionManager` a getter on the application's `app.request`, answering the manager
+ * of `req.session`, so that each request gets one added property instead of two. Answers false
+ * for a request that did not come through Express (or whose prototype has a `sessionManager` of
+ * its own), which then gets both as its own properties.
  */
-function deriveSessionManager(req: Request): boolean {
+function derivesSessionManager(req: Request): boolean {
   const application = applicationPrototypeOf(req);
   if (application === undefined) return false;
-  const shared: unknown = Object.getPrototypeOf(application);
-  if (typeof shared !== 'object' || shared === null) return false;
-  if (derivingPrototypes.has(shared)) return true;
-  if (Object.hasOwn(shared, 'sessionManager')) return false;
-  Object.defineProperty(shared, 'sessionManager', {
+  if (derivingPrototypes.has(application)) return true;
+  if (Object.hasOwn(application, 'sessionManager')) return false;
+  Object.defineProperty(application, 'sessionManager', {
     configurable: true,
     enumerable: false,
     get(this: Request) {
@@ -175,6 +164,6 @@ function deriveSessionManager(req: Request): boolean {
       });
     },
   });
-  derivingPrototypes.add(shared);
+  derivingPrototypes.add(application);
   return true;
 }

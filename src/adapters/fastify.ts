@@ -114,33 +114,25 @@ function register(
     reply.send(await onError(error, request, reply));
   };
 
-  // A callback hook, so that a session the manager loads without waiting costs no promise.
+  // Callback hooks, so that a session the manager answers at once costs no promise.
   instance.addHook('onRequest', (request, reply, done) => {
-    const info = requestInfoOf(request.raw, () => request.ip);
-    let loaded: Session<DefaultSessionData> | undefined;
-    try {
-      loaded = manager.loadNow(info) as Session<DefaultSessionData> | undefined;
-    } catch (error) {
-      answerFailure(error, request, reply).catch(done);
-      return;
-    }
-    if (loaded !== undefined) {
-      request.session = loaded;
+    const loaded = manager.load(requestInfoOf(request.raw, () => request.ip));
+    if (loaded instanceof Promise) {
+      loaded.then(
+        (session: Session<DefaultSessionData>) => {
+          request.session = session;
+          done();
+        },
+        (error: unknown) => {
+          answerFailure(error, request, reply).catch(done);
+        },
+      );
+    } else {
+      request.session = loaded as Session<DefaultSessionData>;
       done();
-      return;
     }
-    manager.load(info).then(
-      (session: Session<DefaultSessionData>) => {
-        request.session = session;
-        done();
-      },
-      (error: unknown) => {
-        answerFailure(error, request, reply).catch(done);
-      },
-    );
   });
 
-  // A callback hook, so that a response whose session needs no store call goes on at once.
   instance.addHook('onSend', (request, reply, payload, next) => {
     const loaded = request.session as Session<DefaultSessionData> | null;
     const settled = request as unknown as Record<typeof SETTLED, boolean>;
@@ -150,14 +142,14 @@ function register(
       return;
     }
     settled[SETTLED] = true;
-    const now = manager.commitNow(loaded);
-    if (now !== undefined) {
-      applyHeaders(reply, now);
+    const committed = manager.commit(loaded);
+    if (!(committed instanceof Promise)) {
+      applyHeaders(reply, committed);
       next(null, payload);
       return;
     }
-    manager.commit(loaded).then(
-      (headers) => {
+    committed.then(
+      (headers: ResponseHeaders) => {
         applyHeaders(reply, headers);
         next(null, payload);
       },

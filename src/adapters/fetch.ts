@@ -137,7 +137,7 @@ export async function loadSession<Data extends object = DefaultSessionData>(
 ): Promise<LoadedSession<Data>> {
   const onError = options.onError ?? sessionErrorResponse;
   const info = requestInfoOfRequest(request, options.ip);
-  const session = manager.loadNow(info) ?? (await manager.load(info));
+  const session = await manager.load(info);
   const finish = async (response: Response): Promise<Response> => {
     let headers;
     try {

@@ -114,7 +114,7 @@ export function session<Data extends object = DefaultSessionData>(
       // absolute-form request target the client chose.
       const socket = nodeServerSocket(c);
       if (socket !== undefined) info.https = socket.encrypted === true;
-      loaded = manager.loadNow(info) ?? (await manager.load(info));
+      loaded = await manager.load(info);
     } catch (error) {
       return onError(error, c);
     }

@@ -5,6 +5,7 @@
  */
 import type { Middleware, ParameterizedContext } from 'koa';
 import type { ResponseHeaders, SessionManager } from '../manager.js';
+import type { MaybePromise } from '../maybe.js';
 import type { DefaultSessionData, Session } from '../session.js';
 import { SessionError } from '../errors.js';
 import { commitBeforeHeaders, requestInfoOf, sendSessionError } from './node.js';
@@ -87,35 +88,31 @@ export function session<Data extends object = DefaultSessionData>(
     }
     let loaded: Session<Data>;
     try {
-      const info = requestInfoOf(ctx.req, ctx.ip);
-      loaded = manager.loadNow(info) ?? (await manager.load(info));
+      loaded = await manager.load(requestInfoOf(ctx.req, ctx.ip));
     } catch (error) {
       await onError(error, ctx);
       return;
     }
     ctx.session = loaded as unknown as Session<DefaultSessionData>;
 
-    let early: Promise<ResponseHeaders> | undefined;
+    // Saved before the headers go out only when they go out before `next()` settles.
+    let early: MaybePromise<ResponseHeaders> | undefined;
     let handledHere = false;
     commitBeforeHeaders(
       ctx.res,
-      () => (handledHere ? Promise.resolve(NO_HEADERS) : (early ??= manager.commit(loaded))),
+      () => (handledHere ? NO_HEADERS : (early ??= manager.commit(loaded))),
       (error) => sendSessionError(error, ctx.req, ctx.res),
-      { commitNow: () => (handledHere ? NO_HEADERS : manager.commitNow(loaded)) },
     );
 
     await next();
     if (early !== undefined || ctx.res.headersSent) return;
     handledHere = true;
-    // A session that needs no store call and no new cookie is answered without waiting a turn.
-    let headers = manager.commitNow(loaded);
-    if (headers === undefined) {
-      try {
-        headers = await manager.commit(loaded);
-      } catch (error) {
-        await onError(error, ctx);
-        return;
-      }
+    let headers: ResponseHeaders;
+    try {
+      headers = await manager.commit(loaded);
+    } catch (error) {
+      await onError(error, ctx);
+      return;
     }
     for (const value of headers.setCookie) ctx.append('Set-Cookie', value);
     if (headers.cacheControl !== undefined) ctx.set('Cache-Control', headers.cacheControl);

@@ -1,6 +1,7 @@
 /**
- * `tessera-session/node`: sessions for plain `node:http` handlers, and the response plumbing that the
- * Express adapter shares.
+ * `tessera-session/node`: sessions for plain `node:http` handlers, and the node:http plumbing the
+ * Express and Koa adapters share: a request's {@link RequestInfo}, and a gate that holds the
+ * response's headers until the session is committed.
  *
  * @packageDocumentation
  */
@@ -8,6 +9,8 @@ import { ServerResponse as ServerResponseClass } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { RequestInfo, ResponseHeaders, SessionManager } from '../manager.js';
+import type { MaybePromise } from '../maybe.js';
+import { isPromiseLike, settle, andThen } from '../maybe.js';
 import type { DefaultSessionData, Session } from '../session.js';
 import { SessionError } from '../errors.js';
 
@@ -52,7 +55,7 @@ class NodeRequestInfo implements RequestInfo {
   readonly #ip: ClientAddress | undefined;
 
   constructor(req: IncomingMessage, ip: ClientAddress | undefined) {
-    // Read once: behind Express, every property read from a request misses V8's caches.
+    // Headers read once: reading a property of an Express request is costly.
     const headers = req.headers;
     const forwarded = headers['x-forwarded-proto'];
     this.cookie = headers.cookie;
@@ -96,8 +99,8 @@ export function applyResponseHeaders(res: ServerResponse, headers: ResponseHeade
 
 /**
  * {@link applyResponseHeaders}, left out when the response's headers went out already (a call
- * that went around the gate). Asked only when `setHeader` refuses: behind Express, reading
- * `headersSent` first would cost every response a property read that misses V8's caches.
+ * that went around the gate). `headersSent` is read only when `setHeader` refuses, since reading
+ * a property of an Express response is costly.
  */
 function applyUnlessSent(res: ServerResponse, headers: ResponseHeaders): void {
   if (headers.setCookie.length === 0 && headers.cacheControl === undefined) return;
@@ -112,168 +115,85 @@ type Method = (...args: any[]) => any;
 const HELD_METHODS = ['writeHead', 'write', 'end', 'flushHeaders'] as const;
 type HeldMethod = (typeof HELD_METHODS)[number];
 
-/** What a held call answers at once, as the real method would. */
-function heldAnswer(res: ServerResponse, name: HeldMethod): unknown {
-  return name === 'write' ? true : name === 'flushHeaders' ? undefined : res;
-}
-
 /**
- * The calls held back on one response until its session is saved. The subclasses say how to
- * save: {@link CallbackGate} through the callbacks of {@link commitBeforeHeaders},
- * {@link SessionGate} through a manager directly, which spares a request three closures.
+ * Holds back a response's header-sending calls until its session is committed, then adds the
+ * session's headers and lets the calls through in order. When the commit fails, the held calls
+ * are dropped and `fail` answers instead, so no cookie goes out for a session that was not saved.
  */
-abstract class HeaderGate {
-  protected readonly res: ServerResponse;
-  #held: [Method, unknown[]][] | undefined;
-  #started = false;
-  /** Set once the session is saved (or failed): calls then go straight through. */
+class HeaderGate {
+  /** Set once the session is committed (or failed): calls then go straight through. */
   open = false;
-  /** The response's methods that {@link gateOwnMethods} replaced, put back when the gate opens. */
-  replaced: Partial<OwnMethods> | undefined;
+  #committing = false;
+  #held: [Method, unknown[]][] | undefined;
 
-  constructor(res: ServerResponse) {
-    this.res = res;
-  }
+  constructor(
+    readonly res: ServerResponse,
+    readonly commit: () => MaybePromise<ResponseHeaders>,
+    readonly fail: (error: unknown) => void,
+  ) {}
 
-  /** Saves the session; answers the headers to add. */
-  protected abstract commit(): Promise<ResponseHeaders>;
-  /** Saves the session at once when it can; answers `undefined` when `commit` must run. */
-  protected abstract commitNow(): ResponseHeaders | undefined;
-  /** Answers the response when saving failed. */
-  protected abstract fail(error: unknown): void;
-
-  hold(method: Method, args: unknown[], name: HeldMethod): unknown {
-    if (!this.#started) {
-      const headers = this.commitNow();
-      if (headers !== undefined) {
-        this.#openGate();
-        applyUnlessSent(this.res, headers);
-        return method.apply(this.res, args);
-      }
-    }
-    (this.#held ??= []).push([method, args]);
-    if (!this.#started) this.#start();
-    return heldAnswer(this.res, name);
-  }
-
-  #start(): void {
-    this.#started = true;
+  call(original: Method, args: unknown[], name: HeldMethod): unknown {
     const res = this.res;
-    this.commit().then(
-      (headers) => {
-        this.#openGate();
+    if (this.open) return original.apply(res, args);
+    if (!this.#committing) {
+      this.#committing = true;
+      const headers = settle(this.commit);
+      if (!isPromiseLike(headers)) {
+        this.#open();
         applyUnlessSent(res, headers);
-        const held = this.#held ?? [];
-        this.#held = undefined;
-        try {
-          for (const [method, args] of held) method.apply(res, args);
-        } catch (error) {
-          // The caller that made the held call has moved on; a late throw can only end the response.
-          res.destroy(error instanceof Error ? error : undefined);
-        }
-      },
-      (error: unknown) => {
-        this.#openGate();
-        this.#held = undefined;
-        this.fail(error);
-      },
-    );
+        return original.apply(res, args);
+      }
+      Promise.resolve(headers).then(
+        (answer) => this.#release(answer),
+        (error: unknown) => {
+          this.#open();
+          this.#held = undefined;
+          this.fail(error);
+        },
+      );
+    }
+    (this.#held ??= []).push([original, args]);
+    // What the real method would answer at once.
+    return name === 'write' ? true : name === 'flushHeaders' ? undefined : res;
   }
 
-  #openGate(): void {
-    this.open = true;
+  #release(headers: ResponseHeaders): void {
     const res = this.res;
-    gates.delete(res);
-    const replaced = this.replaced;
-    if (replaced === undefined) return;
-    const target = res as unknown as OwnMethods;
-    for (const name of HELD_METHODS) {
-      const original = replaced[name];
-      if (original !== undefined) target[name] = original;
+    this.#open();
+    applyUnlessSent(res, headers);
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    try {
+      for (const [method, args] of held) method.apply(res, args);
+    } catch (error) {
+      // The caller that made the held call has moved on; a late throw can only end the response.
+      res.destroy(error instanceof Error ? error : undefined);
     }
   }
-}
 
-/** A gate that saves through the callbacks given to {@link commitBeforeHeaders}. */
-class CallbackGate extends HeaderGate {
-  readonly #commit: () => Promise<ResponseHeaders>;
-  readonly #commitNow: (() => ResponseHeaders | undefined) | undefined;
-  readonly #onFailure: (error: unknown) => void;
-
-  constructor(
-    res: ServerResponse,
-    commit: () => Promise<ResponseHeaders>,
-    onFailure: (error: unknown) => void,
-    commitNow: (() => ResponseHeaders | undefined) | undefined,
-  ) {
-    super(res);
-    this.#commit = commit;
-    this.#onFailure = onFailure;
-    this.#commitNow = commitNow;
-  }
-
-  protected override commit(): Promise<ResponseHeaders> {
-    return this.#commit();
-  }
-
-  protected override commitNow(): ResponseHeaders | undefined {
-    return this.#commitNow?.();
-  }
-
-  protected override fail(error: unknown): void {
-    this.#onFailure(error);
+  #open(): void {
+    this.open = true;
+    gates.delete(this.res);
   }
 }
 
-/** A gate that saves one session through its manager, for {@link attachSessionNow}. */
-class SessionGate<Data extends object> extends HeaderGate {
-  readonly #manager: SessionManager<Data>;
-  readonly #session: Session<Data>;
-  readonly #req: IncomingMessage;
-  readonly #onError: NodeErrorHandler;
-
-  constructor(
-    manager: SessionManager<Data>,
-    session: Session<Data>,
-    req: IncomingMessage,
-    res: ServerResponse,
-    onError: NodeErrorHandler,
-  ) {
-    super(res);
-    this.#manager = manager;
-    this.#session = session;
-    this.#req = req;
-    this.#onError = onError;
-  }
-
-  protected override commit(): Promise<ResponseHeaders> {
-    return this.#manager.commit(this.#session);
-  }
-
-  protected override commitNow(): ResponseHeaders | undefined {
-    return this.#manager.commitNow(this.#session);
-  }
-
-  protected override fail(error: unknown): void {
-    this.#onError(error, this.#req, this.res);
+/** Puts the gate in front of the named methods of the response itself. */
+function gateOwnMethods(gate: HeaderGate, names: readonly HeldMethod[]): void {
+  const target = gate.res as unknown as Record<HeldMethod, Method>;
+  for (const name of names) {
+    const original = target[name];
+    target[name] = (...args: unknown[]) => gate.call(original, args, name);
   }
 }
 
 /**
- * The gate of each response gated through its prototype, until it opens. Kept beside the
- * response rather than on it: a property added to a response whose prototype Express swapped
- * costs a new hidden class (see the Express adapter). Entries are deleted when the gate opens:
- * left to the garbage collector, they made every young-generation collection slower (measured
- * with `--trace-gc`).
+ * The gates of responses gated through an application's prototype (see {@link holdHeaders}),
+ * kept beside each response until its gate opens.
  */
 const gates = new WeakMap<object, HeaderGate>();
-/** Prototypes whose held methods consult {@link gates}. */
 const gatedPrototypes = new WeakSet<object>();
 
-/**
- * Makes a response prototype's held methods consult the response's gate in {@link gates}; a
- * response without a gate (or with an open one) goes straight through.
- */
+/** Makes a prototype's held methods consult the response's gate in {@link gates}, once. */
 function gatePrototype(prototype: object): void {
   if (gatedPrototypes.has(prototype)) return;
   const target = prototype as Record<HeldMethod, Method>;
@@ -283,11 +203,9 @@ function gatePrototype(prototype: object): void {
       configurable: true,
       writable: true,
       enumerable: false,
-      value: function (this: ServerResponse) {
+      value(this: ServerResponse, ...args: unknown[]) {
         const gate = gates.get(this);
-        return gate === undefined || gate.open
-          ? Reflect.apply(original, this, arguments) // eslint-disable-line prefer-rest-params -- see heldArguments
-          : gate.hold(original, heldArguments(arguments), name); // eslint-disable-line prefer-rest-params -- see heldArguments
+        return gate === undefined ? original.apply(this, args) : gate.call(original, args, name);
       },
     });
   }
@@ -295,199 +213,89 @@ function gatePrototype(prototype: object): void {
 }
 
 /**
- * The arguments of a held call, copied for later. The replacements read `arguments` rather than
- * a rest parameter: handed straight to `apply`, V8 then builds no array, and every write, end
- * and header call of a gated response that goes straight through passes that way.
- */
-function heldArguments(args: IArguments): unknown[] {
-  return Array.prototype.slice.call(args) as unknown[];
-}
-
-/** The held methods of one response. */
-type OwnMethods = Record<HeldMethod, Method>;
-
-/** Where a response gated by {@link gateOwnMethods} keeps its gate. */
-const GATE = Symbol('tessera.headerGate');
-type GatedResponse = ServerResponse & { [GATE]?: HeaderGate };
-
-/**
- * A held method that finds its gate and the method it replaced on the response, so one function
- * serves every response: replacing a response's methods then allocates nothing per request.
- */
-function sharedReplacement(name: HeldMethod): Method {
-  return function (this: GatedResponse) {
-    const gate = this[GATE]!;
-    const original = gate.replaced![name]!;
-    return gate.open
-      ? Reflect.apply(original, this, arguments) // eslint-disable-line prefer-rest-params -- see heldArguments
-      : gate.hold(original, heldArguments(arguments), name); // eslint-disable-line prefer-rest-params -- see heldArguments
-  };
-}
-
-const SHARED_REPLACEMENTS: OwnMethods = {
-  writeHead: sharedReplacement('writeHead'),
-  write: sharedReplacement('write'),
-  end: sharedReplacement('end'),
-  flushHeaders: sharedReplacement('flushHeaders'),
-};
-
-/**
- * Intercepts the response's own methods, or only those of them that are own properties when
- * the shared prototype is gated. Each method put on an Express response is one more added
- * property, and those cost microseconds each on objects whose prototype Express swapped
- * (two added methods cost about 10 µs per request, measured).
- *
- * The first gate on a response uses {@link SHARED_REPLACEMENTS}; a response gated again (two
- * session layers, or one added twice) gets closures of its own, each calling what it replaced,
- * so the gates open in turn.
- */
-function gateOwnMethods(res: ServerResponse, gate: HeaderGate, names: readonly HeldMethod[]): void {
-  const target = res as unknown as OwnMethods;
-  const gated = res as GatedResponse;
-  if (names === HELD_METHODS && gated[GATE] === undefined) {
-    gated[GATE] = gate;
-    gate.replaced = {
-      writeHead: target.writeHead,
-      write: target.write,
-      end: target.end,
-      flushHeaders: target.flushHeaders,
-    };
-    target.writeHead = SHARED_REPLACEMENTS.writeHead;
-    target.write = SHARED_REPLACEMENTS.write;
-    target.end = SHARED_REPLACEMENTS.end;
-    target.flushHeaders = SHARED_REPLACEMENTS.flushHeaders;
-    return;
-  }
-  const replaced: Partial<OwnMethods> = {};
-  for (const name of names) {
-    const original = target[name];
-    replaced[name] = original;
-    target[name] = function (this: ServerResponse, ...args: unknown[]) {
-      return gate.open ? original.apply(this, args) : gate.hold(original, args, name);
-    };
-  }
-  gate.replaced = replaced;
-}
-
-/** Options of {@link commitBeforeHeaders}. */
-export interface CommitOptions {
-  /**
-   * Answers the headers synchronously when saving needs no store call (usually
-   * {@link SessionManager.commitNow}); the response then goes out without waiting.
-   * @defaultValue none: every response waits for `commit`
-   */
-  commitNow?: () => ResponseHeaders | undefined;
-  /**
-   * A response prototype that belongs to one application (Express's `app.response`): the held
-   * methods are intercepted there once instead of on every response.
-   * @defaultValue none: each response's own methods are intercepted
-   */
-  sharedPrototype?: object;
-}
-
-/**
  * Holds back everything that would send the response's headers (`writeHead`, `write`, `end`,
- * `flushHeaders`) until `commit` has saved the session, then adds its cookie and lets the held
- * calls through in order. If the commit fails, the held output is dropped and `onFailure`
- * answers instead (a 503 by default), so no cookie is sent for a session that was not saved.
+ * `flushHeaders`) until `commit` answers (at once, or through a promise), then adds its headers
+ * and lets the held calls through in order. When the commit fails, the held output is dropped and
+ * `fail` answers instead.
  *
- * With `sharedPrototype`, the methods are intercepted once on that prototype and each response
- * carries only its gate; methods that earlier middleware set on the response itself are still wrapped
- * there, so the gate stays in front of them. Node's own `ServerResponse.prototype` is never changed.
+ * The gate goes on the response's own methods or, given `prototype` (Express's per-application
+ * `app.response`), once on that prototype with the gate kept beside the response, because four
+ * methods added to an Express response cost some 15 % of a read-only request (callgrind).
+ * Methods already on the response itself (compression's, say) are gated there too. Node's own
+ * prototype is never changed.
  */
-export function commitBeforeHeaders(
+function holdHeaders(
   res: ServerResponse,
-  commit: () => Promise<ResponseHeaders>,
-  onFailure: (error: unknown) => void,
-  options: CommitOptions = {},
+  commit: () => MaybePromise<ResponseHeaders>,
+  fail: (error: unknown) => void,
+  prototype?: object,
 ): void {
-  const { sharedPrototype, commitNow } = options;
-  installGate(res, new CallbackGate(res, commit, onFailure, commitNow), sharedPrototype);
-}
-
-/**
- * Whether responses with this shared prototype are gated through it (their gates kept in
- * {@link gates}) rather than through methods of their own. Node's own prototype never is.
- */
-function gatesThroughPrototype(sharedPrototype: object | undefined): sharedPrototype is object {
-  return sharedPrototype !== undefined && sharedPrototype !== ServerResponseClass.prototype;
-}
-
-/**
- * Whether a gate that has not opened yet stands in front of the response: a session layer already
- * took it (one mounted twice, or in an application and its sub-application). With the shared
- * prototype its gate was installed through, only the map beside the response is consulted, so no
- * property is read from the response itself. @internal
- */
-export function hasPendingGate(res: ServerResponse, sharedPrototype?: object): boolean {
-  const beside = gates.get(res);
-  if (beside !== undefined) return !beside.open;
-  if (gatesThroughPrototype(sharedPrototype)) return false;
-  const own = (res as GatedResponse)[GATE];
-  return own !== undefined && !own.open;
-}
-
-/** Puts a gate in front of the response's held methods (see {@link commitBeforeHeaders}). */
-function installGate(
-  res: ServerResponse,
-  gate: HeaderGate,
-  sharedPrototype: object | undefined,
-): void {
-  if (!gatesThroughPrototype(sharedPrototype)) {
-    gateOwnMethods(res, gate, HELD_METHODS);
+  const gate = new HeaderGate(res, commit, fail);
+  if (prototype === undefined || prototype === ServerResponseClass.prototype) {
+    gateOwnMethods(gate, HELD_METHODS);
     return;
   }
-  gatePrototype(sharedPrototype);
+  gatePrototype(prototype);
   gates.set(res, gate);
-  const target = res as object;
   // Checked by name first: most responses have none of their own, and then no array is made.
+  const own = res as object;
   if (
-    Object.hasOwn(target, 'writeHead') ||
-    Object.hasOwn(target, 'write') ||
-    Object.hasOwn(target, 'end') ||
-    Object.hasOwn(target, 'flushHeaders')
+    Object.hasOwn(own, 'writeHead') ||
+    Object.hasOwn(own, 'write') ||
+    Object.hasOwn(own, 'end') ||
+    Object.hasOwn(own, 'flushHeaders')
   ) {
     gateOwnMethods(
-      res,
       gate,
-      HELD_METHODS.filter((name) => Object.hasOwn(target, name)),
+      HELD_METHODS.filter((name) => Object.hasOwn(own, name)),
     );
   }
 }
 
 /**
- * Loads the request's session and arranges for it to be saved, and its cookie set, before the
- * response's headers go out. Rejects (after nothing was sent) when the store fails at load.
- * Takes the arguments of {@link attachSessionNow}: the manager, the request and the response, then
- * optionally the error answer, the client address and Express's shared response prototype.
+ * Holds back the response's headers until `commit` has saved the session, then adds its headers
+ * (see {@link holdHeaders}). If the commit fails, the held output is dropped and `onFailure`
+ * answers instead (a 503 by default), so no cookie is sent for a session that was not saved.
  */
-export async function attachSession<Data extends object = DefaultSessionData>(
-  ...args: Parameters<typeof attachSessionNow<Data>>
-): Promise<Session<Data>> {
-  return attachSessionNow(...args);
+export function commitBeforeHeaders(
+  res: ServerResponse,
+  commit: () => MaybePromise<ResponseHeaders>,
+  onFailure: (error: unknown) => void,
+): void {
+  holdHeaders(res, commit, onFailure);
 }
 
 /**
- * {@link attachSession}, answered synchronously when the manager can load the session without
- * waiting (see {@link SessionManager.loadNow}), and with a promise otherwise. Throws, or
- * rejects, with a `SessionError` when the store fails at load.
+ * Whether a gate that has not opened yet stands beside the response: a session layer mounted
+ * earlier took it (one mounted twice, or in an application and its sub-application). @internal
  */
-export function attachSessionNow<Data extends object = DefaultSessionData>(
+export function hasPendingGate(res: ServerResponse): boolean {
+  return gates.get(res)?.open === false;
+}
+
+/**
+ * Loads the request's session and arranges for it to be saved, and its cookie set, before the
+ * response's headers go out: for a handler that already has `req` and `res`. Answers the session
+ * (at once when the manager did, else a promise; `await` works on both); a store failure at load
+ * is a rejection, after nothing was sent. `onError` answers a failure at save (a 503 by
+ * default), `ip` is the client address (see {@link requestInfoOf}), and `prototype` is Express's
+ * `app.response` (see {@link holdHeaders}).
+ */
+export function attachSession<Data extends object = DefaultSessionData>(
   manager: SessionManager<Data>,
   req: IncomingMessage,
   res: ServerResponse,
   onError: NodeErrorHandler = sendSessionError,
   ip?: ClientAddress,
-  sharedPrototype?: object,
-): Session<Data> | Promise<Session<Data>> {
-  const info = requestInfoOf(req, ip);
-  const loaded = manager.loadNow(info);
-  if (loaded !== undefined) {
-    installGate(res, new SessionGate(manager, loaded, req, res, onError), sharedPrototype);
-    return loaded;
-  }
-  return manager.load(info).then((session) => {
-    installGate(res, new SessionGate(manager, session, req, res, onError), sharedPrototype);
+  prototype?: object,
+): MaybePromise<Session<Data>> {
+  return andThen(manager.load(requestInfoOf(req, ip)), (session) => {
+    holdHeaders(
+      res,
+      () => manager.commit(session),
+      (error) => onError(error, req, res),
+      prototype,
+    );
     return session;
   });
 }
@@ -519,19 +327,13 @@ export function withSession<Data extends object = DefaultSessionData>(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const onError = options.onError ?? sendSessionError;
   return (req, res) => {
-    let attached: Session<Data> | Promise<Session<Data>>;
-    try {
-      attached = attachSessionNow(manager, req, res, onError);
-    } catch (error) {
-      onError(error, req, res);
-      return;
-    }
-    if (attached instanceof Promise) {
-      attached.then(
+    const loaded = attachSession(manager, req, res, onError);
+    if (loaded instanceof Promise) {
+      loaded.then(
         (session) => runHandler(handler, req, res, session),
         (error: unknown) => onError(error, req, res),
       );
-    } else runHandler(handler, req, res, attached);
+    } else runHandler(handler, req, res, loaded);
   };
 }
 
@@ -553,17 +355,9 @@ function runHandler<Data extends object>(
     return;
   }
   // Promise.resolve answers a native promise itself, and adopts any other thenable.
-  if (isThenable(result)) {
+  if (isPromiseLike(result)) {
     Promise.resolve(result).then(undefined, (error: unknown) => handlerFailed(error, req, res));
   }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }
 
 /** Answers a handler's failure with a bare 500 (or a SessionError's own status), hiding its message. */

@@ -166,36 +166,22 @@ export class MemoryStore implements SessionStore {
     if (oldest.done !== true) this.#remove(...oldest.value);
   }
 
-  async get(key: string): Promise<StoredRecord | null> {
-    return this.getNow(key);
-  }
-
-  /** {@link MemoryStore.get}, answered synchronously: the manager reads through it. */
-  getNow(key: string): StoredRecord | null {
+  /** Answers at once, as do `create` and `update`: a request on this store never waits. */
+  get(key: string): StoredRecord | null {
     const entry = this.#live(key);
     if (entry === undefined) return null;
     this.#use(key, entry);
     return copyOf(entry);
   }
 
-  async create(key: string, record: SessionRecord): Promise<boolean> {
-    return this.createNow(key, record);
-  }
-
-  /** {@link MemoryStore.create}, answered synchronously: the manager creates sessions through it. */
-  createNow(key: string, record: SessionRecord): boolean {
+  create(key: string, record: SessionRecord): boolean {
     if (this.#live(key) !== undefined) return false;
     while (this.size >= this.#maxSessions) this.#evict();
     this.#insert(key, entryOf(record, 1));
     return true;
   }
 
-  async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
-    return this.updateNow(key, record, expectedVersion);
-  }
-
-  /** {@link MemoryStore.update}, answered synchronously: the manager saves through it. */
-  updateNow(key: string, record: SessionRecord, expectedVersion: number): UpdateResult {
+  update(key: string, record: SessionRecord, expectedVersion: number): UpdateResult {
     const entry = this.#live(key);
     if (entry === undefined) return { status: 'missing' };
     if (entry.version !== expectedVersion) return { status: 'conflict' };

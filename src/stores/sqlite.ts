@@ -12,6 +12,8 @@ import type {
   UserRecord,
 } from '../store.js';
 import { SessionError } from '../errors.js';
+import type { MaybePromise } from '../maybe.js';
+import { settle } from '../maybe.js';
 import { booleanOption, invalidOption, numberOption } from '../options.js';
 import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
 import { DEFAULT_TABLE, clientOption, optionsObject, sqlTable, type TableRules } from './shared.js';
@@ -138,9 +140,9 @@ export function sqliteSchema(table: string = DEFAULT_TABLE): string {
  * store's clock; expired rows are never returned and are pruned in batches on a timer that
  * never holds the process open.
  *
- * better-sqlite3 is synchronous, so each method does its work before its promise settles; the
- * methods are `async` to fit the {@link SessionStore} contract, and any SQLite error (a closed
- * database, a lock held past the busy timeout, a full disk) becomes a rejection.
+ * better-sqlite3 is synchronous: `get`, `create` and `update` answer values at once, so a
+ * request on this store never waits. Any SQLite error (a closed database, a lock held past the
+ * busy timeout, a full disk) is answered as a rejected promise, by every method.
  *
  * @example
  * ```ts
@@ -205,56 +207,44 @@ export class SqliteStore implements SessionStore {
     );
   }
 
-  async get(key: string): Promise<StoredRecord | null> {
-    return this.getNow(key);
+  get(key: string): MaybePromise<StoredRecord | null> {
+    return settle(() => {
+      const row = this.#statements.get.get(key, this.#now());
+      return row === undefined
+        ? null
+        : { data: row[0], expiresAt: row[1], version: row[2], userId: row[3] };
+    });
   }
 
-  /**
-   * {@link SqliteStore.get}, answered synchronously (better-sqlite3 is synchronous anyway): the
-   * manager reads through it.
-   */
-  getNow(key: string): StoredRecord | null {
-    const row = this.#statements.get.get(key, this.#now());
-    return row === undefined
-      ? null
-      : { data: row[0], expiresAt: row[1], version: row[2], userId: row[3] };
+  create(key: string, record: SessionRecord): MaybePromise<boolean> {
+    return settle(() => {
+      const { changes } = this.#statements.create.run(
+        key,
+        record.data,
+        record.expiresAt,
+        record.userId,
+        this.#now(),
+      );
+      return changes > 0;
+    });
   }
 
-  async create(key: string, record: SessionRecord): Promise<boolean> {
-    return this.createNow(key, record);
-  }
-
-  /** {@link SqliteStore.create}, answered synchronously: the manager creates sessions through it. */
-  createNow(key: string, record: SessionRecord): boolean {
-    const { changes } = this.#statements.create.run(
-      key,
-      record.data,
-      record.expiresAt,
-      record.userId,
-      this.#now(),
-    );
-    return changes > 0;
-  }
-
-  async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
-    return this.updateNow(key, record, expectedVersion);
-  }
-
-  /** {@link SqliteStore.update}, answered synchronously: the manager saves through it. */
-  updateNow(key: string, record: SessionRecord, expectedVersion: number): UpdateResult {
-    const now = this.#now();
-    const { changes } = this.#statements.update.run(
-      record.data,
-      record.expiresAt,
-      record.userId,
-      key,
-      expectedVersion,
-      now,
-    );
-    if (changes > 0) return { status: 'ok', version: expectedVersion + 1 };
-    return this.#statements.exists.get(key, now) === undefined
-      ? { status: 'missing' }
-      : { status: 'conflict' };
+  update(key: string, record: SessionRecord, expectedVersion: number): MaybePromise<UpdateResult> {
+    return settle(() => {
+      const now = this.#now();
+      const { changes } = this.#statements.update.run(
+        record.data,
+        record.expiresAt,
+        record.userId,
+        key,
+        expectedVersion,
+        now,
+      );
+      if (changes > 0) return { status: 'ok', version: expectedVersion + 1 };
+      return this.#statements.exists.get(key, now) === undefined
+        ? { status: 'missing' }
+        : { status: 'conflict' };
+    });
   }
 
   async touch(key: string, expiresAt: number): Promise<boolean> {

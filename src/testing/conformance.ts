@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { SessionRecord, SessionStore } from '../store.js';
+import type { SessionRecord, SessionStore, UserRecord } from '../store.js';
 
 /** The test-runner functions the suite registers its tests with (vitest, mocha, node:test...). */
 export interface TestRunner {
@@ -47,13 +47,18 @@ export interface StoreConformanceOptions {
    */
   prune?: boolean;
   /**
-   * Whether the store offers the synchronous {@link SessionStore.getNow},
-   * {@link SessionStore.createNow} and {@link SessionStore.updateNow}. With `true` the suite
-   * checks that they answer exactly what `get`, `create` and `update` answer; with `false`, that
-   * they are absent.
-   * @defaultValue false
+   * Whether `get`, `create` and `update` answer values rather than promises (a store in memory,
+   * or on a synchronous driver). With `true` the suite checks that they do.
+   * @defaultValue false: they may answer either
    */
   synchronous?: boolean;
+  /**
+   * Whether the store keeps the optional user index ({@link SessionStore.listByUser} and
+   * {@link SessionStore.deleteByUser}). With `true` the suite tests it; with `false`, that both
+   * methods are absent, so that the manager refuses what needs them.
+   * @defaultValue true
+   */
+  userIndex?: boolean;
   /** The runner's functions. */
   runner: TestRunner;
 }
@@ -83,6 +88,7 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
   const { describe, it, beforeEach, afterEach } = runner;
   const injectedClock = options.injectedClock ?? true;
   const largeDataBytes = options.largeDataBytes ?? 262_144;
+  const userIndex = options.userIndex ?? true;
 
   let store: SessionStore;
   let time = Date.now();
@@ -108,6 +114,23 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
     userId,
   });
   const keysOf = (rows: { key: string }[]) => rows.map((row) => row.key).sort();
+  /** The store's user index, which the tests that use it require. */
+  const index = () => {
+    assert.equal(typeof store.listByUser, 'function', 'the store has no listByUser()');
+    assert.equal(typeof store.deleteByUser, 'function', 'the store has no deleteByUser()');
+    return store as SessionStore & {
+      listByUser(userId: string): UserRecord[] | Promise<UserRecord[]>;
+      deleteByUser(userId: string, exceptKey?: string): number | Promise<number>;
+    };
+  };
+  /** The keys the user index lists for `userId`, sorted; `undefined` without a user index. */
+  const indexed = async (userId: string) =>
+    userIndex ? keysOf(await index().listByUser(userId)) : undefined;
+  /** Answers a store call that must have answered a value, not a promise. */
+  const valueOf = <T>(answer: T | Promise<T>, what: string): T => {
+    assert.ok(!(answer instanceof Promise), `${what} answered a promise`);
+    return answer as T;
+  };
   const user = () => `user-${randomBytes(6).toString('hex')}`;
 
   describe(`store conformance: ${name}`, () => {
@@ -193,7 +216,7 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
         await store.delete(key);
         assert.deepEqual(await store.update(key, record('zombie', 'u1'), 1), { status: 'missing' });
         assert.equal(await store.get(key), null);
-        assert.deepEqual(await store.listByUser('u1').then(keysOf), []);
+        if (userIndex) assert.deepEqual(await indexed('u1'), []);
       });
 
       it('answers an update racing a delete with ok or missing, and leaves nothing behind', async () => {
@@ -306,81 +329,89 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
       }
     });
 
-    describe('user index', () => {
-      it("lists a user's live records with their keys, and nobody else's", async () => {
-        const alice = user();
-        const bob = user();
-        const keys = [randomStoreKey(), randomStoreKey(), randomStoreKey()];
-        for (const key of keys) await store.create(key, record(`a-${key}`, alice));
-        const bobKey = randomStoreKey();
-        await store.create(bobKey, record('b', bob));
-        await store.create(randomStoreKey(), record('anonymous'));
-        await store.create(randomStoreKey(), past('expired', alice));
+    if (userIndex) {
+      describe('user index', () => {
+        it("lists a user's live records with their keys, and nobody else's", async () => {
+          const alice = user();
+          const bob = user();
+          const keys = [randomStoreKey(), randomStoreKey(), randomStoreKey()];
+          for (const key of keys) await store.create(key, record(`a-${key}`, alice));
+          const bobKey = randomStoreKey();
+          await store.create(bobKey, record('b', bob));
+          await store.create(randomStoreKey(), record('anonymous'));
+          await store.create(randomStoreKey(), past('expired', alice));
 
-        const listed = await store.listByUser(alice);
-        assert.deepEqual(keysOf(listed), [...keys].sort());
-        for (const row of listed) {
-          assert.equal(row.data, `a-${row.key}`);
-          assert.equal(row.userId, alice);
-          assert.equal(row.version, 1);
-        }
-        assert.deepEqual(keysOf(await store.listByUser(bob)), [bobKey]);
-        assert.deepEqual(await store.listByUser(user()), []);
-      });
-
-      it("deletes all of a user's records, or all but one", async () => {
-        const alice = user();
-        const keys = [randomStoreKey(), randomStoreKey(), randomStoreKey()];
-        for (const key of keys) await store.create(key, record('a', alice));
-        const bobKey = randomStoreKey();
-        await store.create(bobKey, record('b', user()));
-
-        assert.equal(await store.deleteByUser(alice, keys[0]), 2);
-        assert.deepEqual(keysOf(await store.listByUser(alice)), [keys[0]]);
-        assert.equal(await store.get(keys[1]!), null);
-        assert.equal(await store.get(keys[2]!), null);
-        assert.equal((await store.get(keys[0]!))?.data, 'a');
-
-        assert.equal(await store.deleteByUser(alice), 1);
-        assert.equal(await store.get(keys[0]!), null);
-        assert.equal((await store.get(bobKey))?.data, 'b');
-        assert.equal(await store.deleteByUser(alice), 0);
-      });
-
-      it('follows a record from one user to another, and out of the index', async () => {
-        const alice = user();
-        const bob = user();
-        const key = randomStoreKey();
-        await store.create(key, record('x'));
-        assert.deepEqual(await store.update(key, record('x', alice), 1), {
-          status: 'ok',
-          version: 2,
+          const listed = await index().listByUser(alice);
+          assert.deepEqual(keysOf(listed), [...keys].sort());
+          for (const row of listed) {
+            assert.equal(row.data, `a-${row.key}`);
+            assert.equal(row.userId, alice);
+            assert.equal(row.version, 1);
+          }
+          assert.deepEqual(keysOf(await index().listByUser(bob)), [bobKey]);
+          assert.deepEqual(await index().listByUser(user()), []);
         });
-        assert.deepEqual(keysOf(await store.listByUser(alice)), [key]);
-        await store.update(key, record('x', bob), 2);
-        assert.deepEqual(await store.listByUser(alice), []);
-        assert.deepEqual(keysOf(await store.listByUser(bob)), [key]);
-        await store.update(key, record('x', null), 3);
-        assert.deepEqual(await store.listByUser(bob), []);
-      });
 
-      it('drops deleted records from the index', async () => {
-        const alice = user();
-        const key = randomStoreKey();
-        await store.create(key, record('x', alice));
-        await store.delete(key);
-        assert.deepEqual(await store.listByUser(alice), []);
-        assert.equal(await store.deleteByUser(alice), 0);
-      });
+        it("deletes all of a user's records, or all but one", async () => {
+          const alice = user();
+          const keys = [randomStoreKey(), randomStoreKey(), randomStoreKey()];
+          for (const key of keys) await store.create(key, record('a', alice));
+          const bobKey = randomStoreKey();
+          await store.create(bobKey, record('b', user()));
 
-      it('takes user IDs with any characters', async () => {
-        const odd = `ユーザー:{slot} "quoted" ${randomBytes(4).toString('hex')}%_*`;
-        const key = randomStoreKey();
-        await store.create(key, record('x', odd));
-        assert.deepEqual(keysOf(await store.listByUser(odd)), [key]);
-        assert.equal(await store.deleteByUser(odd), 1);
+          assert.equal(await index().deleteByUser(alice, keys[0]), 2);
+          assert.deepEqual(keysOf(await index().listByUser(alice)), [keys[0]]);
+          assert.equal(await store.get(keys[1]!), null);
+          assert.equal(await store.get(keys[2]!), null);
+          assert.equal((await store.get(keys[0]!))?.data, 'a');
+
+          assert.equal(await index().deleteByUser(alice), 1);
+          assert.equal(await store.get(keys[0]!), null);
+          assert.equal((await store.get(bobKey))?.data, 'b');
+          assert.equal(await index().deleteByUser(alice), 0);
+        });
+
+        it('follows a record from one user to another, and out of the index', async () => {
+          const alice = user();
+          const bob = user();
+          const key = randomStoreKey();
+          await store.create(key, record('x'));
+          assert.deepEqual(await store.update(key, record('x', alice), 1), {
+            status: 'ok',
+            version: 2,
+          });
+          assert.deepEqual(keysOf(await index().listByUser(alice)), [key]);
+          await store.update(key, record('x', bob), 2);
+          assert.deepEqual(await index().listByUser(alice), []);
+          assert.deepEqual(keysOf(await index().listByUser(bob)), [key]);
+          await store.update(key, record('x', null), 3);
+          assert.deepEqual(await index().listByUser(bob), []);
+        });
+
+        it('drops deleted records from the index', async () => {
+          const alice = user();
+          const key = randomStoreKey();
+          await store.create(key, record('x', alice));
+          await store.delete(key);
+          assert.deepEqual(await index().listByUser(alice), []);
+          assert.equal(await index().deleteByUser(alice), 0);
+        });
+
+        it('takes user IDs with any characters', async () => {
+          const odd = `ユーザー:{slot} "quoted" ${randomBytes(4).toString('hex')}%_*`;
+          const key = randomStoreKey();
+          await store.create(key, record('x', odd));
+          assert.deepEqual(keysOf(await index().listByUser(odd)), [key]);
+          assert.equal(await index().deleteByUser(odd), 1);
+        });
       });
-    });
+    } else {
+      it('offers no user index, as declared', () => {
+        const declare = 'the store has it: pass userIndex: true';
+        assert.equal(store.listByUser, undefined, `listByUser: ${declare}`);
+        assert.equal(store.deleteByUser, undefined, `deleteByUser: ${declare}`);
+      });
+    }
 
     describe('data', () => {
       it('round-trips large data', async () => {
@@ -409,92 +440,75 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
     });
 
     if (options.synchronous === true) {
-      describe('getNow, createNow and updateNow', () => {
-        const getNow = (key: string) => {
-          assert.equal(typeof store.getNow, 'function', 'the store has no getNow()');
-          return store.getNow!(key);
-        };
-        const createNow = (key: string, written: SessionRecord) => {
-          assert.equal(typeof store.createNow, 'function', 'the store has no createNow()');
-          return store.createNow!(key, written);
-        };
-        const updateNow = (key: string, written: SessionRecord, version: number) => {
-          assert.equal(typeof store.updateNow, 'function', 'the store has no updateNow()');
-          return store.updateNow!(key, written, version);
-        };
-
-        it('getNow answers exactly what get answers, synchronously', async () => {
+      describe('answers without promises', () => {
+        it('get answers a value, and never an expired record', async () => {
           const key = randomStoreKey();
-          assert.equal(getNow(key), null);
+          assert.equal(valueOf(store.get(key), 'get'), null);
           await store.create(key, record('{"a":1}', 'u-now'));
-          const read = getNow(key);
-          assert.ok(!(read instanceof Promise), 'getNow answered a promise');
-          assert.deepEqual(read, await store.get(key));
+          assert.deepEqual(valueOf(store.get(key), 'get'), {
+            ...record('{"a":1}', 'u-now'),
+            version: 1,
+          });
           await store.update(key, record('{"a":2}', null), 1);
-          assert.deepEqual(getNow(key), { ...record('{"a":2}', null), version: 2 });
+          assert.deepEqual(valueOf(store.get(key), 'get'), {
+            ...record('{"a":2}', null),
+            version: 2,
+          });
           await store.delete(key);
-          assert.equal(getNow(key), null);
-        });
-
-        it('getNow never answers an expired record', async () => {
-          const key = randomStoreKey();
-          await store.create(key, past('old'));
-          assert.equal(getNow(key), null);
-          const touched = randomStoreKey();
-          await store.create(touched, record('data'));
-          await store.touch(touched, clock.now() - minute);
-          assert.equal(getNow(touched), null);
+          assert.equal(valueOf(store.get(key), 'get'), null);
+          const old = randomStoreKey();
+          await store.create(old, past('old'));
+          assert.equal(valueOf(store.get(old), 'get'), null);
           if (injectedClock) {
             const timed = randomStoreKey();
             await store.create(timed, record('data', null, minute));
             clock.advance(minute - 1);
-            assert.equal(getNow(timed)?.data, 'data');
+            assert.equal(valueOf(store.get(timed), 'get')?.data, 'data');
             clock.advance(2);
-            assert.equal(getNow(timed), null);
+            assert.equal(valueOf(store.get(timed), 'get'), null);
           }
         });
 
-        it('createNow is the same insert as create, synchronously', async () => {
+        it('create answers a value, over an expired record too', async () => {
           const key = randomStoreKey();
           const written = record('{"a":1}', 'u-create-now');
-          const created = createNow(key, written);
-          assert.equal(created, true, 'createNow must answer true, synchronously');
+          assert.equal(valueOf(store.create(key, written), 'create'), true);
           assert.deepEqual(await store.get(key), { ...written, version: 1 });
-          assert.deepEqual(keysOf(await store.listByUser('u-create-now')), [key]);
-          assert.equal(createNow(key, record('second')), false);
-          assert.equal(await store.create(key, record('third')), false);
+          if (userIndex) assert.deepEqual(await indexed('u-create-now'), [key]);
+          assert.equal(valueOf(store.create(key, record('second')), 'create'), false);
           assert.deepEqual(await store.get(key), { ...written, version: 1 });
           const expired = randomStoreKey();
           await store.create(expired, past('old'));
-          assert.equal(createNow(expired, record('new')), true);
+          assert.equal(valueOf(store.create(expired, record('new')), 'create'), true);
           assert.deepEqual(await store.get(expired), { ...record('new'), version: 1 });
         });
 
-        it('updateNow is the same compare-and-set as update, synchronously', async () => {
+        it('update answers a value: ok, conflict or missing', async () => {
           const key = randomStoreKey();
           await store.create(key, record('v1', 'u-now'));
-          const written = updateNow(key, record('v2', 'u-other'), 1);
-          assert.ok(!(written instanceof Promise), 'updateNow answered a promise');
-          assert.deepEqual(written, { status: 'ok', version: 2 });
-          assert.deepEqual(updateNow(key, record('stale'), 1), { status: 'conflict' });
+          assert.deepEqual(valueOf(store.update(key, record('v2', 'u-other'), 1), 'update'), {
+            status: 'ok',
+            version: 2,
+          });
+          assert.deepEqual(valueOf(store.update(key, record('stale'), 1), 'update'), {
+            status: 'conflict',
+          });
           assert.deepEqual(await store.get(key), { ...record('v2', 'u-other'), version: 2 });
-          assert.deepEqual(keysOf(await store.listByUser('u-other')), [key]);
-          assert.deepEqual(await store.listByUser('u-now'), []);
+          if (userIndex) {
+            assert.deepEqual(await indexed('u-other'), [key]);
+            assert.deepEqual(await indexed('u-now'), []);
+          }
           const missing = randomStoreKey();
-          assert.deepEqual(updateNow(missing, record('x'), 1), { status: 'missing' });
-          assert.equal(await store.get(missing), null);
+          assert.deepEqual(valueOf(store.update(missing, record('x'), 1), 'update'), {
+            status: 'missing',
+          });
           const expired = randomStoreKey();
           await store.create(expired, past('old'));
-          assert.deepEqual(updateNow(expired, record('new'), 1), { status: 'missing' });
+          assert.deepEqual(valueOf(store.update(expired, record('new'), 1), 'update'), {
+            status: 'missing',
+          });
           assert.equal(await store.get(expired), null);
         });
-      });
-    } else {
-      it('offers none of getNow, createNow and updateNow, as declared', () => {
-        const declare = 'the store has it: pass synchronous: true';
-        assert.equal(store.getNow, undefined, `getNow: ${declare}`);
-        assert.equal(store.createNow, undefined, `createNow: ${declare}`);
-        assert.equal(store.updateNow, undefined, `updateNow: ${declare}`);
       });
     }
 
@@ -511,7 +525,7 @@ export function defineStoreConformance(options: StoreConformanceOptions): void {
           const removed = await store.prune!();
           assert.ok(removed >= (injectedClock ? 2 : 0));
           assert.equal((await store.get(live))?.data, 'live');
-          assert.deepEqual(keysOf(await store.listByUser('pruned-user')), [live]);
+          if (userIndex) assert.deepEqual(await indexed('pruned-user'), [live]);
         });
       });
     }

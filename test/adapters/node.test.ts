@@ -147,18 +147,17 @@ describe('withSession handlers and response gates', () => {
   it('opens two gates on one response in turn, each adding its headers once', async () => {
     const order: string[] = [];
     const server = await listen((_req, res) => {
+      // The outer gate's commit answers at once, the inner one's through a promise.
       const gate = (name: string) =>
         commitBeforeHeaders(
           res,
-          async () => {
-            order.push(name);
-            return { setCookie: [`${name}=1`], cacheControl: undefined };
-          },
+          name === 'outer'
+            ? () => ({ setCookie: [`${name}=1`], cacheControl: undefined })
+            : async () => {
+                order.push(name);
+                return { setCookie: [`${name}=1`], cacheControl: undefined };
+              },
           () => res.destroy(),
-          {
-            commitNow: () =>
-              name === 'outer' ? { setCookie: [`${name}=1`], cacheControl: undefined } : undefined,
-          },
         );
       gate('outer');
       gate('inner');

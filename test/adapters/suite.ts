@@ -118,36 +118,18 @@ export class FlakyStore implements SessionStore {
   readonly failing = new Set<Method>();
   readonly #gates = new Map<Method, { reached: () => void; released: Promise<void> }>();
 
-  /** Reads answered by `get` and by `getNow`, saves by `update` and by `updateNow`, new sessions by `create` and by `createNow`. */
-  readonly reads = { get: 0, getNow: 0 };
-  readonly saves = { update: 0, updateNow: 0 };
-  readonly creates = { create: 0, createNow: 0 };
-  /** Present when made `synchronous`: fails like `get` when `get` is failing. */
-  readonly getNow?: (key: string) => StoredRecord | null;
-  /** Present when made `synchronous`: fails like `update` when `update` is failing. */
-  readonly updateNow?: (key: string, record: SessionRecord, version: number) => UpdateResult;
-  /** Present when made `synchronous`: fails like `create` when `create` is failing. */
-  readonly createNow?: (key: string, record: SessionRecord) => boolean;
+  /**
+   * Reads, saves and new sessions, counted by how they were answered: with a promise, or at once
+   * (when made `synchronous`, `get`, `update` and `create` answer values, and throw when failing).
+   */
+  readonly reads = { promised: 0, atOnce: 0 };
+  readonly saves = { promised: 0, atOnce: 0 };
+  readonly creates = { promised: 0, atOnce: 0 };
+  readonly #synchronous: boolean;
 
   constructor(now: () => number, options: { synchronous?: boolean } = {}) {
     this.inner = new MemoryStore({ now, sweepInterval: 0 });
-    if (options.synchronous === true) {
-      this.getNow = (key) => {
-        this.reads.getNow++;
-        if (this.failing.has('get')) throw new Error('simulated outage in getNow');
-        return this.inner.getNow(key);
-      };
-      this.updateNow = (key, record, version) => {
-        this.saves.updateNow++;
-        if (this.failing.has('update')) throw new Error('simulated outage in updateNow');
-        return this.inner.updateNow(key, record, version);
-      };
-      this.createNow = (key, record) => {
-        this.creates.createNow++;
-        if (this.failing.has('create')) throw new Error('simulated outage in createNow');
-        return this.inner.createNow(key, record);
-      };
-    }
+    this.#synchronous = options.synchronous === true;
   }
 
   /**
@@ -173,20 +155,35 @@ export class FlakyStore implements SessionStore {
     if (this.failing.has(method)) throw new Error(`simulated outage in ${method}`);
   }
 
-  async get(key: string): Promise<StoredRecord | null> {
-    this.reads.get++;
-    await this.#enter('get');
-    return this.inner.get(key);
+  /** Answers at once when made `synchronous`, else through a promise that may wait at a gate. */
+  #answer<T>(
+    method: Method,
+    counts: { promised: number; atOnce: number },
+    run: () => T,
+  ): T | Promise<T> {
+    if (this.#synchronous) {
+      counts.atOnce++;
+      if (this.failing.has(method)) throw new Error(`simulated outage in ${method}`);
+      return run();
+    }
+    counts.promised++;
+    return this.#enter(method).then(run);
   }
-  async create(key: string, record: SessionRecord): Promise<boolean> {
-    this.creates.create++;
-    await this.#enter('create');
-    return this.inner.create(key, record);
+
+  get(key: string): StoredRecord | null | Promise<StoredRecord | null> {
+    return this.#answer('get', this.reads, () => this.inner.get(key));
   }
-  async update(key: string, record: SessionRecord, expectedVersion: number): Promise<UpdateResult> {
-    this.saves.update++;
-    await this.#enter('update');
-    return this.inner.update(key, record, expectedVersion);
+  create(key: string, record: SessionRecord): boolean | Promise<boolean> {
+    return this.#answer('create', this.creates, () => this.inner.create(key, record));
+  }
+  update(
+    key: string,
+    record: SessionRecord,
+    expectedVersion: number,
+  ): UpdateResult | Promise<UpdateResult> {
+    return this.#answer('update', this.saves, () =>
+      this.inner.update(key, record, expectedVersion),
+    );
   }
   async touch(key: string, expiresAt: number): Promise<boolean> {
     await this.#enter('touch');
@@ -455,7 +452,7 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
     });
 
     for (const synchronous of [false, true]) {
-      const read = synchronous ? 'a synchronous read (getNow)' : 'get';
+      const read = synchronous ? 'a read answered at once' : 'get';
       it(`answers 503 without a cookie when the store fails at load, in ${read}`, async () => {
         const { call, newSession, store } = await setup({}, { synchronous });
         const cookie = await newSession();
@@ -471,14 +468,14 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
       });
     }
 
-    it('reads through a synchronous store without its promise-based get', async () => {
+    it('reads through a store that answers at once', async () => {
       const { call, newSession, store } = await setup({}, { synchronous: true });
       const cookie = await newSession();
       const readsBefore = { ...store.reads };
       expect((await call('GET', '/get/a', { cookie })).json).toEqual({ value: '1' });
       expect((await call('GET', '/get/a', { cookie })).json).toEqual({ value: '1' });
-      expect(store.reads.get - readsBefore.get).toBe(0);
-      expect(store.reads.getNow - readsBefore.getNow).toBe(2);
+      expect(store.reads.promised - readsBefore.promised).toBe(0);
+      expect(store.reads.atOnce - readsBefore.atOnce).toBe(2);
       const unknown = await call('GET', '/get/a', {
         cookie: cookie.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')),
       });
@@ -487,7 +484,7 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
     });
 
     for (const synchronous of [false, true]) {
-      const save = synchronous ? 'a synchronous create (createNow)' : 'create';
+      const save = synchronous ? 'a create answered at once' : 'create';
       it(`answers 503 without a cookie when a new session cannot be saved, in ${save}`, async () => {
         const { call, store } = await setup({}, { synchronous });
         store.failing.add('create');
@@ -500,24 +497,21 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
       });
     }
 
-    it('creates a new session through createNow when the crypto provider signs at once', async () => {
+    it('creates a new session through a store that answers at once, with either crypto provider', async () => {
       const { call, store } = await setup({}, { synchronous: true });
-      // Web Crypto signs with a promise: a new session is then stored through `create`.
-      const crypto = harness.managerOptions?.crypto;
-      const signsNow = crypto === undefined || crypto.synchronous === true;
       const before = { ...store.creates };
       const answer = await call('POST', '/set/a/1');
       expect(answer.status).toBe(200);
       expect(answer.setCookies).toHaveLength(1);
       expect(answer.headers.get('cache-control')).toBe('no-store');
-      expect(store.creates.create - before.create).toBe(signsNow ? 0 : 1);
-      expect(store.creates.createNow - before.createNow).toBe(signsNow ? 1 : 0);
+      expect(store.creates.promised - before.promised).toBe(0);
+      expect(store.creates.atOnce - before.atOnce).toBe(1);
       const cookie = cookieValue(answer.setCookies[0]!);
       expect((await call('GET', '/get/a', { cookie })).json).toEqual({ value: '1' });
     });
 
     for (const synchronous of [false, true]) {
-      const save = synchronous ? 'a synchronous save (updateNow)' : 'update';
+      const save = synchronous ? 'a save answered at once' : 'update';
       it(`answers 503 without a cookie when an update cannot be saved, in ${save}, and the old cookie still works`, async () => {
         const { call, newSession, store } = await setup({}, { synchronous });
         const cookie = await newSession();
@@ -531,19 +525,19 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
       });
     }
 
-    it('saves through a synchronous store without its promise-based update', async () => {
+    it('saves through a store that answers at once', async () => {
       const { call, newSession, store } = await setup({}, { synchronous: true });
       const cookie = await newSession();
       const savesBefore = { ...store.saves };
       const write = await call('POST', '/set/b/2', { cookie });
       expect(write.status).toBe(200);
       expect(write.setCookies).toEqual([]);
-      expect(store.saves.update - savesBefore.update).toBe(0);
-      expect(store.saves.updateNow - savesBefore.updateNow).toBe(1);
+      expect(store.saves.promised - savesBefore.promised).toBe(0);
+      expect(store.saves.atOnce - savesBefore.atOnce).toBe(1);
       expect((await call('GET', '/get/b', { cookie })).json).toEqual({ value: '2' });
     });
 
-    it('keeps all writes of 30 concurrent requests on one session through a synchronous store', async () => {
+    it('keeps all writes of 30 concurrent requests on one session through a store that answers at once', async () => {
       const { call, newSession } = await setup({}, { synchronous: true });
       const cookie = await newSession();
       const answers = await Promise.all(
@@ -556,7 +550,7 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
     });
 
     for (const synchronous of [false, true]) {
-      const save = synchronous ? 'a synchronous create (createNow)' : 'create';
+      const save = synchronous ? 'a create answered at once' : 'create';
       it(`answers 503 without a cookie or body chunks when a streamed response cannot be saved, in ${save}`, async () => {
         const { call, store } = await setup({}, { synchronous });
         store.failing.add('create');
@@ -568,7 +562,7 @@ export function defineAdapterSuite(harness: AdapterHarness): void {
     }
 
     for (const synchronous of [false, true]) {
-      const save = synchronous ? 'a synchronous create (createNow)' : 'create';
+      const save = synchronous ? 'a create answered at once' : 'create';
       it(`saves the session and sets its cookie before a streamed body, in ${save}`, async () => {
         const { call } = await setup({}, { synchronous });
         const answer = await call('POST', '/stream');

@@ -29,7 +29,7 @@ describe('cookie tossing: several values under the session cookie name', () => {
       const attacker = await sessionOf(manager, 'mallory', 'attacker');
       const reasons = rejections(manager);
       for (const header of [`${victim}; ${attacker}`, `${attacker}; ${victim}`]) {
-        // Twice: the second time both values are verified already (the synchronous path).
+        // Twice: a second request with the same cookies meets the same refusal.
         for (let round = 0; round < 2; round++) {
           const session = await manager.load({ cookie: header });
           expect(session.isNew, header).toBe(true);

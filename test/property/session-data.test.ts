@@ -51,7 +51,7 @@ function withoutNegativeZero(value: unknown): unknown {
 }
 
 /** What a `SessionError` rejection carries, or the error itself when it is something else. */
-async function failureOf(promise: Promise<unknown>): Promise<string | unknown> {
+async function failureOf(promise: unknown): Promise<string | unknown> {
   try {
     await promise;
   } catch (error) {

@@ -40,48 +40,21 @@ type Operation = keyof SessionStore;
 
 /**
  * Wraps a store to count calls per operation and to make operations fail or hang on demand,
- * as a real server that goes away would.
+ * as a real server that goes away would. Made `synchronous`, its `get`, `create` and `update`
+ * answer values as the inner store does (and throw when failing); otherwise every operation
+ * answers a promise.
  */
 export class InstrumentedStore implements SessionStore {
   readonly calls: Record<string, number> = {};
   failing = new Set<Operation>();
   hanging = new Set<Operation>();
-
-  /** Present when made `synchronous` over an inner store that has it; counted as `getNow`. */
-  readonly getNow?: (key: string) => StoredRecord | null;
-  /** Likewise, counted as `updateNow`; fails when `update` is failing. */
-  readonly updateNow?: (key: string, record: SessionRecord, version: number) => UpdateResult;
-  /** Likewise, counted as `createNow`; fails when `create` is failing. */
-  readonly createNow?: (key: string, record: SessionRecord) => boolean;
+  readonly #synchronous: boolean;
 
   constructor(
     readonly inner: SessionStore,
     options: { synchronous?: boolean } = {},
   ) {
-    const innerGetNow = inner.getNow;
-    if (options.synchronous === true && innerGetNow !== undefined) {
-      this.getNow = (key) => {
-        this.calls.getNow = (this.calls.getNow ?? 0) + 1;
-        if (this.failing.has('get')) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
-        return innerGetNow.call(inner, key);
-      };
-    }
-    const innerUpdateNow = inner.updateNow;
-    if (options.synchronous === true && innerUpdateNow !== undefined) {
-      this.updateNow = (key, record, version) => {
-        this.calls.updateNow = (this.calls.updateNow ?? 0) + 1;
-        if (this.failing.has('update')) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
-        return innerUpdateNow.call(inner, key, record, version);
-      };
-    }
-    const innerCreateNow = inner.createNow;
-    if (options.synchronous === true && innerCreateNow !== undefined) {
-      this.createNow = (key, record) => {
-        this.calls.createNow = (this.calls.createNow ?? 0) + 1;
-        if (this.failing.has('create')) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
-        return innerCreateNow.call(inner, key, record);
-      };
-    }
+    this.#synchronous = options.synchronous === true;
   }
 
   reset(): void {
@@ -96,33 +69,50 @@ export class InstrumentedStore implements SessionStore {
     return Object.values(this.calls).reduce((sum, n) => sum + n, 0);
   }
 
-  async #run<T>(operation: Operation, run: () => Promise<T>): Promise<T> {
+  #run<T>(operation: Operation, run: () => T | Promise<T>): T | Promise<T> {
     this.calls[operation] = (this.calls[operation] ?? 0) + 1;
     if (this.hanging.has(operation)) return new Promise<T>(() => undefined);
-    if (this.failing.has(operation)) throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
-    return run();
+    const fail = () => {
+      throw new Error('connect ECONNREFUSED 127.0.0.1:6379');
+    };
+    if (this.#synchronous && ['get', 'create', 'update'].includes(operation)) {
+      if (this.failing.has(operation)) fail();
+      return run();
+    }
+    return (async () => {
+      if (this.failing.has(operation)) fail();
+      return run();
+    })();
   }
 
-  get(key: string): Promise<StoredRecord | null> {
+  get(key: string): StoredRecord | null | Promise<StoredRecord | null> {
     return this.#run('get', () => this.inner.get(key));
   }
-  create(key: string, record: SessionRecord): Promise<boolean> {
+  create(key: string, record: SessionRecord): boolean | Promise<boolean> {
     return this.#run('create', () => this.inner.create(key, record));
   }
-  update(key: string, record: SessionRecord, version: number): Promise<UpdateResult> {
+  update(
+    key: string,
+    record: SessionRecord,
+    version: number,
+  ): UpdateResult | Promise<UpdateResult> {
     return this.#run('update', () => this.inner.update(key, record, version));
   }
   touch(key: string, expiresAt: number): Promise<boolean> {
-    return this.#run('touch', () => this.inner.touch(key, expiresAt));
+    return this.#run('touch', async () => this.inner.touch(key, expiresAt)) as Promise<boolean>;
   }
   delete(key: string): Promise<void> {
-    return this.#run('delete', () => this.inner.delete(key));
+    return this.#run('delete', async () => this.inner.delete(key)) as Promise<void>;
   }
   listByUser(userId: string): Promise<UserRecord[]> {
-    return this.#run('listByUser', () => this.inner.listByUser(userId));
+    return this.#run('listByUser', async () => this.inner.listByUser!(userId)) as Promise<
+      UserRecord[]
+    >;
   }
   deleteByUser(userId: string, exceptKey?: string): Promise<number> {
-    return this.#run('deleteByUser', () => this.inner.deleteByUser(userId, exceptKey));
+    return this.#run('deleteByUser', async () =>
+      this.inner.deleteByUser!(userId, exceptKey),
+    ) as Promise<number>;
   }
 }
 

@@ -52,7 +52,7 @@ export async function requireService(
  * a real server after an outage, which takes real time (no clock to inject).
  */
 export async function eventually<T>(
-  run: () => Promise<T>,
+  run: () => T | Promise<T>,
   timeoutMs = 10_000,
   pauseMs = 100,
 ): Promise<T> {

@@ -1,0 +1,285 @@
+/**
+ * Saving: what a request changed goes to the store, and the response gets its headers. A new
+ * session is created once it holds data or a user; a stored one is updated by compare-and-set,
+ * re-applying only this request's changes when another request wrote first; a read-only one is
+ * touched at most once per touch interval. Also the lifecycle operations a session asks for:
+ * regenerate, destroy, reload. The response's headers come from `headers`.
+ *
+ * @packageDocumentation
+ */
+import type { Lifecycle, RequestContext } from './context.js';
+import { SessionError } from './errors.js';
+import type { ResponseHeaders } from './headers.js';
+import { headersFor, holdsAnyKey } from './headers.js';
+import type { Tools } from './manager-options.js';
+import type { MaybePromise } from './maybe.js';
+import { andThen } from './maybe.js';
+import { delay } from './options.js';
+import type { Core } from './records.js';
+import { adopt, expiryOf, markEnded, readLive, rebase, recordFor } from './records.js';
+import type { RegenerateOptions, SessionState } from './session.js';
+import { writeData } from './session.js';
+import type { SessionRecord } from './store.js';
+import { generateSessionId, storeKeyFor } from './token.js';
+import type { Users } from './users.js';
+
+/** Collects the changes made in place to objects read with `get`. */
+function collectInPlaceChanges(state: SessionState): void {
+  const watched = state.watched;
+  if (watched === null) return;
+  for (const [key, before] of watched) {
+    if (JSON.stringify(state.data[key]) !== before) (state.changed ??= new Set()).add(key);
+  }
+  state.watched = null;
+}
+
+/** Nothing is left to save. */
+function settled(state: SessionState): void {
+  state.changed = null;
+  state.userChanged = false;
+  state.timeoutsChanged = false;
+  state.touchRequested = false;
+}
+
+/** Saves sessions and carries out their lifecycle operations. */
+export class Saving implements Lifecycle {
+  readonly #core: Core;
+  readonly #users: Users;
+
+  constructor(core: Core, users: Users) {
+    this.#core = core;
+    this.#users = users;
+  }
+
+  now(): number {
+    return this.#core.settings.clock();
+  }
+
+  /**
+   * Saves what the request changed and answers the response's headers (see
+   * `SessionManager.commit`).
+   */
+  commit(context: RequestContext): MaybePromise<ResponseHeaders> {
+    return andThen(this.persist(context), () => headersFor(this.#core, context));
+  }
+
+  /** Saves the session now: whatever store work it needs, if any. */
+  persist(context: RequestContext): MaybePromise<void> {
+    const state = context.state;
+    if (state.ended) return;
+    const now = this.now();
+    switch (this.#storeWork(context, now)) {
+      case 'create':
+        return andThen(this.#core.tools(), (tools) => this.#create(context, tools));
+      case 'rotate':
+        // setUser on a stored session: the old record is deleted first, then the data is stored
+        // under a new ID like any new session's (and nothing is, if it holds neither data nor user).
+        return andThen(this.regenerate(context, { keep: true }), () => this.persist(context));
+      case 'save':
+        return andThen(this.#core.tools(), (tools) => this.#save(context, tools, 0));
+      case 'touch': {
+        const target = expiryOf(state, now);
+        const store = this.#core.settings.store;
+        const key = context.key!;
+        return andThen(
+          this.#core.calls.call('touch', () => store.touch(key, target)),
+          (found) => {
+            if (found) state.expiresAt = target;
+            else markEnded(context);
+            state.touchRequested = false;
+          },
+        );
+      }
+      case 'none':
+        if (!state.stored) state.changed = null;
+        state.touchRequested = false;
+    }
+  }
+
+  /**
+   * The store work that saving a live session takes, once in-place changes are collected. A new
+   * session is stored only once it holds data or a user. A stored session whose user was set
+   * moves to a new ID (`rotate`). A due touch of a sealed record rewrites it (`save`), since its
+   * expiry is sealed inside.
+   */
+  #storeWork(
+    context: RequestContext,
+    now: number,
+  ): 'create' | 'rotate' | 'save' | 'touch' | 'none' {
+    const state = context.state;
+    collectInPlaceChanges(state);
+    if (!state.stored) {
+      return state.userId !== null || holdsAnyKey(state.data) ? 'create' : 'none';
+    }
+    if (state.userChanged) return 'rotate';
+    if ((state.changed !== null && state.changed.size > 0) || state.timeoutsChanged) return 'save';
+    const target = expiryOf(state, now);
+    const due = state.touchRequested
+      ? target > state.expiresAt
+      : target - state.expiresAt >= this.#core.settings.touchInterval;
+    if (!due) return 'none';
+    return this.#core.settings.sealed ? 'save' : 'touch';
+  }
+
+  /** Stores a new session under a new ID; with a user, ends the user's sessions beyond the cap. */
+  #create(context: RequestContext, tools: Tools): MaybePromise<void> {
+    const { calls, settings } = this.#core;
+    const now = this.now();
+    const attempt = (count: number): MaybePromise<void> => {
+      const id = generateSessionId(tools.crypto);
+      return andThen(storeKeyFor(tools.crypto, id), (key) =>
+        andThen(recordFor(this.#core, tools, context, key, now), (record) =>
+          andThen(
+            calls.call('create', () => settings.store.create(key, record)),
+            (stored): MaybePromise<void> => {
+              if (stored) return this.#created(context, id, key, record, now);
+              // 256 random bits do not collide; a store answering "exists" twice is broken.
+              if (count >= 1) {
+                throw new SessionError(
+                  'STORE_UNAVAILABLE',
+                  'the store refused to create a new session',
+                );
+              }
+              return attempt(count + 1);
+            },
+          ),
+        ),
+      );
+    };
+    return andThen(attempt(0), () =>
+      context.state.userId === null ? undefined : this.#users.enforceCap(context),
+    );
+  }
+
+  #created(
+    context: RequestContext,
+    id: string,
+    key: string,
+    record: SessionRecord,
+    now: number,
+  ): void {
+    const state = context.state;
+    context.id = id;
+    context.key = key;
+    context.version = 1;
+    context.lastWrite = now;
+    context.issueCookie = true;
+    context.clearCookie = false;
+    state.stored = true;
+    state.expiresAt = record.expiresAt;
+    settled(state);
+    this.#core.events.emit('created', { userId: state.userId });
+  }
+
+  /**
+   * Compare-and-set with rebase: on a newer version, re-apply only this request's changes. The
+   * user never changes here (setting it moves the session to a new ID), so the cap is not checked.
+   */
+  #save(context: RequestContext, tools: Tools, attempt: number): MaybePromise<void> {
+    const { calls, settings } = this.#core;
+    const state = context.state;
+    const key = context.key!;
+    const now = this.now();
+    return andThen(recordFor(this.#core, tools, context, key, now), (record) =>
+      andThen(
+        calls.call('update', () => settings.store.update(key, record, context.version)),
+        (result): MaybePromise<void> => {
+          if (result.status === 'ok') {
+            context.version = result.version;
+            context.lastWrite = now;
+            state.expiresAt = record.expiresAt;
+            settled(state);
+            return;
+          }
+          if (result.status === 'missing') return markEnded(context);
+          if (attempt >= settings.maxRetries) {
+            throw new SessionError(
+              'WRITE_CONFLICT',
+              `the session changed under ${attempt + 1} attempts to save it`,
+            );
+          }
+          return delay(Math.random() * Math.min(50, 2 ** attempt)).then(() =>
+            andThen(readLive(this.#core, tools, key), (fresh) => {
+              if (typeof fresh === 'string') return markEnded(context);
+              rebase(context, fresh.record, fresh.envelope);
+              return this.#save(context, tools, attempt + 1);
+            }),
+          );
+        },
+      ),
+    );
+  }
+
+  /** Moves the session to a new ID (see `Session.regenerate`). */
+  regenerate(context: RequestContext, options: RegenerateOptions): MaybePromise<void> {
+    const state = context.state;
+    if (state.ended) throw new SessionError('SESSION_ENDED', 'the session was destroyed');
+    collectInPlaceChanges(state);
+    const deleted = state.stored ? this.#delete(context.key!) : undefined;
+    return andThen(deleted, () => {
+      const keep = options.keep ?? false;
+      // Spreading defines properties, so a key named __proto__ stays a key.
+      const data = keep === true ? { ...state.data } : {};
+      if (Array.isArray(keep)) {
+        for (const key of keep)
+          if (Object.hasOwn(state.data, key)) writeData(data, key, state.data[key]);
+      }
+      const wasStored = state.stored || context.sentCookie;
+      context.id = null;
+      context.key = null;
+      context.version = 0;
+      context.issueCookie = false;
+      context.clearCookie = wasStored;
+      state.stored = false;
+      state.createdAt = this.now();
+      state.data = data;
+      state.changed = null;
+      state.watched = null;
+      context.recordRequest();
+      this.#core.events.emit('regenerated', { userId: state.userId });
+    });
+  }
+
+  /** Deletes the session's record and has the response clear its cookie. */
+  destroy(context: RequestContext): MaybePromise<void> {
+    const state = context.state;
+    if (state.ended) return;
+    const deleted = state.stored ? this.#delete(context.key!) : undefined;
+    return andThen(deleted, () => {
+      const userId = state.userId;
+      const wasStored = state.stored || context.sentCookie;
+      markEnded(context);
+      context.clearCookie = wasStored;
+      this.#core.events.emit('destroyed', { userId, reason: 'destroy' });
+    });
+  }
+
+  /** Drops this request's changes and reads the session again. */
+  reload(context: RequestContext): MaybePromise<void> {
+    const state = context.state;
+    if (state.ended) throw new SessionError('SESSION_ENDED', 'the session was destroyed');
+    state.changed = null;
+    state.watched = null;
+    state.userChanged = false;
+    state.timeoutsChanged = false;
+    if (!state.stored) {
+      state.data = {};
+      return;
+    }
+    const key = context.key!;
+    return andThen(this.#core.tools(), (tools) =>
+      andThen(readLive(this.#core, tools, key), (found) => {
+        if (typeof found === 'string') {
+          markEnded(context);
+          throw new SessionError('SESSION_ENDED', 'the session no longer exists');
+        }
+        adopt(context, found.record, found.envelope);
+      }),
+    );
+  }
+
+  #delete(key: string): MaybePromise<void> {
+    const store = this.#core.settings.store;
+    return this.#core.calls.call('delete', () => store.delete(key));
+  }
+}

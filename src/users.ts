@@ -1,0 +1,126 @@
+/**
+ * A user's sessions: listing them, revoking them, and capping how many one user may have. All
+ * but revoking one by its handle need the store's optional user index.
+ *
+ * @packageDocumentation
+ */
+import type { RequestContext } from './context.js';
+import { SessionError } from './errors.js';
+import { hasUserIndex } from './manager-options.js';
+import type { MaybePromise } from './maybe.js';
+import type { Core } from './records.js';
+import { liveness, readLive } from './records.js';
+import { checkUserId } from './session.js';
+import type { SessionStore } from './store.js';
+
+/** One live session of a user, as listed by `SessionManager.listUserSessions`. */
+export interface SessionInfo {
+  /** An opaque handle for `SessionManager.revokeUserSession`; not the session ID. */
+  handle: string;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  authenticatedAt: number | undefined;
+  userAgent: string | undefined;
+  ip: string | undefined;
+  /** Whether this is the session of the request passed in. */
+  current: boolean;
+}
+
+/** The shape of a store key (base64url SHA-256), which a session handle is. */
+const STORE_KEY = /^[A-Za-z0-9_-]{43}$/;
+
+/** Lists, revokes and caps a user's sessions. */
+export class Users {
+  readonly #core: Core;
+
+  constructor(core: Core) {
+    this.#core = core;
+  }
+
+  /** The store's user index; throws `UNSUPPORTED` when it has none. */
+  #index(operation: string): Required<Pick<SessionStore, 'listByUser' | 'deleteByUser'>> {
+    const store = this.#core.settings.store;
+    if (!hasUserIndex(store)) {
+      throw new SessionError(
+        'UNSUPPORTED',
+        `${operation} needs a store with a user index (listByUser and deleteByUser)`,
+      );
+    }
+    return store;
+  }
+
+  /** A user's live sessions, most recently seen first (see `SessionManager.listUserSessions`). */
+  async list(userId: string, currentKey: string | null): Promise<SessionInfo[]> {
+    checkUserId(userId);
+    const index = this.#index('listUserSessions');
+    const { codec } = await this.#core.tools();
+    const records = await this.#core.calls.call('listByUser', () => index.listByUser(userId));
+    const sessions: SessionInfo[] = [];
+    for (const record of records) {
+      if (record.userId !== userId) continue;
+      const found = liveness(this.#core, record, await codec.decode(record.data, record.key));
+      if (typeof found === 'string') continue;
+      const { envelope } = found;
+      const idleDerived =
+        record.expiresAt < envelope.x ? record.expiresAt - envelope.i : envelope.w;
+      sessions.push({
+        handle: record.key,
+        createdAt: envelope.c,
+        lastSeenAt: Math.max(envelope.w, idleDerived),
+        expiresAt: record.expiresAt,
+        authenticatedAt: envelope.a,
+        userAgent: envelope.ua,
+        ip: envelope.ip,
+        current: record.key === currentKey,
+      });
+    }
+    return sessions.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+  }
+
+  /** Ends all of a user's sessions but `exceptKey`'s; answers how many. */
+  async revokeAll(userId: string, exceptKey: string | undefined): Promise<number> {
+    checkUserId(userId);
+    const index = this.#index('revokeUserSessions');
+    const removed = await this.#core.calls.call('deleteByUser', () =>
+      index.deleteByUser(userId, exceptKey),
+    );
+    for (let i = 0; i < removed; i++) {
+      this.#core.events.emit('destroyed', { userId, reason: 'revoked' });
+    }
+    return removed;
+  }
+
+  /** Ends one of a user's sessions by its handle; needs no user index. */
+  async revokeOne(userId: string, handle: string): Promise<boolean> {
+    checkUserId(userId);
+    if (typeof handle !== 'string' || !STORE_KEY.test(handle)) return false;
+    const tools = await this.#core.tools();
+    const found = await readLive(this.#core, tools, handle);
+    if (typeof found === 'string' || found.record.userId !== userId) return false;
+    const store = this.#core.settings.store;
+    await this.#core.calls.call('delete', () => store.delete(handle));
+    this.#core.events.emit('destroyed', { userId, reason: 'revoked' });
+    return true;
+  }
+
+  /** Ends the oldest sessions of the context's user beyond `maxSessionsPerUser`. */
+  enforceCap(context: RequestContext): MaybePromise<void> {
+    const cap = this.#core.settings.maxPerUser;
+    const userId = context.state.userId;
+    if (cap === undefined || userId === null) return;
+    return this.#cap(userId, context.key, cap);
+  }
+
+  async #cap(userId: string, key: string | null, cap: number): Promise<void> {
+    const sessions = await this.list(userId, null);
+    const others = sessions
+      .filter((info) => info.handle !== key)
+      .sort((a, b) => b.createdAt - a.createdAt);
+    const store = this.#core.settings.store;
+    for (const info of others.slice(Math.max(0, cap - 1))) {
+      await this.#core.calls.call('delete', () => store.delete(info.handle));
+      this.#core.events.emit('destroyed', { userId, reason: 'cap' });
+    }
+  }
+}
