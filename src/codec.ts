@@ -177,6 +177,30 @@ function isEnvelope(value: unknown): value is Envelope {
   );
 }
 
+/**
+ * A `JSON.stringify` replacer that refuses what JSON would silently change: functions, symbols
+ * and `undefined` in arrays (dropped or turned into `null`), non-finite numbers (`null`), BigInt,
+ * and objects other than plain objects and arrays (a Map or a class instance would lose its
+ * contents). Values with `toJSON`, such as Dates, are seen after it ran.
+ */
+function onlyJson(this: unknown, key: string, value: unknown): unknown {
+  const type = typeof value;
+  let refused: string | undefined;
+  if (type === 'function' || type === 'symbol' || type === 'bigint') refused = `a ${type}`;
+  else if (type === 'number' && !Number.isFinite(value)) refused = String(value);
+  else if (value === undefined && Array.isArray(this)) refused = 'undefined in an array';
+  else if (type === 'object' && value !== null) {
+    const prototype = Object.getPrototypeOf(value);
+    if (prototype !== Object.prototype && prototype !== Array.prototype && prototype !== null) {
+      refused = 'an object that is not a plain object or an array';
+    }
+  }
+  if (refused !== undefined) {
+    throw new SessionError('INVALID_DATA', `session data cannot hold ${refused} (key "${key}")`);
+  }
+  return value;
+}
+
 /** Turns envelopes into store data and back. */
 export class Codec {
   readonly #crypto: CryptoProvider;
@@ -220,8 +244,9 @@ export class Codec {
     const fields = toArray(envelope, this.#keys.length > 0);
     let json: string;
     try {
-      json = JSON.stringify(fields);
+      json = JSON.stringify(fields, onlyJson);
     } catch (cause) {
+      if (cause instanceof SessionError) throw cause;
       throw new SessionError('INVALID_DATA', 'session data cannot be stored as JSON', { cause });
     }
     if (this.#keys.length === 0) return json;

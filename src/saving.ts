@@ -18,7 +18,7 @@ import { delay } from './options.js';
 import type { Core } from './records.js';
 import { adopt, expiryOf, markEnded, readLive, rebase, recordFor } from './records.js';
 import type { RegenerateOptions, SessionState } from './session.js';
-import { writeData } from './session.js';
+import { snapshotOf, writeData } from './session.js';
 import type { SessionRecord } from './store.js';
 import { generateSessionId, storeKeyFor } from './token.js';
 import type { Users } from './users.js';
@@ -28,7 +28,7 @@ function collectInPlaceChanges(state: SessionState): void {
   const watched = state.watched;
   if (watched === null) return;
   for (const [key, before] of watched) {
-    if (JSON.stringify(state.data[key]) !== before) (state.changed ??= new Set()).add(key);
+    if (snapshotOf(state.data[key]) !== before) (state.changed ??= new Set()).add(key);
   }
   state.watched = null;
 }

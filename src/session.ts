@@ -189,6 +189,19 @@ function markChanged(state: SessionState, key: string): void {
   state.watched?.delete(key);
 }
 
+/**
+ * The JSON of a value read with `get`, to find changes made in place. A value JSON cannot hold
+ * (a BigInt, a cycle) gets a snapshot that matches nothing, so the key counts as changed and the
+ * save refuses it with `INVALID_DATA`. @internal
+ */
+export function snapshotOf(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? '';
+  } catch {
+    return '\u0000not JSON';
+  }
+}
+
 function isObjectValue(value: unknown): boolean {
   return typeof value === 'object' && value !== null;
 }
@@ -268,7 +281,7 @@ export class Session<Data extends object = DefaultSessionData> {
       state.changed?.has(key) !== true &&
       state.watched?.has(key) !== true
     ) {
-      (state.watched ??= new Map()).set(key, JSON.stringify(value));
+      (state.watched ??= new Map()).set(key, snapshotOf(value));
     }
     return value as Data[K] | undefined;
   }
