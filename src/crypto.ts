@@ -113,7 +113,9 @@ export function utf8(text: string): Uint8Array {
 }
 
 /** A provider on the Web Crypto API (`globalThis.crypto`), for runtimes without `node:crypto`. */
-export function webCryptoProvider(webCrypto: Crypto = globalThis.crypto): CryptoProvider {
+export function webCryptoProvider(
+  webCrypto: typeof globalThis.crypto = globalThis.crypto,
+): CryptoProvider {
   const subtle = webCrypto.subtle;
   const hmacKeys = new WeakMap<Uint8Array, Promise<CryptoKey>>();
   const aesKeys = new WeakMap<Uint8Array, Promise<CryptoKey>>();
