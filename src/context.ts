@@ -6,6 +6,9 @@
  *
  * @packageDocumentation
  */
+import { clip } from './audit.js';
+import { issueCsrfToken } from './csrf-token.js';
+import type { RegenerateReason } from './events.js';
 import type { RequestInfo } from './loading.js';
 import type { MaybePromise } from './maybe.js';
 import type { RegenerateOptions, Session, SessionHost, SessionState } from './session.js';
@@ -14,10 +17,21 @@ import { hostOf } from './session.js';
 /** The lifecycle operations the saving layer carries out on a context. */
 export interface Lifecycle {
   persist(context: RequestContext): MaybePromise<void>;
-  regenerate(context: RequestContext, options: RegenerateOptions): MaybePromise<void>;
+  regenerate(
+    context: RequestContext,
+    options: RegenerateOptions,
+    reason?: RegenerateReason,
+  ): MaybePromise<void>;
   destroy(context: RequestContext): MaybePromise<void>;
   reload(context: RequestContext): MaybePromise<void>;
   now(): number;
+}
+
+/** The authentication steps a context's session asks for (`authentication.ts`). */
+export interface AuthenticationSteps {
+  requireRecentAuth(context: RequestContext, maxAgeMs: number): void;
+  reauthenticate(context: RequestContext): MaybePromise<void>;
+  issueToken(context: RequestContext): MaybePromise<string>;
 }
 
 /** One request's session context. */
@@ -37,6 +51,22 @@ export class RequestContext implements SessionHost {
   issueCookie = false;
   /** The response must clear the cookie the request came with (regenerated or destroyed). */
   clearCookie = false;
+  /**
+   * The session goes by the header transport: the request carried the header, cookies are off,
+   * or `issueToken()` was called. Its response sets no cookie; a new token goes in a header.
+   */
+  viaHeader = false;
+  /** `issueToken()` asked for the session to be stored even while it holds nothing. */
+  storeEmpty = false;
+  /**
+   * The key of the record a regenerate left behind: deleted once the new record is stored (or,
+   * when nothing is to be stored, at the save), so a failed save leaves the old session whole.
+   */
+  retiring: string | null = null;
+  /** The user of the stored record, to tell a save that unbinds it (`logout` event). */
+  storedUserId: string | null = null;
+  /** `reauthenticate()` was called since the last save (`login` event, reason `reauthenticate`). */
+  reauthenticated = false;
 
   constructor(
     readonly state: SessionState,
@@ -51,12 +81,14 @@ export class RequestContext implements SessionHost {
     readonly sentCookie: boolean,
     /** The request, whose user agent and address a new session keeps. */
     readonly request: RequestInfo,
+    /** Step-up authentication and token issuing. */
+    readonly authentication: AuthenticationSteps,
   ) {
     this.lastWrite = state.createdAt;
   }
 
-  async regenerate(options: RegenerateOptions): Promise<void> {
-    await this.lifecycle.regenerate(this, options);
+  async regenerate(options: RegenerateOptions, reason?: RegenerateReason): Promise<void> {
+    await this.lifecycle.regenerate(this, options, reason);
   }
 
   async destroy(): Promise<void> {
@@ -75,15 +107,27 @@ export class RequestContext implements SessionHost {
     return this.lifecycle.now();
   }
 
+  csrfToken(): string {
+    return issueCsrfToken(this.state, this.owner);
+  }
+
+  requireRecentAuth(maxAgeMs: number): void {
+    this.authentication.requireRecentAuth(this, maxAgeMs);
+  }
+
+  async reauthenticate(): Promise<void> {
+    await this.authentication.reauthenticate(this);
+  }
+
+  async issueToken(): Promise<string> {
+    return this.authentication.issueToken(this);
+  }
+
   /** Gives a new session the user agent and address of the request that makes it. */
   recordRequest(): void {
-    this.userAgent = truncate(this.request.userAgent, 256);
-    this.ip = truncate(this.request.ip, 64);
+    this.userAgent = clip(this.request.userAgent, 256);
+    this.ip = clip(this.request.ip, 64);
   }
-}
-
-function truncate(value: string | null | undefined, length: number): string | undefined {
-  return typeof value === 'string' && value.length > 0 ? value.slice(0, length) : undefined;
 }
 
 /** The context behind a session; throws a TypeError for anything else. */

@@ -1,7 +1,8 @@
 /**
  * The last step of a request: the headers its response carries for the session. A newly signed
  * cookie when one is owed (a new session, or a changed lifetime), a clearing cookie after a
- * regenerate or destroy, and `Cache-Control: no-store` whenever the session holds anything.
+ * regenerate or destroy, and `Cache-Control: no-store` whenever the session holds anything. A
+ * session that goes by the header transport gets no cookie: a new token goes in its header.
  *
  * @packageDocumentation
  */
@@ -23,6 +24,12 @@ export interface ResponseHeaders {
    * or a user (anonymous sessions included), so that no shared cache keeps it.
    */
   readonly cacheControl: 'no-store' | undefined;
+  /**
+   * For a session that goes by the header transport, the new token and the response header
+   * that carries it (`session-token` by default), when the session got a new ID; absent
+   * otherwise.
+   */
+  readonly token?: { readonly header: string; readonly value: string };
 }
 
 /** The headers of a response that sets no cookie but holds a session: Cache-Control only. */
@@ -45,17 +52,32 @@ export function holdsAnyKey(data: Record<string, unknown>): boolean {
 /** The headers for a context's response, once its session is saved; signs a cookie if owed. */
 export function headersFor(core: Core, context: RequestContext): MaybePromise<ResponseHeaders> {
   const state = context.state;
+  const viaHeader = context.viaHeader;
+  // A token does not change with the session's lifetime; a cookie's Max-Age does.
   const owesCookie =
-    (context.issueCookie || (state.lifetimeChanged && state.stored)) &&
+    (context.issueCookie || (state.lifetimeChanged && state.stored && !viaHeader)) &&
     !state.ended &&
     context.id !== null;
   if (!owesCookie) return finish(core, context, undefined);
   const id = context.id!;
   return andThen(core.tools(), (tools) =>
     andThen(tools.signer.sign(id), (signed) =>
-      finish(core, context, sessionCookie(core, context, signed)),
+      viaHeader
+        ? withToken(core, context, signed)
+        : finish(core, context, sessionCookie(core, context, signed)),
     ),
   );
+}
+
+/** The headers of a response that hands its session's new token over in a header. */
+function withToken(core: Core, context: RequestContext, signed: string): ResponseHeaders {
+  finish(core, context, undefined);
+  const header = core.settings.transport!.responseHeader;
+  return {
+    setCookie: NO_STORE_ONLY.setCookie,
+    cacheControl: 'no-store',
+    token: { header, value: signed },
+  };
 }
 
 /**
@@ -77,7 +99,7 @@ function finish(core: Core, context: RequestContext, cookie: string | undefined)
   const state = context.state;
   const setCookie =
     cookie ??
-    (context.clearCookie
+    (context.clearCookie && !context.viaHeader
       ? serializeClearingCookie(core.settings.cookie, context.cookieName, context.https)
       : undefined);
   context.issueCookie = false;

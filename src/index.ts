@@ -16,6 +16,9 @@ export type {
   SessionEvents,
   RejectReason,
   WarningCode,
+  StoreCallObserver,
+  StoreFailure,
+  StoreOperation,
 } from './manager.js';
 export { Session } from './session.js';
 export type {
@@ -24,15 +27,24 @@ export type {
   RegenerateOptions,
   SessionTimeouts,
 } from './session.js';
-export { SessionError, isSessionError } from './errors.js';
-export type { SessionErrorCode } from './errors.js';
+export { SessionError, isSessionError, errorAnswerOf } from './errors.js';
+export type { SessionErrorCode, ErrorAnswer } from './errors.js';
+export { crossOriginVerdict } from './cross-origin.js';
+export type { CrossOriginOptions, CrossOriginReason } from './cross-origin.js';
+export type { HeaderTransportOptions, HeaderTransportSettings } from './header-transport.js';
+export type { AuditEvent, AuditFields } from './audit.js';
+export type { RegenerateReason } from './events.js';
+export { verifyCsrfToken } from './csrf-token.js';
+export type { CsrfSettings, CsrfTokenOptions } from './csrf-token.js';
 export type {
   SessionStore,
   SessionRecord,
   StoredRecord,
+  UserIndex,
   UserRecord,
   UpdateResult,
 } from './store.js';
+export { hasUserIndex } from './store.js';
 export type { MaybePromise } from './maybe.js';
 export type { CookieOptions, ResolvedCookieOptions } from './cookie.js';
 export type { EncryptionKey, EncryptionOptions } from './codec.js';

@@ -6,9 +6,11 @@
  *
  * @packageDocumentation
  */
+import { auditEvent, clip } from './audit.js';
 import { cookieNameFor, readCookieValues } from './cookie.js';
-import type { Lifecycle } from './context.js';
+import type { AuthenticationSteps, Lifecycle } from './context.js';
 import { RequestContext } from './context.js';
+import { crossOriginError } from './cross-origin.js';
 import type { RejectReason } from './events.js';
 import type { Tools } from './manager-options.js';
 import type { MaybePromise } from './maybe.js';
@@ -35,7 +37,23 @@ export interface RequestInfo {
    * work out.
    */
   ip?: string | null | undefined;
+  /**
+   * The request's method. Given, an unsafe method is checked by the cross-origin protection
+   * before anything else; absent, the request is not checked.
+   */
+  method?: string | undefined;
+  /** The request target (`/path?query`, or an absolute URL), for the bypassed paths. */
+  url?: string | null | undefined;
+  /**
+   * Reads a request header by its lower-case name (the first value of a repeated one). Called
+   * only for what a request needs: `Sec-Fetch-Site`, `Origin` and `Host` of an unsafe request,
+   * and the header transport's header.
+   */
+  header?(name: string): string | null | undefined;
 }
+
+/** No values: a request that goes by its header carries no cookie the manager reads. */
+const NONE: readonly string[] = Object.freeze([]);
 
 /**
  * How many distinct validly signed session cookies one request may carry before the manager
@@ -62,13 +80,15 @@ interface Verified {
 export class Loading {
   readonly #core: Core;
   readonly #lifecycle: Lifecycle;
+  readonly #authentication: AuthenticationSteps;
   /** Cookie values verified before, oldest first. */
   readonly #verified = new Map<string, Verified>();
   #warnedForwardedProto = false;
 
-  constructor(core: Core, lifecycle: Lifecycle) {
+  constructor(core: Core, lifecycle: Lifecycle, authentication: AuthenticationSteps) {
     this.#core = core;
     this.#lifecycle = lifecycle;
+    this.#authentication = authentication;
   }
 
   /**
@@ -76,10 +96,19 @@ export class Loading {
    * the signature checks and the store all answer at once.
    */
   load<Data extends object>(info: RequestInfo): MaybePromise<Session<Data>> {
+    const { transport, crossOrigin } = this.#core.settings;
+    // A request that carries the transport's header has no ambient authority to protect.
+    const token = transport === undefined ? undefined : transport.tokenOf(info);
+    if (token === undefined && crossOrigin !== undefined) this.#screen(info);
+    const viaHeader = token !== undefined || (transport !== undefined && !transport.cookie);
     return andThen(this.#core.tools(), (tools) => {
       const https = this.#isHttps(info);
       const cookieName = cookieNameFor(this.#core.settings.cookie, https);
-      const values = readCookieValues(info.cookie, cookieName);
+      const values = viaHeader
+        ? typeof token === 'string'
+          ? [token]
+          : NONE
+        : readCookieValues(info.cookie, cookieName);
       // Each value once: a browser sends one; more come from a cookie with another Path or
       // Domain, or one tossed in.
       const distinct = values.length > 1 ? [...new Set(values)] : values;
@@ -91,13 +120,32 @@ export class Loading {
         cookieName,
         values.length > 0,
         info,
+        this.#authentication,
       );
+      context.viaHeader = viaHeader;
+      if (token === null) return this.#anonymous<Data>(context, 'malformed');
       if (distinct.length === 0) return this.#anonymous<Data>(context, undefined);
       return andThen(
         each(distinct, (value) => this.#verify(tools, value)),
         (verified) => this.#read<Data>(tools, context, verified),
       );
     });
+  }
+
+  /**
+   * Throws `CROSS_ORIGIN_REFUSED` for a request the cross-origin protection refuses, and reports
+   * it; nothing of the session has been read. Costs a comparison for a safe method.
+   */
+  #screen(info: RequestInfo): void {
+    const reason = this.#core.settings.crossOrigin!.check(info);
+    if (reason === undefined) return;
+    this.#core.events.emit('crossOriginRefused', {
+      ...auditEvent(reason, null, null, info),
+      method: info.method!,
+      origin: clip(info.header?.('origin'), 256),
+      site: clip(info.header?.('sec-fetch-site'), 64),
+    });
+    throw crossOriginError(reason);
   }
 
   /** A cookie value's session ID and store key, or why it is refused. */
@@ -144,7 +192,7 @@ export class Loading {
       }
     }
     return andThen(
-      each(candidates, ({ key }) => readLive(this.#core, tools, key)),
+      each(candidates, ({ key }) => readLive(this.#core, tools, key, context.request)),
       (found: Found[]) => {
         let live = -1;
         for (let i = 0; i < found.length; i++) {
@@ -159,6 +207,7 @@ export class Loading {
         context.key = key;
         const { record, envelope } = found[live] as Live;
         adopt(context, record, envelope);
+        context.storedUserId = context.state.userId;
         return new Session<Data>(context, context.state);
       },
     );
@@ -173,7 +222,7 @@ export class Loading {
     reason: RejectReason | 'expired' | undefined,
   ): Session<Data> {
     if (reason !== undefined && reason !== 'expired' && reason !== 'tampered') {
-      this.#core.events.emit('rejected', { reason });
+      this.#core.events.emit('rejected', auditEvent(reason, null, null, context.request));
     }
     context.recordRequest();
     return new Session<Data>(context, context.state);

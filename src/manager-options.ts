@@ -9,11 +9,17 @@ import { resolveCookieOptions } from './cookie.js';
 import type { CryptoProvider } from './crypto.js';
 import { defaultCryptoProvider } from './crypto.js';
 import type { EncryptionOptions } from './codec.js';
+import type { CsrfSettings, CsrfTokenOptions } from './csrf-token.js';
+import { csrfSettingsOf } from './csrf-token.js';
 import { Codec } from './codec.js';
-import { SessionError } from './errors.js';
+import type { CrossOriginOptions } from './cross-origin.js';
+import { CrossOriginGuard } from './cross-origin.js';
+import { SessionError, isSessionError } from './errors.js';
+import type { HeaderTransport, HeaderTransportOptions } from './header-transport.js';
+import { headerTransportOf } from './header-transport.js';
 import type { MaybePromise } from './maybe.js';
 import { booleanOption, clockOption, numberOption } from './options.js';
-import type { SessionStore } from './store.js';
+import { hasUserIndex, type SessionStore } from './store.js';
 import { CookieSigner } from './token.js';
 
 /** Options of {@link SessionManager}. */
@@ -92,6 +98,33 @@ export interface SessionManagerOptions {
   now?: () => number;
   /** Cryptographic primitives. @defaultValue `node:crypto` on Node.js, Web Crypto elsewhere */
   crypto?: CryptoProvider;
+  /**
+   * Session-bound synchronizer tokens: `session.csrfToken()` gives them, and every adapter
+   * refuses an unsafe request (any method but GET, HEAD and OPTIONS) without a valid one with
+   * 403 (`CSRF_TOKEN_INVALID`). The token is read from the header, else from the form field of
+   * a body parsed before the session layer. `true` uses the defaults; an object names the field
+   * and the header.
+   * @defaultValue false; with `true`, field `_csrf` and header `x-csrf-token`
+   */
+  csrfTokens?: boolean | CsrfTokenOptions;
+  /**
+   * Cross-origin protection: every adapter refuses an unsafe request (any method but GET, HEAD
+   * and OPTIONS) that a browser marks as sent from another origin (`Sec-Fetch-Site`), or, from
+   * browsers without that header, whose `Origin` differs from its `Host`; 403 with code
+   * `CROSS_ORIGIN_REFUSED`, before its session is read. Requests with neither header pass, and
+   * so do requests that use the header transport. `false` turns it off; an object lists trusted
+   * origins and bypassed paths.
+   * @defaultValue on, with no trusted origin and no bypassed path
+   */
+  crossOrigin?: boolean | CrossOriginOptions;
+  /**
+   * The header transport for API and mobile clients: the signed token in
+   * `Authorization: Bearer <token>` (or a header of your choice), beside the cookie or instead
+   * of it. A request that carries the header is read from it alone, gets no Set-Cookie, and its
+   * new tokens go out in the `Session-Token` response header. `true` uses the defaults.
+   * @defaultValue off: sessions go by cookie only
+   */
+  headerTransport?: boolean | HeaderTransportOptions;
 }
 
 /** The checked options. */
@@ -109,6 +142,12 @@ export interface Settings {
   readonly clock: () => number;
   /** Whether records are sealed: then the user and expiry inside are checked against the columns. */
   readonly sealed: boolean;
+  /** The synchronizer-token names, `undefined` when tokens are off. */
+  readonly csrf: CsrfSettings | undefined;
+  /** The cross-origin protection, `undefined` when off. */
+  readonly crossOrigin: CrossOriginGuard | undefined;
+  /** The header transport, `undefined` when off. */
+  readonly transport: HeaderTransport | undefined;
 }
 
 /** What signs cookies and encodes records, once the crypto provider is known. */
@@ -166,7 +205,7 @@ export function settingsOf(options: SessionManagerOptions): Settings {
   if (maxPerUser !== undefined && !hasUserIndex(store)) {
     throw new SessionError(
       'INVALID_OPTION',
-      'maxSessionsPerUser needs a store with a user index (listByUser and deleteByUser)',
+      'maxSessionsPerUser needs a store with a user index (the UserIndex capability: listByUser and deleteByUser)',
     );
   }
   const maxDataBytes = numberOption(OWNER, 'maxDataBytes', options.maxDataBytes, 262_144, POSITIVE);
@@ -183,14 +222,31 @@ export function settingsOf(options: SessionManagerOptions): Settings {
     maxDataBytes,
     clock: clockOption(OWNER, options.now),
     sealed: options.encryption !== undefined,
+    csrf: csrfSettingsOf(options.csrfTokens),
+    crossOrigin: crossOriginOf(options.crossOrigin),
+    transport: headerTransportOf(options.headerTransport),
   };
 }
 
-/** Whether a store offers the optional user index. */
-export function hasUserIndex(
-  store: SessionStore,
-): store is SessionStore & Required<Pick<SessionStore, 'listByUser' | 'deleteByUser'>> {
-  return typeof store.listByUser === 'function' && typeof store.deleteByUser === 'function';
+/** The protection the `crossOrigin` option asks for: on unless `false`. */
+function crossOriginOf(
+  option: boolean | CrossOriginOptions | undefined,
+): CrossOriginGuard | undefined {
+  if (option === false) return undefined;
+  return new CrossOriginGuard(option === undefined || option === true ? {} : option);
+}
+
+/** A shell command that prints a new signing secret: 32 random bytes in base64url. */
+export const SECRET_COMMAND = `node -e "console.log(require('node:crypto').randomBytes(32).toString('base64url'))"`;
+
+/** The signer of `secrets`; a missing or short secret's error says how to make a good one. */
+function signerOf(crypto: CryptoProvider, secrets: SessionManagerOptions['secrets']): CookieSigner {
+  try {
+    return new CookieSigner(crypto, secrets);
+  } catch (error) {
+    if (!isSessionError(error, 'INVALID_OPTION')) throw error;
+    throw new SessionError('INVALID_OPTION', `${error.message}. Make one with: ${SECRET_COMMAND}`);
+  }
 }
 
 /**
@@ -203,13 +259,13 @@ export function toolsOf(options: SessionManagerOptions): () => MaybePromise<Tool
     const crypto = options.crypto;
     const tools: Tools = {
       crypto,
-      signer: new CookieSigner(crypto, options.secrets),
+      signer: signerOf(crypto, options.secrets),
       codec: new Codec(crypto, options.encryption),
     };
     return () => tools;
   }
   const pending = { randomBytes: () => new Uint8Array(0) } as unknown as CryptoProvider;
-  const signer = new CookieSigner(pending, options.secrets);
+  const signer = signerOf(pending, options.secrets);
   const codec = new Codec(pending, options.encryption);
   let tools: Tools | undefined;
   const ready = defaultCryptoProvider().then(

@@ -6,10 +6,13 @@
  *
  * @packageDocumentation
  */
+import { Authentication } from './authentication.js';
 import type { ResolvedCookieOptions } from './cookie.js';
 import { contextOf } from './context.js';
+import type { CsrfSettings } from './csrf-token.js';
 import type { SessionEvents } from './events.js';
 import { EventBus } from './events.js';
+import type { HeaderTransportSettings } from './header-transport.js';
 import type { RequestInfo } from './loading.js';
 import { Loading } from './loading.js';
 import type { SessionManagerOptions } from './manager-options.js';
@@ -20,6 +23,7 @@ import type { Core } from './records.js';
 import type { ResponseHeaders } from './headers.js';
 import { Saving } from './saving.js';
 import type { DefaultSessionData, Session } from './session.js';
+import type { StoreCallObserver } from './store-calls.js';
 import { StoreCalls } from './store-calls.js';
 import type { SessionStore } from './store.js';
 import type { SessionInfo } from './users.js';
@@ -30,6 +34,7 @@ export type { RequestInfo } from './loading.js';
 export type { ResponseHeaders } from './headers.js';
 export type { SessionInfo } from './users.js';
 export type { SessionEvents, RejectReason, WarningCode } from './events.js';
+export type { StoreCallObserver, StoreFailure, StoreOperation } from './store-calls.js';
 
 /**
  * Creates, finds, saves, expires and ends sessions on a {@link SessionStore}. One manager serves
@@ -54,12 +59,23 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   readonly store: SessionStore;
   /** Resolved cookie options. */
   readonly cookie: ResolvedCookieOptions;
+  /**
+   * The synchronizer-token field and header adapters read, or `undefined` when the
+   * `csrfTokens` option is off.
+   */
+  readonly csrfTokens: CsrfSettings | undefined;
+  /**
+   * The header transport's request and response headers, or `undefined` when the
+   * `headerTransport` option is off (for a CORS policy's allowed and exposed headers).
+   */
+  readonly headerTransport: HeaderTransportSettings | undefined;
   readonly #idle: number;
   readonly #absolute: number;
   readonly #events = new EventBus();
   readonly #loading: Loading;
   readonly #saving: Saving;
   readonly #users: Users;
+  readonly #calls: StoreCalls;
 
   /**
    * Validates every option; a bad one throws `SessionError` with code `INVALID_OPTION`. Numbers
@@ -70,18 +86,21 @@ export class SessionManager<Data extends object = DefaultSessionData> {
     const tools = toolsOf(options);
     this.store = settings.store;
     this.cookie = settings.cookie;
+    this.csrfTokens = settings.csrf;
+    this.headerTransport = settings.transport;
     this.#idle = settings.idle;
     this.#absolute = settings.absolute;
+    this.#calls = new StoreCalls(settings.storeTimeout, this.#events, settings.store.name);
     const core: Core = {
       settings,
       events: this.#events,
-      calls: new StoreCalls(settings.storeTimeout),
+      calls: this.#calls,
       tools,
       owner: this,
     };
     this.#users = new Users(core);
     this.#saving = new Saving(core, this.#users);
-    this.#loading = new Loading(core, this.#saving);
+    this.#loading = new Loading(core, this.#saving, new Authentication(core, this.#saving));
   }
 
   /** The idle timeout, in milliseconds. */
@@ -103,11 +122,35 @@ export class SessionManager<Data extends object = DefaultSessionData> {
   }
 
   /**
+   * Has `observer` watch every store call: told as each starts (where the call is made, in the
+   * caller's context) and when it answers, fails or times out. Answers a function that stops it.
+   * One observer per manager: a second throws `INVALID_OPTION`. `tessera-session/opentelemetry`
+   * is built on this; without an observer, a store call costs nothing more.
+   *
+   * @example
+   * ```ts
+   * const stop = manager.observeStoreCalls({
+   *   start: (operation) => ({ operation, started: performance.now() }),
+   *   end: ({ operation, started }, failure) =>
+   *     console.log(operation, performance.now() - started, failure?.error.code ?? 'ok'),
+   * });
+   * ```
+   */
+  observeStoreCalls<Token>(observer: StoreCallObserver<Token>): () => void {
+    return this.#calls.observe(observer);
+  }
+
+  /**
    * Finds the session a request belongs to. A missing, malformed, tampered, unknown or expired
    * cookie gives a fresh anonymous session (nothing is stored until it holds data). Every value
    * under the cookie's name is considered: those that fail verification are ignored, and when
    * more than one live session is presented none is adopted (`rejected`, reason `ambiguous`). A
    * store failure rejects with `STORE_UNAVAILABLE`, never with an empty session.
+   *
+   * Given the request's `method` and `header`, an unsafe request the cross-origin protection
+   * refuses rejects with `CROSS_ORIGIN_REFUSED` before anything is read (see the `crossOrigin`
+   * option). With the `headerTransport` option, a request carrying its header is read from the
+   * header alone, never from its cookie.
    *
    * Answers the session itself when nothing had to wait, a promise otherwise.
    */
@@ -143,17 +186,19 @@ export class SessionManager<Data extends object = DefaultSessionData> {
 
   /**
    * Ends all of a user's sessions (logout everywhere, a password change), optionally all but
-   * the given one. Answers how many were ended. Throws `INVALID_USER_ID` for a user ID `setUser`
-   * would refuse, and `UNSUPPORTED` on a store without a user index.
+   * the `except` one. Answers how many were ended. The `revoked` event names the request of
+   * `by` (default: `except`), the session of the request that asked. Throws `INVALID_USER_ID`
+   * for a user ID `setUser` would refuse, and `UNSUPPORTED` on a store without a user index.
    */
   async revokeUserSessions(
     userId: string,
-    options: { except?: Session<Data> } = {},
+    options: { except?: Session<Data>; by?: Session<Data> } = {},
   ): Promise<number> {
-    const except = options.except;
+    const { except, by = except } = options;
     return this.#users.revokeAll(
       userId,
       except === undefined ? undefined : (contextOf(except).key ?? undefined),
+      by === undefined ? undefined : contextOf(by).request,
     );
   }
 
@@ -161,9 +206,19 @@ export class SessionManager<Data extends object = DefaultSessionData> {
    * Ends one of a user's sessions by the handle from {@link SessionManager.listUserSessions}.
    * Answers `false`, ending nothing, when the handle leads to no live session of that user (with
    * encryption, the user sealed in the record decides, not the column). Throws
-   * `INVALID_USER_ID` for a user ID `setUser` would refuse. Needs no user index.
+   * `INVALID_USER_ID` for a user ID `setUser` would refuse. Needs no user index. The `revoked`
+   * event names the request of `by`, the session of the request that asked, when given.
    */
-  async revokeUserSession(userId: string, handle: string): Promise<boolean> {
-    return this.#users.revokeOne(userId, handle);
+  async revokeUserSession(
+    userId: string,
+    handle: string,
+    options: { by?: Session<Data> } = {},
+  ): Promise<boolean> {
+    const by = options.by;
+    return this.#users.revokeOne(
+      userId,
+      handle,
+      by === undefined ? undefined : contextOf(by).request,
+    );
   }
 }

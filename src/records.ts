@@ -4,10 +4,12 @@
  *
  * @packageDocumentation
  */
+import { auditEvent } from './audit.js';
 import type { Envelope } from './codec.js';
 import type { RequestContext } from './context.js';
 import { SessionError } from './errors.js';
 import type { EventBus, RejectReason } from './events.js';
+import type { RequestInfo } from './loading.js';
 import type { Settings, Tools } from './manager-options.js';
 import type { MaybePromise } from './maybe.js';
 import { andThen } from './maybe.js';
@@ -36,8 +38,16 @@ export interface Live {
 /** What reading a record finds: a live one, or why there is none to use. */
 export type Found = Live | RejectReason | 'expired';
 
-/** Reads the record under `key` and checks it (see {@link liveness}). */
-export function readLive(core: Core, tools: Tools, key: string): MaybePromise<Found> {
+/**
+ * Reads the record under `key` and checks it (see {@link liveness}); `request`, when there is
+ * one, is named in the events.
+ */
+export function readLive(
+  core: Core,
+  tools: Tools,
+  key: string,
+  request?: RequestInfo,
+): MaybePromise<Found> {
   const store = core.settings.store;
   return andThen(
     core.calls.call('get', () => store.get(key)),
@@ -45,7 +55,7 @@ export function readLive(core: Core, tools: Tools, key: string): MaybePromise<Fo
       record === null
         ? 'unknown'
         : andThen(tools.codec.decode(record.data, key), (envelope) =>
-            liveness(core, record, envelope),
+            liveness(core, record, envelope, key, request),
           ),
   );
 }
@@ -54,21 +64,25 @@ export function readLive(core: Core, tools: Tools, key: string): MaybePromise<Fo
  * The one check of every record the manager reads (load, reload, the re-read after a write
  * conflict, a user's list, revoking by handle): decodable, its columns matching what is sealed
  * inside it, and not expired by the server's clock. Reports what it finds: an `expired` event,
- * or `rejected` with reason `tampered`.
+ * or `rejected` with reason `tampered` (naming the record's handle, never its edited user).
  */
-export function liveness(core: Core, record: StoredRecord, envelope: Envelope | null): Found {
+export function liveness(
+  core: Core,
+  record: StoredRecord,
+  envelope: Envelope | null,
+  handle: string,
+  request?: RequestInfo,
+): Found {
   if (envelope === null) return 'undecodable';
   // Plain records carry neither the user nor the expiry: without encryption the store is trusted.
   if (core.settings.sealed && (envelope.u !== record.userId || envelope.e !== record.expiresAt)) {
-    core.events.emit('rejected', { reason: 'tampered' });
+    core.events.emit('rejected', auditEvent('tampered', handle, null, request));
     return 'tampered';
   }
   const now = core.settings.clock();
   if (record.expiresAt <= now || envelope.x <= now) {
-    core.events.emit('expired', {
-      userId: record.userId,
-      reason: envelope.x <= now ? 'absolute' : 'idle',
-    });
+    const reason = envelope.x <= now ? 'absolute' : 'idle';
+    core.events.emit('expired', auditEvent(reason, handle, record.userId, request));
     return 'expired';
   }
   return { record, envelope };

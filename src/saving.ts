@@ -7,8 +7,10 @@
  *
  * @packageDocumentation
  */
+import { auditEvent } from './audit.js';
 import type { Lifecycle, RequestContext } from './context.js';
 import { SessionError } from './errors.js';
+import type { RegenerateReason } from './events.js';
 import type { ResponseHeaders } from './headers.js';
 import { headersFor, holdsAnyKey } from './headers.js';
 import type { Tools } from './manager-options.js';
@@ -72,9 +74,11 @@ export class Saving implements Lifecycle {
       case 'create':
         return andThen(this.#core.tools(), (tools) => this.#create(context, tools));
       case 'rotate':
-        // setUser on a stored session: the old record is deleted first, then the data is stored
-        // under a new ID like any new session's (and nothing is, if it holds neither data nor user).
-        return andThen(this.regenerate(context, { keep: true }), () => this.persist(context));
+        // setUser on a stored session: the data is stored under a new ID like any new session's
+        // (and nothing is, if it holds neither data nor user), then the old record is deleted.
+        return andThen(this.regenerate(context, { keep: true }, 'user'), () =>
+          this.persist(context),
+        );
       case 'save':
         return andThen(this.#core.tools(), (tools) => this.#save(context, tools, 0));
       case 'touch': {
@@ -93,7 +97,26 @@ export class Saving implements Lifecycle {
       case 'none':
         if (!state.stored) state.changed = null;
         state.touchRequested = false;
+        return this.#retire(context);
     }
+  }
+
+  /**
+   * Deletes the record a regenerate left behind, once the session's new record is stored (or
+   * found to need none); reports a user unbound by the move (`logout`, reason `unbind`).
+   */
+  #retire(context: RequestContext): MaybePromise<void> {
+    const handle = context.retiring;
+    if (handle === null) return;
+    return andThen(this.#delete(handle), () => {
+      const state = context.state;
+      const before = context.storedUserId;
+      context.retiring = null;
+      context.storedUserId = state.stored ? state.userId : null;
+      if (before !== null && before !== state.userId) {
+        this.#core.events.emit('logout', auditEvent('unbind', handle, before, context.request));
+      }
+    });
   }
 
   /**
@@ -109,7 +132,9 @@ export class Saving implements Lifecycle {
     const state = context.state;
     collectInPlaceChanges(state);
     if (!state.stored) {
-      return state.userId !== null || holdsAnyKey(state.data) ? 'create' : 'none';
+      return state.userId !== null || holdsAnyKey(state.data) || context.storeEmpty
+        ? 'create'
+        : 'none';
     }
     if (state.userChanged) return 'rotate';
     if ((state.changed !== null && state.changed.size > 0) || state.timeoutsChanged) return 'save';
@@ -121,7 +146,10 @@ export class Saving implements Lifecycle {
     return this.#core.settings.sealed ? 'save' : 'touch';
   }
 
-  /** Stores a new session under a new ID; with a user, ends the user's sessions beyond the cap. */
+  /**
+   * Stores a new session under a new ID, then deletes the record it replaces, if any; with a
+   * user, ends the user's sessions beyond the cap.
+   */
   #create(context: RequestContext, tools: Tools): MaybePromise<void> {
     const { calls, settings } = this.#core;
     const now = this.now();
@@ -147,7 +175,9 @@ export class Saving implements Lifecycle {
       );
     };
     return andThen(attempt(0), () =>
-      context.state.userId === null ? undefined : this.#users.enforceCap(context),
+      andThen(this.#retire(context), () =>
+        context.state.userId === null ? undefined : this.#users.enforceCap(context),
+      ),
     );
   }
 
@@ -159,16 +189,35 @@ export class Saving implements Lifecycle {
     now: number,
   ): void {
     const state = context.state;
+    const previous = context.retiring;
+    const login =
+      state.userId === null
+        ? undefined
+        : state.userChanged
+          ? 'login'
+          : context.reauthenticated
+            ? 'reauthenticate'
+            : undefined;
     context.id = id;
     context.key = key;
     context.version = 1;
     context.lastWrite = now;
     context.issueCookie = true;
     context.clearCookie = false;
+    context.reauthenticated = false;
+    if (previous === null) context.storedUserId = state.userId;
     state.stored = true;
     state.expiresAt = record.expiresAt;
     settled(state);
-    this.#core.events.emit('created', { userId: state.userId });
+    const { events } = this.#core;
+    const reason = previous === null ? 'new' : 'regenerate';
+    events.emit('created', {
+      ...auditEvent(reason, key, state.userId, context.request),
+      previousHandle: previous,
+    });
+    if (login !== undefined) {
+      events.emit('login', auditEvent(login, key, state.userId, context.request));
+    }
   }
 
   /**
@@ -192,6 +241,7 @@ export class Saving implements Lifecycle {
             return;
           }
           if (result.status === 'missing') return markEnded(context);
+          this.#core.events.emit('saveConflict', { attempt: attempt + 1 });
           if (attempt >= settings.maxRetries) {
             throw new SessionError(
               'WRITE_CONFLICT',
@@ -199,9 +249,10 @@ export class Saving implements Lifecycle {
             );
           }
           return delay(Math.random() * Math.min(50, 2 ** attempt)).then(() =>
-            andThen(readLive(this.#core, tools, key), (fresh) => {
+            andThen(readLive(this.#core, tools, key, context.request), (fresh) => {
               if (typeof fresh === 'string') return markEnded(context);
               rebase(context, fresh.record, fresh.envelope);
+              this.#core.events.emit('saveRetry', { attempt: attempt + 2 });
               return this.#save(context, tools, attempt + 1);
             }),
           );
@@ -210,13 +261,23 @@ export class Saving implements Lifecycle {
     );
   }
 
-  /** Moves the session to a new ID (see `Session.regenerate`). */
-  regenerate(context: RequestContext, options: RegenerateOptions): MaybePromise<void> {
+  /**
+   * Moves the session to a new ID (see `Session.regenerate`). The old record is only marked:
+   * the save stores the new one first, then deletes it, so a failed save ends nothing.
+   */
+  regenerate(
+    context: RequestContext,
+    options: RegenerateOptions,
+    reason: RegenerateReason = 'regenerate',
+  ): MaybePromise<void> {
     const state = context.state;
     if (state.ended) throw new SessionError('SESSION_ENDED', 'the session was destroyed');
     collectInPlaceChanges(state);
-    const deleted = state.stored ? this.#delete(context.key!) : undefined;
-    return andThen(deleted, () => {
+    // A record left behind by an earlier move whose save failed goes first.
+    const stale = state.stored ? context.retiring : null;
+    return andThen(stale === null ? undefined : this.#delete(stale), () => {
+      const handle = state.stored ? context.key : context.retiring;
+      context.retiring = handle;
       const keep = options.keep ?? false;
       // Spreading defines properties, so a key named __proto__ stays a key.
       const data = keep === true ? { ...state.data } : {};
@@ -236,7 +297,10 @@ export class Saving implements Lifecycle {
       state.changed = null;
       state.watched = null;
       context.recordRequest();
-      this.#core.events.emit('regenerated', { userId: state.userId });
+      this.#core.events.emit(
+        'regenerated',
+        auditEvent(reason, handle, state.userId, context.request),
+      );
     });
   }
 
@@ -244,14 +308,22 @@ export class Saving implements Lifecycle {
   destroy(context: RequestContext): MaybePromise<void> {
     const state = context.state;
     if (state.ended) return;
+    const handle = state.stored ? context.key : context.retiring;
     const deleted = state.stored ? this.#delete(context.key!) : undefined;
-    return andThen(deleted, () => {
-      const userId = state.userId;
-      const wasStored = state.stored || context.sentCookie;
-      markEnded(context);
-      context.clearCookie = wasStored;
-      this.#core.events.emit('destroyed', { userId, reason: 'destroy' });
-    });
+    return andThen(deleted, () =>
+      andThen(context.retiring === null ? undefined : this.#delete(context.retiring), () => {
+        const userId = state.userId;
+        const wasStored = state.stored || context.sentCookie;
+        context.retiring = null;
+        markEnded(context);
+        context.clearCookie = wasStored;
+        const events = this.#core.events;
+        events.emit('destroyed', auditEvent('destroy', handle, userId, context.request));
+        if (userId !== null) {
+          events.emit('logout', auditEvent('destroy', handle, userId, context.request));
+        }
+      }),
+    );
   }
 
   /** Drops this request's changes and reads the session again. */
@@ -268,7 +340,7 @@ export class Saving implements Lifecycle {
     }
     const key = context.key!;
     return andThen(this.#core.tools(), (tools) =>
-      andThen(readLive(this.#core, tools, key), (found) => {
+      andThen(readLive(this.#core, tools, key, context.request), (found) => {
         if (typeof found === 'string') {
           markEnded(context);
           throw new SessionError('SESSION_ENDED', 'the session no longer exists');

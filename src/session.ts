@@ -5,6 +5,16 @@
  */
 import { SessionError } from './errors.js';
 import { booleanOption, numberOption } from './options.js';
+import {
+  CSRF_SECRET_KEY,
+  dropCsrfSecret,
+  markChanged,
+  snapshotOf,
+  writeData,
+} from './session-data.js';
+import { checkUserId } from './user-id.js';
+
+export { CSRF_SECRET_KEY, markChanged, snapshotOf, writeData, checkUserId };
 
 /**
  * The application's session data, declared once by augmenting this interface. Until it is
@@ -55,36 +65,6 @@ export interface SessionTimeouts {
   persistent?: boolean;
 }
 
-/** The longest user ID, in UTF-16 code units. */
-const MAX_USER_ID_LENGTH = 255;
-
-/**
- * Answers `userId` when it is a user ID Tessera accepts: a string of 1 to
- * {@link MAX_USER_ID_LENGTH} UTF-16 code units, well-formed (no lone surrogate, which UTF-8
- * cannot carry), without control characters U+0000 to U+001F and U+007F. Otherwise throws
- * `SessionError` with code `INVALID_USER_ID`, before any store sees it. One pass over the text.
- * @internal
- */
-export function checkUserId(userId: unknown): string {
-  const fail = (why: string): never => {
-    throw new SessionError('INVALID_USER_ID', `a user ID ${why}`);
-  };
-  if (typeof userId !== 'string') return fail('must be a string');
-  if (userId.length === 0 || userId.length > MAX_USER_ID_LENGTH) {
-    fail(`must have 1 to ${MAX_USER_ID_LENGTH} characters`);
-  }
-  for (let i = 0; i < userId.length; i++) {
-    const code = userId.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f) fail('must not hold control characters');
-    if (code >= 0xd800 && code <= 0xdbff) {
-      const next = userId.charCodeAt(i + 1);
-      if (!(next >= 0xdc00 && next <= 0xdfff)) fail('must not hold lone surrogates');
-      i++;
-    } else if (code >= 0xdc00 && code <= 0xdfff) fail('must not hold lone surrogates');
-  }
-  return userId;
-}
-
 /**
  * What one session holds during one request: its data, the changes this request made, and the
  * attributes saved with it. The manager reads and settles it; HTTP facts (the cookie's name, the
@@ -128,11 +108,16 @@ export interface SessionState {
  * manager. @internal
  */
 export interface SessionHost {
-  regenerate(options: RegenerateOptions): Promise<void>;
+  regenerate(options: RegenerateOptions, reason?: 'login'): Promise<void>;
   destroy(): Promise<void>;
   save(): Promise<void>;
   reload(): Promise<void>;
   now(): number;
+  /** A fresh synchronizer token (see `csrf-token.ts`). */
+  csrfToken(): string;
+  requireRecentAuth(maxAgeMs: number): void;
+  reauthenticate(): Promise<void>;
+  issueToken(): Promise<string>;
   /** The manager behind this host. */
   readonly owner: object;
 }
@@ -164,42 +149,6 @@ function ended(): never {
     'SESSION_ENDED',
     'the session was destroyed; start a new one with regenerate()',
   );
-}
-
-/**
- * Stores a data key. Session data lives in plain objects, which engines keep faster than
- * prototype-less ones; a key named `__proto__` is defined rather than assigned, so that it stays
- * an ordinary key instead of replacing the object's prototype. @internal
- */
-export function writeData(data: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') {
-    Object.defineProperty(data, key, {
-      value,
-      writable: true,
-      enumerable: true,
-      configurable: true,
-    });
-  } else data[key] = value;
-}
-
-/** Records that this request set or deleted `key`. */
-function markChanged(state: SessionState, key: string): void {
-  // A session not stored yet is created with all its data: its changed keys are not needed.
-  if (state.stored) (state.changed ??= new Set()).add(key);
-  state.watched?.delete(key);
-}
-
-/**
- * The JSON of a value read with `get`, to find changes made in place. A value JSON cannot hold
- * (a BigInt, a cycle) gets a snapshot that matches nothing, so the key counts as changed and the
- * save refuses it with `INVALID_DATA`. @internal
- */
-export function snapshotOf(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? '';
-  } catch {
-    return '\u0000not JSON';
-  }
 }
 
 function isObjectValue(value: unknown): boolean {
@@ -275,7 +224,8 @@ export class Session<Data extends object = DefaultSessionData> {
   get<K extends keyof Data & string>(key: K): Data[K] | undefined {
     const state = this.#state;
     // Only own keys: an inherited name such as `constructor` is not session data.
-    const value = Object.hasOwn(state.data, key) ? state.data[key] : undefined;
+    const value =
+      Object.hasOwn(state.data, key) && key !== CSRF_SECRET_KEY ? state.data[key] : undefined;
     if (
       isObjectValue(value) &&
       state.changed?.has(key) !== true &&
@@ -288,7 +238,7 @@ export class Session<Data extends object = DefaultSessionData> {
 
   /** Whether `key` holds a value. */
   has(key: keyof Data & string): boolean {
-    return Object.hasOwn(this.#state.data, key);
+    return Object.hasOwn(this.#state.data, key) && key !== CSRF_SECRET_KEY;
   }
 
   /** Stores `value` under `key`; `undefined` deletes the key. Values must be JSON. */
@@ -321,12 +271,18 @@ export class Session<Data extends object = DefaultSessionData> {
 
   /** The keys that hold values. */
   keys(): (keyof Data & string)[] {
-    return Object.keys(this.#state.data) as (keyof Data & string)[];
+    const data = this.#state.data;
+    const keys = Object.keys(data);
+    return (
+      Object.hasOwn(data, CSRF_SECRET_KEY) ? keys.filter((key) => key !== CSRF_SECRET_KEY) : keys
+    ) as (keyof Data & string)[];
   }
 
   /** A shallow copy of all data. */
   toJSON(): Partial<Data> {
-    return { ...this.#state.data } as Partial<Data>;
+    const copy: Record<string, unknown> = { ...this.#state.data };
+    if (Object.hasOwn(copy, CSRF_SECRET_KEY)) delete copy[CSRF_SECRET_KEY];
+    return copy as Partial<Data>;
   }
 
   /**
@@ -348,6 +304,7 @@ export class Session<Data extends object = DefaultSessionData> {
     state.userId = userId;
     state.authenticatedAt = userId === null ? undefined : this.#host.now();
     state.userChanged = true;
+    dropCsrfSecret(state);
   }
 
   /**
@@ -381,11 +338,14 @@ export class Session<Data extends object = DefaultSessionData> {
   }
 
   /**
-   * Moves the session to a new ID. The old record is deleted at once, so the old cookie is dead
-   * from this moment. Data is dropped unless `keep` says otherwise; the user, the timeouts and
-   * the cookie's persistence stay. Call it at login and at every privilege change.
+   * Moves the session to a new ID. The new record is stored first and the old one deleted right
+   * after, when the session is saved (with the response, or at {@link Session.save}), so the old
+   * cookie is dead before the new one reaches the client, and a store failure leaves the old
+   * session whole. Data is dropped unless `keep` says otherwise; the user, the timeouts and the
+   * cookie's persistence stay. Call it at login and at every privilege change.
    */
   regenerate(options: RegenerateOptions = {}): Promise<void> {
+    if (!this.#state.ended) dropCsrfSecret(this.#state);
     return this.#host.regenerate(options);
   }
 
@@ -396,8 +356,37 @@ export class Session<Data extends object = DefaultSessionData> {
    */
   async login(userId: string, options: RegenerateOptions = {}): Promise<void> {
     checkUserId(userId);
-    await this.regenerate(options);
+    await this.#host.regenerate(options, 'login');
     this.setUser(userId);
+  }
+
+  /**
+   * Throws `SessionError` with code `REAUTH_REQUIRED` (adapters answer 401) unless a user is
+   * signed in and authenticated (logged in or re-authenticated) at most `maxAgeMs` milliseconds
+   * ago; emits `reauthRequired` when it throws. Call it before a sensitive action.
+   * @example `req.session.requireRecentAuth(5 * 60_000);`
+   */
+  requireRecentAuth(maxAgeMs: number): void {
+    this.#host.requireRecentAuth(maxAgeMs);
+  }
+
+  /**
+   * Records a fresh authentication of the signed-in user (after the application checked the
+   * password again, say) and moves the session to a new ID, keeping its data (see
+   * {@link Session.regenerate}). Throws `INVALID_USER_ID` when no user is signed in.
+   */
+  reauthenticate(): Promise<void> {
+    return this.#host.reauthenticate();
+  }
+
+  /**
+   * Stores the session now and answers its signed token for the manager's `headerTransport`
+   * (`Authorization: Bearer <token>`); this response then sets no cookie. Call it after
+   * {@link Session.login} to hand an API client its token. Throws `INVALID_OPTION` without
+   * `headerTransport`.
+   */
+  issueToken(): Promise<string> {
+    return this.#host.issueToken();
   }
 
   /** Deletes the session's record now and expires its cookie with the response. */
@@ -418,5 +407,17 @@ export class Session<Data extends object = DefaultSessionData> {
   /** Extends the idle expiry with this response, even inside the touch interval. */
   touch(): void {
     this.#state.touchRequested = true;
+  }
+
+  /**
+   * A synchronizer token for a form's hidden field (`_csrf`) or the `X-CSRF-Token` header,
+   * checked on unsafe requests when the manager's `csrfTokens` is on (otherwise this throws
+   * `INVALID_OPTION`). Each call answers a new string, masked afresh against BREACH; all verify
+   * until the session moves to a new ID (`regenerate`, `login`, `setUser`). The secret is kept
+   * with the data, so a new session is stored with this response.
+   * @example `<input type="hidden" name="_csrf" value="${req.session.csrfToken()}">`
+   */
+  csrfToken(): string {
+    return this.#host.csrfToken();
   }
 }

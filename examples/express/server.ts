@@ -61,14 +61,6 @@ function requireUser(req: Request, res: Response, next: NextFunction): void {
   else res.redirect(303, '/');
 }
 
-/** Refuses form posts made from other sites (login CSRF), as browsers mark them. */
-function sameSiteOnly(req: Request, res: Response, next: NextFunction): void {
-  const site = req.headers['sec-fetch-site'];
-  if (req.method === 'POST' && site !== undefined && site !== 'same-origin' && site !== 'none') {
-    res.status(403).send('Cross-site request refused');
-  } else next();
-}
-
 /** The session manager: sessions in memory, signed with SESSION_SECRET. */
 export function createManager(now?: () => number): SessionManager<AppData> {
   return new SessionManager<AppData>({
@@ -81,7 +73,7 @@ export function createManager(now?: () => number): SessionManager<AppData> {
 /** Builds the Express application. */
 export function createApp(manager: SessionManager<AppData> = createManager()): express.Express {
   const app = express();
-  app.use(sameSiteOnly);
+  // The session layer also refuses form posts made from other sites (login CSRF included).
   app.use(session(manager));
   app.use(express.urlencoded({ extended: false, limit: '2kb' }));
 

@@ -60,14 +60,6 @@ const requireUser: MiddlewareHandler<Env> = async (c, next) => {
   return c.redirect('/', 303);
 };
 
-/** Refuses form posts made from other sites (login CSRF), as browsers mark them. */
-const sameSiteOnly: MiddlewareHandler = async (c, next) => {
-  const site = c.req.header('sec-fetch-site');
-  if (c.req.method === 'POST' && site !== undefined && site !== 'same-origin' && site !== 'none')
-    return c.text('Cross-site request refused', 403);
-  return next();
-};
-
 /** The session manager: sessions in memory, signed with SESSION_SECRET. */
 export function createManager(now?: () => number): SessionManager<AppData> {
   return new SessionManager<AppData>({
@@ -80,7 +72,7 @@ export function createManager(now?: () => number): SessionManager<AppData> {
 /** Builds the Hono application; serve `app.fetch`. */
 export function createApp(manager: SessionManager<AppData> = createManager()): Hono<Env> {
   const app = new Hono<Env>();
-  app.use(sameSiteOnly);
+  // The session layer also refuses form posts made from other sites (login CSRF included).
   app.use(session(manager));
 
   app.get('/', (c) => {

@@ -139,16 +139,7 @@ export function createManager(now?: () => number): SessionManager<AppData> {
 /** Builds the Koa application. */
 export function createApp(manager: SessionManager<AppData> = createManager()): Koa {
   const app = new Koa();
-  // Refuses form posts made from other sites (login CSRF), as browsers mark them.
-  app.use((ctx, next) => {
-    const site = ctx.get('sec-fetch-site');
-    if (ctx.method === 'POST' && site !== '' && site !== 'same-origin' && site !== 'none') {
-      ctx.status = 403;
-      ctx.body = 'Cross-site request refused';
-      return;
-    }
-    return next();
-  });
+  // The session layer also refuses form posts made from other sites (login CSRF included).
   app.use(session(manager));
   app.use(route);
   return app;

@@ -4,7 +4,8 @@
  * @packageDocumentation
  */
 import type { IncomingMessage } from 'node:http';
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
+import { isRequestRefusal } from '../errors.js';
 import type { SessionManager } from '../manager.js';
 import type { DefaultSessionData, Session } from '../session.js';
 import { ownerOf } from '../session.js';
@@ -23,8 +24,9 @@ declare global {
 }
 
 /**
- * Answers a request whose session could not be loaded or saved. Call `next(error)` to hand it
- * to the application's own error handler instead of the default 503.
+ * Answers a request whose session could not be loaded or saved, or that was refused before its
+ * session was read (`CROSS_ORIGIN_REFUSED`, `CSRF_TOKEN_INVALID`: branch on `error.code`). Call
+ * `next(error)` to hand it to the application's own error handler instead of the default answer.
  */
 export type ExpressErrorHandler = (
   error: unknown,
@@ -36,8 +38,9 @@ export type ExpressErrorHandler = (
 /** Options of {@link session}. */
 export interface ExpressSessionOptions {
   /**
-   * What to answer when the store fails or does not answer.
-   * @defaultValue a plain 503 with `Retry-After: 1` and no session cookie
+   * What to answer when the store fails or does not answer, and for a refused request.
+   * @defaultValue `sendSessionError`: a plain 503 with `Retry-After: 1` and no session cookie;
+   * 403 with a JSON body `{ error, code }` for a cross-origin refusal
    */
   onError?: ExpressErrorHandler;
 }
@@ -65,6 +68,10 @@ function applicationPrototypeOf(message: Request | Response): object | undefined
  *
  * The session is saved, and its cookie set, before the response's headers go out, whether the
  * handler sends, redirects, streams or ends early. A store outage answers 503 by default.
+ *
+ * With the manager's `csrfTokens`, an unsafe request without a valid token (its header, or the
+ * form field of `req.body`) answers 403 and runs no route: mount `express.urlencoded()` before
+ * this middleware so that a form's field is there to read.
  *
  * @example
  * ```ts
@@ -115,6 +122,32 @@ export function session<Data extends object = DefaultSessionData>(
       giveSession(req, loaded, ownManager);
       next();
     }
+  };
+}
+
+/**
+ * Error middleware for Tessera's refusals thrown by routes: mount it after them. A
+ * `SessionError` with code `REAUTH_REQUIRED` (from `req.session.requireRecentAuth`) answers 401,
+ * and one with code `CROSS_ORIGIN_REFUSED` or `CSRF_TOKEN_INVALID` 403, each as the adapters'
+ * default answer (a JSON body `{ error, code }` for the first two); anything else goes on to the
+ * next error handler. The session is still saved with the answer.
+ *
+ * @example
+ * ```ts
+ * app.post('/account/delete', (req, res) => {
+ *   req.session.requireRecentAuth(5 * 60_000);
+ *   res.send('deleted');
+ * });
+ * app.use(sessionErrors());
+ * ```
+ */
+export function sessionErrors(): ErrorRequestHandler {
+  return (error, req, res, next) => {
+    if (!isRequestRefusal(error) || res.headersSent) {
+      next(error);
+      return;
+    }
+    sendSessionError(error, req, res);
   };
 }
 

@@ -6,7 +6,8 @@
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import type { ResponseHeaders, SessionManager } from '../manager.js';
 import type { DefaultSessionData, Session } from '../session.js';
-import { SessionError } from '../errors.js';
+import { csrfRefusal } from '../csrf-token.js';
+import { SessionError, errorAnswerOf } from '../errors.js';
 import { discardBody } from './fetch.js';
 import { requestInfoOf } from './node.js';
 
@@ -21,9 +22,10 @@ declare module 'fastify' {
 }
 
 /**
- * Answers a request whose session could not be loaded or saved: it sets the status and headers
- * on `reply` and answers the body, a string or a Buffer (the plugin sends it). It may throw
- * instead, to hand the error to the scope's `setErrorHandler`.
+ * Answers a request whose session could not be loaded or saved, or that was refused before its
+ * session was read (`CROSS_ORIGIN_REFUSED`, `CSRF_TOKEN_INVALID`: branch on `error.code`): it
+ * sets the status and headers on `reply` and answers the body, a string or a Buffer (the plugin
+ * sends it). It may throw instead, to hand the error to the scope's `setErrorHandler`.
  */
 export type FastifyErrorHandler = (
   error: unknown,
@@ -44,21 +46,18 @@ export interface FastifySessionOptions {
 }
 
 /**
- * The default error answer: 503 with `Retry-After: 1` for store trouble (500 otherwise),
- * `Cache-Control: no-store` and a short plain-text body that tells nothing about the error.
+ * The default error answer (see `errorAnswerOf`): 503 with `Retry-After: 1` for store trouble,
+ * 403 with a JSON body `{ error, code }` for a cross-origin refusal, 500 otherwise; always
+ * `Cache-Control: no-store` and a body that tells nothing about the error.
  */
 export function sendFastifySessionError(
   error: unknown,
   _request: FastifyRequest,
   reply: FastifyReply,
 ): string {
-  const status = error instanceof SessionError ? error.status : 500;
-  reply
-    .code(status)
-    .header('cache-control', 'no-store')
-    .header('content-type', 'text/plain; charset=utf-8');
-  if (status === 503) reply.header('retry-after', '1');
-  return status === 503 ? 'Service Unavailable\n' : 'Internal Server Error\n';
+  const { status, headers, body } = errorAnswerOf(error);
+  reply.code(status).headers(headers);
+  return body;
 }
 
 function clearHeaders(reply: FastifyReply): void {
@@ -83,6 +82,7 @@ const SETTLED = Symbol('tessera.settled');
 function applyHeaders(reply: FastifyReply, headers: ResponseHeaders): void {
   for (const value of headers.setCookie) reply.header('set-cookie', value);
   if (headers.cacheControl !== undefined) reply.header('cache-control', headers.cacheControl);
+  if (headers.token !== undefined) reply.header(headers.token.header, headers.token.value);
 }
 
 function register(
@@ -133,6 +133,25 @@ function register(
     }
   });
 
+  // Synchronizer tokens are checked once the body is parsed (`@fastify/formbody` for forms); a
+  // refused request runs no handler and is not saved.
+  if (manager.csrfTokens !== undefined) {
+    instance.addHook('preValidation', (request, reply, done) => {
+      const refused = csrfRefusal(
+        request.session,
+        request.method,
+        (name) => request.headers[name],
+        request.body,
+      );
+      if (refused === undefined) {
+        done();
+        return;
+      }
+      (request as unknown as Record<typeof SETTLED, boolean>)[SETTLED] = true;
+      answerFailure(refused, request, reply).catch(done);
+    });
+  }
+
   instance.addHook('onSend', (request, reply, payload, next) => {
     const loaded = request.session as Session<DefaultSessionData> | null;
     const settled = request as unknown as Record<typeof SETTLED, boolean>;
@@ -182,6 +201,15 @@ function register(
  * (see {@link FastifySessionOptions.onError}) with no session cookie. A reply that is hijacked
  * (`reply.hijack()`, writing to `reply.raw`) skips `onSend`: call `request.session.save()`
  * before hijacking, knowing that a new session's cookie cannot be set then.
+ *
+ * With the manager's `csrfTokens`, a `preValidation` hook answers 403 to an unsafe request
+ * without a valid token (its header, or the form field of `request.body`, which a form parser
+ * such as `@fastify/formbody` fills) and the handler does not run.
+ *
+ * A request the manager's cross-origin protection refuses is answered in `onRequest` (403, see
+ * `onError`) and reaches no handler. A `SessionError` a handler throws, such as
+ * `REAUTH_REQUIRED` from `requireRecentAuth`, goes to Fastify's error handler, whose default
+ * answers its `status` (401) with a JSON body carrying its `code`.
  *
  * @example
  * ```ts

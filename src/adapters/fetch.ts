@@ -7,13 +7,15 @@
  *
  * @packageDocumentation
  */
-import type { RequestInfo, SessionManager } from '../manager.js';
+import type { RequestInfo, ResponseHeaders, SessionManager } from '../manager.js';
 import type { DefaultSessionData, Session } from '../session.js';
-import { SessionError } from '../errors.js';
+import { csrfCheckOf, csrfRefusal, isFormContentType } from '../csrf-token.js';
+import { SessionError, errorAnswerOf, isRequestRefusal } from '../errors.js';
 
 /**
- * Answers a request whose session could not be loaded or saved. The default is
- * {@link sessionErrorResponse}.
+ * Answers a request whose session could not be loaded or saved, or that was refused before its
+ * session was read (`CROSS_ORIGIN_REFUSED`, `CSRF_TOKEN_INVALID`: branch on `error.code`). The
+ * default is {@link sessionErrorResponse}.
  */
 export type FetchErrorHandler = (error: unknown, request: Request) => Response | Promise<Response>;
 
@@ -46,21 +48,48 @@ export interface LoadedSession<Data extends object = DefaultSessionData> {
 }
 
 /**
- * The default error answer: 503 with `Retry-After: 1` for store trouble (500 for anything
- * else), a short plain-text body, `Cache-Control: no-store`, and never a session cookie or the
+ * The default error answer (see `errorAnswerOf`): 503 with `Retry-After: 1` for store trouble,
+ * 401 (`REAUTH_REQUIRED`) or 403 (`CROSS_ORIGIN_REFUSED`) with a JSON body `{ error, code }`, 500
+ * for anything else; always `Cache-Control: no-store`, and never a session cookie or the
  * error's details.
  */
 export function sessionErrorResponse(error: unknown): Response {
-  const status = error instanceof SessionError ? error.status : 500;
-  const headers = new Headers({
-    'Content-Type': 'text/plain; charset=utf-8',
-    'Cache-Control': 'no-store',
-  });
-  if (status === 503) headers.set('Retry-After', '1');
-  return new Response(status === 503 ? 'Service Unavailable\n' : 'Internal Server Error\n', {
-    status,
-    headers,
-  });
+  const { status, headers, body } = errorAnswerOf(error);
+  return new Response(body, { status, headers });
+}
+
+/** A Fetch request's session inputs; other headers are read only when the manager asks. */
+class FetchRequestInfo implements RequestInfo {
+  readonly cookie: string | null;
+  https: boolean;
+  readonly forwardedProto: string | null;
+  readonly userAgent: string | null;
+  readonly ip: string | undefined;
+  readonly method: string;
+  readonly url: string;
+  readonly #headers: Headers;
+
+  constructor(request: Request, ip: string | null | undefined) {
+    const headers = request.headers;
+    let https = false;
+    try {
+      https = new URL(request.url).protocol === 'https:';
+    } catch {
+      // A relative or malformed URL gives no evidence of TLS.
+    }
+    this.cookie = headers.get('cookie');
+    this.https = https;
+    this.forwardedProto = headers.get('x-forwarded-proto');
+    this.userAgent = headers.get('user-agent');
+    this.ip = ip ?? undefined;
+    this.method = request.method;
+    this.url = request.url;
+    this.#headers = headers;
+  }
+
+  header(name: string): string | null {
+    return this.#headers.get(name);
+  }
 }
 
 /**
@@ -69,34 +98,24 @@ export function sessionErrorResponse(error: unknown): Response {
  * `trustProxy` is on.
  */
 export function requestInfoOfRequest(request: Request, ip?: string | null): RequestInfo {
-  let https = false;
-  try {
-    https = new URL(request.url).protocol === 'https:';
-  } catch {
-    // A relative or malformed URL gives no evidence of TLS.
-  }
-  return {
-    cookie: request.headers.get('cookie'),
-    https,
-    forwardedProto: request.headers.get('x-forwarded-proto'),
-    userAgent: request.headers.get('user-agent'),
-    ip: ip ?? undefined,
-  };
+  return new FetchRequestInfo(request, ip);
 }
 
 /**
- * Answers `response` as a new `Response` with the session headers added. The body stream is
- * handed over, not copied.
+ * Answers `response` as a new `Response` with the session headers added: Set-Cookie,
+ * Cache-Control, and the header transport's token. The body stream is handed over, not copied.
  */
 export function withSessionHeaders(
   response: Response,
   setCookie: readonly string[],
   cacheControl: string | undefined,
+  token?: ResponseHeaders['token'],
 ): Response {
   if (setCookie.length === 0 && cacheControl === undefined) return response;
   const headers = new Headers(response.headers);
   for (const value of setCookie) headers.append('Set-Cookie', value);
   if (cacheControl !== undefined) headers.set('Cache-Control', cacheControl);
+  if (token !== undefined) headers.set(token.header, token.value);
   return new Response(response.body, {
     status: response.status,
     statusText: response.statusText,
@@ -110,8 +129,35 @@ export function discardBody(response: Response): void {
 }
 
 /**
+ * The synchronizer-token check of a Fetch request (see the manager's `csrfTokens`): the token
+ * header, else the field of a form body, read from a clone so that the handler can still read
+ * the body. Answers the error to send, or `undefined` when the request passes. @internal
+ */
+export async function csrfRefusalOfRequest(
+  session: Session<any>,
+  request: Request,
+): Promise<SessionError | undefined> {
+  const settings = csrfCheckOf(session, request.method);
+  if (settings === undefined) return undefined;
+  const headers = request.headers;
+  let form: FormData | undefined;
+  if (!headers.has(settings.header) && isFormContentType(headers.get('content-type'))) {
+    try {
+      form = await request.clone().formData();
+    } catch {
+      // A body already read, or one that is not the form it claims: no field to read.
+    }
+  }
+  return csrfRefusal(session, request.method, (name) => headers.get(name), form);
+}
+
+/**
  * Loads the session of a Fetch `Request`. Rejects with a `SessionError` (`STORE_UNAVAILABLE`)
- * when the store fails; answer {@link sessionErrorResponse} then.
+ * when the store fails; answer {@link sessionErrorResponse} then. With the manager's
+ * `csrfTokens`, an unsafe request without a valid token (its header, or the field of its form
+ * body) rejects with `CSRF_TOKEN_INVALID`, which {@link sessionErrorResponse} answers with 403.
+ * An unsafe request the cross-origin protection refuses rejects with `CROSS_ORIGIN_REFUSED`
+ * (403 too) before anything is read.
  *
  * @example
  * ```ts
@@ -138,6 +184,10 @@ export async function loadSession<Data extends object = DefaultSessionData>(
   const onError = options.onError ?? sessionErrorResponse;
   const info = requestInfoOfRequest(request, options.ip);
   const session = await manager.load(info);
+  if (manager.csrfTokens !== undefined) {
+    const refused = await csrfRefusalOfRequest(session, request);
+    if (refused !== undefined) throw refused;
+  }
   const finish = async (response: Response): Promise<Response> => {
     let headers;
     try {
@@ -146,7 +196,7 @@ export async function loadSession<Data extends object = DefaultSessionData>(
       discardBody(response);
       return onError(error, request);
     }
-    return withSessionHeaders(response, headers.setCookie, headers.cacheControl);
+    return withSessionHeaders(response, headers.setCookie, headers.cacheControl, headers.token);
   };
   return { session, finish };
 }
@@ -175,8 +225,12 @@ export interface FetchSessionOptions<Args extends unknown[]> {
 
 /**
  * Wraps a Fetch handler so it receives the request's session; the session is saved and its
- * cookie added to the response the handler returns. A handler that throws propagates its error
- * to the runtime, and its session changes are not saved.
+ * cookie added to the response the handler returns. A request the cross-origin protection
+ * refuses gets `onError`'s answer (403 by default) and runs no handler. A handler that throws a
+ * `SessionError` for the request, such as `REAUTH_REQUIRED` from `requireRecentAuth`, gets
+ * {@link sessionErrorResponse}'s answer (401 with a JSON body carrying the code), its session
+ * saved with it; any other error propagates to the runtime, and its session changes are not
+ * saved.
  *
  * @example
  * ```ts
@@ -209,6 +263,13 @@ export function withSession<Data extends object = DefaultSessionData, Args exten
     } catch (error) {
       return onError(error, request);
     }
-    return loaded.finish(await handler(request, loaded.session, ...args));
+    let response: Response;
+    try {
+      response = await handler(request, loaded.session, ...args);
+    } catch (error) {
+      if (!isRequestRefusal(error)) throw error;
+      response = sessionErrorResponse(error);
+    }
+    return loaded.finish(response);
   };
 }

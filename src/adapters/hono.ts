@@ -6,9 +6,15 @@
  * @packageDocumentation
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import type { SessionManager } from '../manager.js';
+import { isRequestRefusal } from '../errors.js';
+import type { ResponseHeaders, SessionManager } from '../manager.js';
 import type { DefaultSessionData, Session } from '../session.js';
-import { discardBody, requestInfoOfRequest, sessionErrorResponse } from './fetch.js';
+import {
+  csrfRefusalOfRequest,
+  discardBody,
+  requestInfoOfRequest,
+  sessionErrorResponse,
+} from './fetch.js';
 
 /**
  * The context variables the middleware sets. Use it in the app's type so that
@@ -30,7 +36,8 @@ export interface SessionEnv<Data extends object = DefaultSessionData> {
 }
 
 /**
- * Answers a request whose session could not be loaded or saved.
+ * Answers a request whose session could not be loaded or saved, or that was refused before its
+ * session was read (`CROSS_ORIGIN_REFUSED`, `CSRF_TOKEN_INVALID`: branch on `error.code`).
  * @defaultValue a plain 503 with `Retry-After: 1` and no session cookie
  */
 export type HonoErrorHandler = (error: unknown, c: Context) => Response | Promise<Response>;
@@ -74,6 +81,23 @@ function replaceResponse(c: Context, response: Response): void {
   c.res = response;
 }
 
+/** Adds the session's headers to the context's response, copying one whose headers are immutable. */
+function applyHeaders(c: Context, headers: ResponseHeaders): void {
+  const apply = (target: Headers) => {
+    for (const value of headers.setCookie) target.append('Set-Cookie', value);
+    if (headers.cacheControl !== undefined) target.set('Cache-Control', headers.cacheControl);
+    if (headers.token !== undefined) target.set(headers.token.header, headers.token.value);
+  };
+  try {
+    apply(c.res.headers);
+  } catch {
+    // The handler answered a response with immutable headers (one from fetch(), say): copy it.
+    const copy = new Response(c.res.body, c.res);
+    replaceResponse(c, copy);
+    apply(copy.headers);
+  }
+}
+
 /**
  * The session middleware. The session is loaded before the handlers run and saved after them,
  * its Set-Cookie appended to `c.res`, before Hono hands the response to the runtime. It is
@@ -81,6 +105,14 @@ function replaceResponse(c: Context, response: Response): void {
  *
  * HTTPS is read from the socket on `@hono/node-server` and from the request URL's protocol
  * elsewhere; `X-Forwarded-Proto` counts only with the manager's `trustProxy`.
+ *
+ * With the manager's `csrfTokens`, an unsafe request without a valid token (its header, or the
+ * field of its form body, read from a clone of the request) answers 403 and runs no handler.
+ *
+ * A request the manager's cross-origin protection refuses gets `onError`'s answer (403 by
+ * default) and runs no handler. A `SessionError` a handler throws for the request, such as
+ * `REAUTH_REQUIRED` from `requireRecentAuth`, replaces the answer of Hono's `onError` with the
+ * default one (401 with a JSON body carrying the code), and the session is saved with it.
  *
  * @example
  * ```ts
@@ -118,8 +150,16 @@ export function session<Data extends object = DefaultSessionData>(
     } catch (error) {
       return onError(error, c);
     }
+    if (manager.csrfTokens !== undefined) {
+      const refused = await csrfRefusalOfRequest(loaded, c.req.raw);
+      if (refused !== undefined) return onError(refused, c);
+    }
     c.set('session', loaded);
     await next();
+    if (isRequestRefusal(c.error)) {
+      discardBody(c.res);
+      replaceResponse(c, sessionErrorResponse(c.error));
+    }
     let headers;
     try {
       headers = await manager.commit(loaded);
@@ -129,16 +169,6 @@ export function session<Data extends object = DefaultSessionData>(
       return;
     }
     if (headers.setCookie.length === 0 && headers.cacheControl === undefined) return;
-    let target = c.res.headers;
-    try {
-      for (const value of headers.setCookie) target.append('Set-Cookie', value);
-    } catch {
-      // The handler answered a response with immutable headers (one from fetch(), say): copy it.
-      const copy = new Response(c.res.body, c.res);
-      replaceResponse(c, copy);
-      target = copy.headers;
-      for (const value of headers.setCookie) target.append('Set-Cookie', value);
-    }
-    if (headers.cacheControl !== undefined) target.set('Cache-Control', headers.cacheControl);
+    applyHeaders(c, headers);
   };
 }

@@ -7,7 +7,8 @@ import type { Middleware, ParameterizedContext } from 'koa';
 import type { ResponseHeaders, SessionManager } from '../manager.js';
 import type { MaybePromise } from '../maybe.js';
 import type { DefaultSessionData, Session } from '../session.js';
-import { SessionError } from '../errors.js';
+import { csrfRefusal } from '../csrf-token.js';
+import { errorAnswerOf, isRequestRefusal } from '../errors.js';
 import { commitBeforeHeaders, requestInfoOf, sendSessionError } from './node.js';
 
 declare module 'koa' {
@@ -21,8 +22,9 @@ declare module 'koa' {
 export type KoaSessionContext = ParameterizedContext<any, any, any>;
 
 /**
- * Answers a request whose session could not be loaded or saved, through the context
- * (`ctx.status`, `ctx.body`); Koa then responds.
+ * Answers a request whose session could not be loaded or saved, or that was refused before its
+ * session was read (`CROSS_ORIGIN_REFUSED`, `CSRF_TOKEN_INVALID`: branch on `error.code`),
+ * through the context (`ctx.status`, `ctx.body`); Koa then responds.
  */
 export type KoaErrorHandler = (error: unknown, ctx: KoaSessionContext) => void | Promise<void>;
 
@@ -36,18 +38,17 @@ export interface KoaSessionOptions {
 }
 
 /**
- * The default error answer: every header set so far is dropped, then 503 with
- * `Retry-After: 1` for store trouble (500 otherwise), `Cache-Control: no-store` and a short
- * plain-text body that tells nothing about the error.
+ * The default error answer (see `errorAnswerOf`): every header set so far is dropped, then 503
+ * with `Retry-After: 1` for store trouble, 401 or 403 with a JSON body `{ error, code }` for a
+ * refusal, 500 otherwise; always `Cache-Control: no-store` and a body that tells nothing about
+ * the error.
  */
 export function sendKoaSessionError(error: unknown, ctx: KoaSessionContext): void {
-  const status = error instanceof SessionError ? error.status : 500;
+  const { status, headers, body } = errorAnswerOf(error);
   for (const name of ctx.res.getHeaderNames()) ctx.res.removeHeader(name);
   ctx.status = status;
-  ctx.set('Cache-Control', 'no-store');
-  if (status === 503) ctx.set('Retry-After', '1');
-  ctx.type = 'text/plain; charset=utf-8';
-  ctx.body = status === 503 ? 'Service Unavailable\n' : 'Internal Server Error\n';
+  ctx.set(headers);
+  ctx.body = body;
 }
 
 const NO_HEADERS: ResponseHeaders = { setCookie: [], cacheControl: undefined };
@@ -62,6 +63,15 @@ const NO_HEADERS: ResponseHeaders = { setCookie: [], cacheControl: undefined };
  * `ctx.respond = false`), and an error thrown downstream, so that the cookie survives Koa's
  * error handler, which clears all headers. A store failure there is answered with a plain 503
  * written to `ctx.res` directly.
+ *
+ * With the manager's `csrfTokens`, an unsafe request without a valid token (its header, or the
+ * form field of `ctx.request.body`) answers 403 and runs nothing downstream: mount the body
+ * parser before this middleware so that a form's field is there to read.
+ *
+ * A `SessionError` thrown downstream for the request, such as `REAUTH_REQUIRED` from
+ * `ctx.session.requireRecentAuth`, is answered here as {@link sendKoaSessionError} does (401
+ * with a JSON body carrying the code), and the session is saved with that answer; every other
+ * error goes on to Koa.
  *
  * @example
  * ```ts
@@ -93,6 +103,20 @@ export function session<Data extends object = DefaultSessionData>(
       await onError(error, ctx);
       return;
     }
+    // A body parser mounted before this middleware leaves the form on `ctx.request.body`.
+    const refused =
+      manager.csrfTokens === undefined
+        ? undefined
+        : csrfRefusal(
+            loaded,
+            ctx.method,
+            (name) => ctx.req.headers[name],
+            (ctx.request as { body?: unknown }).body,
+          );
+    if (refused !== undefined) {
+      await onError(refused, ctx);
+      return;
+    }
     ctx.session = loaded as unknown as Session<DefaultSessionData>;
 
     // Saved before the headers go out only when they go out before `next()` settles.
@@ -104,7 +128,12 @@ export function session<Data extends object = DefaultSessionData>(
       (error) => sendSessionError(error, ctx.req, ctx.res),
     );
 
-    await next();
+    try {
+      await next();
+    } catch (error) {
+      if (!isRequestRefusal(error) || ctx.res.headersSent) throw error;
+      sendKoaSessionError(error, ctx);
+    }
     if (early !== undefined || ctx.res.headersSent) return;
     handledHere = true;
     let headers: ResponseHeaders;
@@ -116,5 +145,6 @@ export function session<Data extends object = DefaultSessionData>(
     }
     for (const value of headers.setCookie) ctx.append('Set-Cookie', value);
     if (headers.cacheControl !== undefined) ctx.set('Cache-Control', headers.cacheControl);
+    if (headers.token !== undefined) ctx.set(headers.token.header, headers.token.value);
   };
 }

@@ -12,12 +12,13 @@ import type { RequestInfo, ResponseHeaders, SessionManager } from '../manager.js
 import type { MaybePromise } from '../maybe.js';
 import { isPromiseLike, settle, andThen } from '../maybe.js';
 import type { DefaultSessionData, Session } from '../session.js';
-import { SessionError } from '../errors.js';
+import { SessionError, errorAnswerOf } from '../errors.js';
+import { csrfRefusal } from '../csrf-token.js';
 
 /**
- * Answers a request whose session could not be loaded or saved. The default sends 503 (or the
- * error's status) with a short plain-text body and `Retry-After: 1`, never a session cookie and
- * never the error's details.
+ * Answers a request whose session could not be loaded or saved, or that was refused (a
+ * `SessionError` with code `CROSS_ORIGIN_REFUSED`, or `CSRF_TOKEN_INVALID`): branch on
+ * `error.code` for a page of your own. The default is {@link sendSessionError}.
  */
 export type NodeErrorHandler = (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
 
@@ -27,31 +28,35 @@ export interface NodeSessionOptions {
   onError?: NodeErrorHandler;
 }
 
-/** The default error answer: 503 for store trouble, 500 otherwise, nothing internal shown. */
+/**
+ * The default error answer (see `errorAnswerOf`): 401 `REAUTH_REQUIRED` and 403
+ * `CROSS_ORIGIN_REFUSED` as JSON `{ error, code }`, 403 for a CSRF token, 503 with
+ * `Retry-After: 1` for store trouble, 500 otherwise; every header set before is dropped, so no
+ * session cookie goes out, and nothing internal is shown.
+ */
 export function sendSessionError(error: unknown, _req: IncomingMessage, res: ServerResponse): void {
-  const status = error instanceof SessionError ? error.status : 500;
   if (res.headersSent) {
     res.destroy();
     return;
   }
   for (const name of res.getHeaderNames()) res.removeHeader(name);
-  const body = status === 503 ? 'Service Unavailable\n' : 'Internal Server Error\n';
-  res.writeHead(status, {
-    'Content-Type': 'text/plain; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
-    'Cache-Control': 'no-store',
-    ...(status === 503 ? { 'Retry-After': '1' } : {}),
-  });
+  const { status, headers, body } = errorAnswerOf(error);
+  res.writeHead(status, { ...headers, 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
 }
 
-/** A request's session inputs; its address is worked out only when read. */
+/**
+ * A request's session inputs; its address, its target and its other headers are read only when
+ * the manager asks.
+ */
 class NodeRequestInfo implements RequestInfo {
   readonly cookie: string | undefined;
   readonly https: boolean;
   readonly forwardedProto: string | undefined;
   readonly userAgent: string | undefined;
+  readonly method: string | undefined;
   readonly #req: IncomingMessage;
+  readonly #headers: IncomingMessage['headers'];
   readonly #ip: ClientAddress | undefined;
 
   constructor(req: IncomingMessage, ip: ClientAddress | undefined) {
@@ -62,13 +67,25 @@ class NodeRequestInfo implements RequestInfo {
     this.https = (req.socket as TLSSocket | undefined)?.encrypted === true;
     this.forwardedProto = Array.isArray(forwarded) ? forwarded[0] : forwarded;
     this.userAgent = headers['user-agent'];
+    this.method = req.method;
     this.#req = req;
+    this.#headers = headers;
     this.#ip = ip;
   }
 
   get ip(): string | undefined {
     const ip = this.#ip;
     return typeof ip === 'function' ? ip(this.#req) : (ip ?? this.#req.socket?.remoteAddress);
+  }
+
+  /** The target as received: Express's `originalUrl`, before a mount point is cut from `url`. */
+  get url(): string | undefined {
+    return (this.#req as { originalUrl?: string }).originalUrl ?? this.#req.url;
+  }
+
+  header(name: string): string | undefined {
+    const value = this.#headers[name];
+    return Array.isArray(value) ? value[0] : value;
   }
 }
 
@@ -95,6 +112,7 @@ export function applyResponseHeaders(res: ServerResponse, headers: ResponseHeade
     res.setHeader('Set-Cookie', [...list, ...headers.setCookie]);
   }
   if (headers.cacheControl !== undefined) res.setHeader('Cache-Control', headers.cacheControl);
+  if (headers.token !== undefined) res.setHeader(headers.token.header, headers.token.value);
 }
 
 /**
@@ -280,6 +298,11 @@ export function hasPendingGate(res: ServerResponse): boolean {
  * is a rejection, after nothing was sent. `onError` answers a failure at save (a 503 by
  * default), `ip` is the client address (see {@link requestInfoOf}), and `prototype` is Express's
  * `app.response` (see {@link holdHeaders}).
+ *
+ * With the manager's `csrfTokens`, an unsafe request is a rejection with `CSRF_TOKEN_INVALID`
+ * (answered 403) unless its token header, or the form field of a `req.body` parsed before, holds
+ * a valid token: a plain node:http server parses a form, and sets `req.body`, before it calls
+ * the session handler.
  */
 export function attachSession<Data extends object = DefaultSessionData>(
   manager: SessionManager<Data>,
@@ -290,6 +313,12 @@ export function attachSession<Data extends object = DefaultSessionData>(
   prototype?: object,
 ): MaybePromise<Session<Data>> {
   return andThen(manager.load(requestInfoOf(req, ip)), (session) => {
+    // Refused before the gate goes on: a refused request saves nothing.
+    const refused =
+      manager.csrfTokens === undefined
+        ? undefined
+        : csrfRefusal(session, req.method, (name) => req.headers[name], bodyOf(req));
+    if (refused !== undefined) return Promise.reject(refused);
     holdHeaders(
       res,
       () => manager.commit(session),
@@ -298,6 +327,11 @@ export function attachSession<Data extends object = DefaultSessionData>(
     );
     return session;
   });
+}
+
+/** The body a parser mounted before the session layer left on the request, if any. */
+function bodyOf(req: IncomingMessage): unknown {
+  return (req as { body?: unknown }).body;
 }
 
 /** A plain node:http handler that receives the session as a third argument. */

@@ -2,8 +2,9 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import express from 'express';
-import { session } from '../../src/adapters/express.js';
+import { session, sessionErrors } from '../../src/adapters/express.js';
 import type { SessionManager } from '../../src/manager.js';
+import { defineSecuritySuite, securityRoutes } from './security-suite.js';
 import { defineAdapterSuite, nodeChunks, routes, type RunningServer } from './suite.js';
 
 async function start(manager: SessionManager): Promise<RunningServer> {
@@ -33,6 +34,16 @@ async function start(manager: SessionManager): Promise<RunningServer> {
     res.type('text/plain').send(routes.early(req.session));
     await once(res, 'finish');
   });
+  app.post('/sensitive', (req, res) => {
+    res.json(securityRoutes.sensitive(req.session));
+  });
+  app.post('/reauth', async (req, res) => {
+    res.json(await securityRoutes.reauth(req.session));
+  });
+  app.post('/token/:user', async (req, res) => {
+    res.json(await securityRoutes.token(req.session, req.params.user));
+  });
+  app.use(sessionErrors());
   const server = app.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
@@ -43,3 +54,4 @@ async function start(manager: SessionManager): Promise<RunningServer> {
 }
 
 defineAdapterSuite({ name: 'express', start });
+defineSecuritySuite({ name: 'express', start });

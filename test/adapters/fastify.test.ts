@@ -12,6 +12,7 @@ import {
   TEST_SECRET,
   type RunningServer,
 } from './suite.js';
+import { defineSecuritySuite, securityRoutes } from './security-suite.js';
 
 type Params = { key: string; value: string; user: string };
 
@@ -31,6 +32,11 @@ function addRoutes(app: FastifyInstance): void {
     routes.stream(request.session);
     return reply.type('text/plain').send(Readable.from(nodeChunks()));
   });
+  app.post('/sensitive', async (request) => securityRoutes.sensitive(request.session));
+  app.post('/reauth', (request) => securityRoutes.reauth(request.session));
+  app.post<{ Params: Params }>('/token/:user', (request) =>
+    securityRoutes.token(request.session, request.params.user),
+  );
   app.post('/early', async (request, reply) => {
     reply.type('text/plain').send(routes.early(request.session));
     await once(reply.raw, 'finish');
@@ -51,6 +57,7 @@ async function start(manager: SessionManager): Promise<RunningServer> {
 }
 
 defineAdapterSuite({ name: 'fastify', start });
+defineSecuritySuite({ name: 'fastify', start });
 
 describe('fastify plugin', () => {
   const apps: FastifyInstance[] = [];

@@ -7,6 +7,7 @@ import { webCryptoProvider } from '../../src/crypto.js';
 import { SessionManager } from '../../src/manager.js';
 import type { DefaultSessionData, Session } from '../../src/session.js';
 import { serveFetch } from './serve-fetch.js';
+import { defineSecuritySuite, securityRoutes } from './security-suite.js';
 import {
   cookieValue,
   defineAdapterSuite,
@@ -32,6 +33,12 @@ async function route(request: Request, session: Session<DefaultSessionData>): Pr
       return json(await routes.logout(session));
     case 'GET whoami':
       return json(routes.whoami(session));
+    case 'POST sensitive':
+      return json(securityRoutes.sensitive(session));
+    case 'POST reauth':
+      return json(await securityRoutes.reauth(session));
+    case 'POST token':
+      return json(await securityRoutes.token(session, a));
     case 'POST stream':
       routes.stream(session);
       return new Response(webChunks(), { headers: { 'content-type': 'text/plain' } });
@@ -52,6 +59,7 @@ function handler(manager: SessionManager) {
 }
 
 defineAdapterSuite({ name: 'fetch', start: (manager) => serveFetch(handler(manager)) });
+defineSecuritySuite({ name: 'fetch', start: (manager) => serveFetch(handler(manager)) });
 
 defineAdapterSuite({
   name: 'fetch on Web Crypto alone',

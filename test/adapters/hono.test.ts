@@ -13,6 +13,7 @@ import {
   type RunningServer,
 } from './suite.js';
 import { serveFetch } from './serve-fetch.js';
+import { defineSecuritySuite, securityRoutes } from './security-suite.js';
 
 function app(manager: SessionManager): Hono<SessionEnv> {
   const hono = new Hono<SessionEnv>();
@@ -27,6 +28,11 @@ function app(manager: SessionManager): Hono<SessionEnv> {
   );
   hono.post('/logout', async (c) => c.json(await routes.logout(c.get('session'))));
   hono.get('/whoami', (c) => c.json(routes.whoami(c.get('session'))));
+  hono.post('/sensitive', (c) => c.json(securityRoutes.sensitive(c.get('session'))));
+  hono.post('/reauth', async (c) => c.json(await securityRoutes.reauth(c.get('session'))));
+  hono.post('/token/:user', async (c) =>
+    c.json(await securityRoutes.token(c.get('session'), c.req.param('user'))),
+  );
   hono.post('/stream', (c) => {
     routes.stream(c.get('session'));
     c.header('Content-Type', 'text/plain');
@@ -56,6 +62,7 @@ function app(manager: SessionManager): Hono<SessionEnv> {
 }
 
 defineAdapterSuite({ name: 'hono', start: (manager) => serveFetch(app(manager).fetch) });
+defineSecuritySuite({ name: 'hono', start: (manager) => serveFetch(app(manager).fetch) });
 
 describe('hono middleware', () => {
   const servers: RunningServer[] = [];

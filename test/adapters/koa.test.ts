@@ -14,6 +14,7 @@ import {
   TEST_SECRET,
   type RunningServer,
 } from './suite.js';
+import { defineSecuritySuite, securityRoutes } from './security-suite.js';
 
 async function listen(app: Koa): Promise<RunningServer> {
   const server = createServer(app.callback());
@@ -35,6 +36,9 @@ function routeTable(app: Koa): void {
     else if (route === 'POST login') ctx.body = await routes.login(ctx.session, a);
     else if (route === 'POST logout') ctx.body = await routes.logout(ctx.session);
     else if (route === 'GET whoami') ctx.body = routes.whoami(ctx.session);
+    else if (route === 'POST sensitive') ctx.body = securityRoutes.sensitive(ctx.session);
+    else if (route === 'POST reauth') ctx.body = await securityRoutes.reauth(ctx.session);
+    else if (route === 'POST token') ctx.body = await securityRoutes.token(ctx.session, a);
     else if (route === 'POST stream') {
       routes.stream(ctx.session);
       ctx.type = 'text/plain';
@@ -62,6 +66,7 @@ async function start(manager: SessionManager): Promise<RunningServer> {
 }
 
 defineAdapterSuite({ name: 'koa', start });
+defineSecuritySuite({ name: 'koa', start });
 
 describe('koa middleware', () => {
   const servers: RunningServer[] = [];

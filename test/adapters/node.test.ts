@@ -13,6 +13,7 @@ import {
   TEST_SECRET,
   type RunningServer,
 } from './suite.js';
+import { defineSecuritySuite, securityRoutes } from './security-suite.js';
 
 function sendJson(res: ServerResponse, value: unknown): void {
   res.setHeader('Content-Type', 'application/json');
@@ -31,6 +32,9 @@ function start(manager: SessionManager): Promise<RunningServer> {
       if (route === 'POST login') return sendJson(res, await routes.login(session, a));
       if (route === 'POST logout') return sendJson(res, await routes.logout(session));
       if (route === 'GET whoami') return sendJson(res, routes.whoami(session));
+      if (route === 'POST sensitive') return sendJson(res, securityRoutes.sensitive(session));
+      if (route === 'POST reauth') return sendJson(res, await securityRoutes.reauth(session));
+      if (route === 'POST token') return sendJson(res, await securityRoutes.token(session, a));
       if (route === 'POST stream') {
         routes.stream(session);
         res.setHeader('Content-Type', 'text/plain');
@@ -50,6 +54,7 @@ function start(manager: SessionManager): Promise<RunningServer> {
 }
 
 defineAdapterSuite({ name: 'node:http', start });
+defineSecuritySuite({ name: 'node:http', start });
 
 describe('withSession handlers and response gates', () => {
   const running: RunningServer[] = [];

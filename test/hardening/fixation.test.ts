@@ -114,7 +114,9 @@ describe('setUser moves a stored session to a new ID', () => {
     session.setUser('carol');
     store.reset();
     const headers = await manager.commit(session);
-    expect(store.calls).toEqual({ create: 1 });
+    // One new record, then the planted one deleted.
+    expect(store.calls).toEqual({ create: 1, delete: 1 });
+    expect((await manager.load({ cookie: planted })).isNew).toBe(true);
     const resumed = await manager.load({ cookie: cookiePair(headers.setCookie) });
     expect([resumed.userId, resumed.get('cart')]).toEqual(['carol', ['apple']]);
   });

@@ -4,6 +4,7 @@
  *
  * @packageDocumentation
  */
+import { crossOriginError } from '../../cross-origin.js';
 import { SessionError } from '../../errors.js';
 import type { SessionRequest } from './context.js';
 import { attachContext } from './context.js';
@@ -51,6 +52,18 @@ export function session(options?: SessionOptions): SessionMiddleware {
     const req = request as SessionRequest;
     if (req.session) {
       next();
+      return;
+    }
+    const refused = config.crossOrigin?.check({
+      method: req.method,
+      url: originalPathname(req),
+      header: (name) => {
+        const value = req.headers[name];
+        return Array.isArray(value) ? value[0] : value;
+      },
+    });
+    if (refused !== undefined) {
+      next(crossOriginError(refused));
       return;
     }
     if (!storeReady) {

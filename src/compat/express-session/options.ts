@@ -4,6 +4,8 @@
  * @packageDocumentation
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CrossOriginOptions } from '../../cross-origin.js';
+import { CrossOriginGuard } from '../../cross-origin.js';
 import { SessionError } from '../../errors.js';
 import type { SessionRequest } from './context.js';
 import type { CookieOptions } from './cookie.js';
@@ -33,7 +35,8 @@ export type CookieOptionsFunction = {
 
 /**
  * Options of {@link session}: express-session's, with the same names, defaults and meaning, and
- * five additions (`mergeWrites`, `storeTimeout`, `whenDisconnected`, `onLateError`, `now`).
+ * six additions (`mergeWrites`, `storeTimeout`, `whenDisconnected`, `onLateError`, `now`,
+ * `crossOrigin`).
  */
 export interface SessionOptions {
   /**
@@ -127,6 +130,15 @@ export interface SessionOptions {
   onLateError?: ((error: unknown, req: SessionRequest) => void) | undefined;
   /** Tessera: the clock, in epoch milliseconds, for cookie expiry. Tests inject one. @defaultValue `Date.now` */
   now?: (() => number) | undefined;
+  /**
+   * Tessera: cross-origin protection, as `SessionManager`'s `crossOrigin` option decides it
+   * (`Sec-Fetch-Site`, else `Origin` against `Host`), but off unless asked, as express-session
+   * has none. `true` or an options object turns it on: an unsafe request a browser sent from
+   * another origin goes to `next` with a `SessionError` `CROSS_ORIGIN_REFUSED` (status 403)
+   * before its session is read.
+   * @defaultValue false
+   */
+  crossOrigin?: boolean | CrossOriginOptions | undefined;
 }
 
 /** The middleware: mount it with `app.use()`, or call it from a plain node:http handler. */
@@ -154,6 +166,7 @@ export interface Config {
   whenDisconnected: 'fail' | 'skip';
   onLateError: (error: unknown, req: SessionRequest) => void;
   now: () => number;
+  crossOrigin: CrossOriginGuard | undefined;
 }
 
 let warnedShortSecret = false;
@@ -255,5 +268,9 @@ export function resolveConfig(options: SessionOptions | undefined): Config {
     whenDisconnected,
     onLateError,
     now: opts.now ?? Date.now,
+    crossOrigin:
+      opts.crossOrigin === undefined || opts.crossOrigin === false
+        ? undefined
+        : new CrossOriginGuard(opts.crossOrigin === true ? {} : opts.crossOrigin, 'session'),
   };
 }

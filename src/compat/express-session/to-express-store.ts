@@ -6,7 +6,7 @@
  */
 import { nodeCryptoProvider } from '../../crypto-node.js';
 import { SessionError } from '../../errors.js';
-import type { SessionRecord, SessionStore } from '../../store.js';
+import { hasUserIndex, type SessionRecord, type SessionStore } from '../../store.js';
 import { storeKeyFor } from '../../token.js';
 import type { SessionData } from './store.js';
 import { Store } from './store.js';
@@ -167,13 +167,14 @@ export class TesseraStoreAdapter extends Store {
         new SessionError('INVALID_OPTION', 'destroyUserSessions needs the userIdOf option'),
       );
     }
-    if (typeof this.#store.deleteByUser !== 'function') {
+    const store = this.#store;
+    if (!hasUserIndex(store)) {
       return Promise.reject(
-        new SessionError('INVALID_OPTION', 'destroyUserSessions needs a store with a user index'),
+        new SessionError('UNSUPPORTED', 'destroyUserSessions needs a store with a user index'),
       );
     }
     return Promise.resolve(
-      this.#store.deleteByUser(userId, exceptSid === undefined ? undefined : keyFor(exceptSid)),
+      store.deleteByUser(userId, exceptSid === undefined ? undefined : keyFor(exceptSid)),
     );
   }
 }
