@@ -42,6 +42,15 @@ const entries = Object.entries(pkg.exports)
     commonJs: typeof target === 'object' && target !== null && 'require' in target,
   }));
 const specifiers = entries.map((entry) => entry.specifier);
+/**
+ * Subpaths that load an optional peer at run time (the others name peers' types only), with that
+ * peer: they load once the peer is installed, as it is by whoever imports them.
+ */
+const RUNTIME_PEERS: Record<string, string> = {
+  [`${pkg.name}/opentelemetry`]: '@opentelemetry/api',
+};
+/** The subpaths that load in an install without peers. */
+const peerless = specifiers.filter((specifier) => !(specifier in RUNTIME_PEERS));
 
 /** TypeScript's node16 resolution, as a consumer's tsc would resolve the package. */
 const NODE16 = { module: ts.ModuleKind.Node16, moduleResolution: ts.ModuleResolutionKind.Node16 };
@@ -53,10 +62,18 @@ let app = '';
 /** What npm put in the consumer's node_modules. */
 let installed: string[] = [];
 
-/** Runs node in the consumer folder; answers its standard output parsed as JSON. */
-async function nodeIn(folder: string, file: string, source: string): Promise<unknown> {
+/**
+ * Runs node in the consumer folder, with the subpaths to load as its argument; answers its
+ * standard output parsed as JSON.
+ */
+async function nodeIn(
+  folder: string,
+  file: string,
+  source: string,
+  subpaths = peerless,
+): Promise<unknown> {
   writeFileSync(join(folder, file), source);
-  const { stdout } = await run(process.execPath, [file, JSON.stringify(specifiers)], {
+  const { stdout } = await run(process.execPath, [file, JSON.stringify(subpaths)], {
     cwd: folder,
   });
   return JSON.parse(stdout);
@@ -144,7 +161,7 @@ for (const specifier of JSON.parse(process.argv[2])) exports[specifier] = Object
 console.log(JSON.stringify({ exports, before, after: names() }));
 `,
         )) as { exports: Record<string, string[]>; before: unknown; after: unknown };
-        for (const specifier of specifiers) {
+        for (const specifier of peerless) {
           expect(result.exports[specifier]?.length, specifier).toBeGreaterThan(0);
         }
         expect(result.after).toEqual(result.before);
@@ -177,7 +194,7 @@ for (const specifier of JSON.parse(process.argv[2])) {
         // Node.js >= 20.19 loads ES modules with require() without a flag (engines says >= 20.19).
         expect(result.requireModule).toBe(true);
         for (const { specifier, commonJs } of entries) {
-          if (commonJs) continue;
+          if (commonJs || specifier in RUNTIME_PEERS) continue;
           // The ES module's namespace itself: the same exports as import() answers.
           expect(result.modules[specifier]?.keys, specifier).toEqual(result.imported[specifier]);
         }
@@ -188,6 +205,28 @@ for (const specifier of JSON.parse(process.argv[2])) {
         expect(dropIn?.keys).toEqual(
           expect.arrayContaining(['Store', 'MemoryStore', 'Session', 'Cookie']),
         );
+      },
+      SLOW,
+    );
+
+    it(
+      'refuses to load a subpath whose peer is missing, naming the peer',
+      async () => {
+        const result = (await nodeIn(
+          app,
+          'import-without-peer.mjs',
+          `const errors = {};
+for (const specifier of JSON.parse(process.argv[2])) {
+  errors[specifier] = await import(specifier).then(() => null, (e) => ({ code: e.code, message: e.message }));
+}
+console.log(JSON.stringify(errors));
+`,
+          Object.keys(RUNTIME_PEERS),
+        )) as Record<string, { code: string; message: string } | null>;
+        for (const [specifier, peer] of Object.entries(RUNTIME_PEERS)) {
+          expect(result[specifier]?.code, specifier).toBe('ERR_MODULE_NOT_FOUND');
+          expect(result[specifier]?.message, specifier).toContain(`'${peer}'`);
+        }
       },
       SLOW,
     );
@@ -300,6 +339,25 @@ export const modules = [${specifiers.map((_, i) => `m${i}`).join(', ')}];
           );
         }
       });
+
+      it(
+        'loads every subpath, those that need a peer at run time included',
+        async () => {
+          const result = (await nodeIn(
+            typed,
+            'import-with-peers.mjs',
+            `const exports = {};
+for (const specifier of JSON.parse(process.argv[2])) exports[specifier] = Object.keys(await import(specifier));
+console.log(JSON.stringify(exports));
+`,
+            specifiers,
+          )) as Record<string, string[]>;
+          for (const specifier of specifiers) {
+            expect(result[specifier]?.length, specifier).toBeGreaterThan(0);
+          }
+        },
+        SLOW,
+      );
 
       it(
         'type-checks under moduleResolution node16',
