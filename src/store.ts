@@ -11,8 +11,10 @@
  * - Versions: `create` writes version 1; `update` is a compare-and-set that writes the next
  *   version and never creates, so concurrent requests lose nothing and a deleted session stays
  *   dead.
- * - User index (optional): `listByUser` and `deleteByUser`, both or neither. Without them the
- *   manager refuses to list, revoke or cap a user's sessions (`UNSUPPORTED`).
+ * - User index: an optional capability, {@link UserIndex}, that a store offers where it can keep
+ *   it exact (or where the application asked for less, as Memcached's `userIndex: 'best-effort'`).
+ *   Without it the manager refuses to list, revoke or cap a user's sessions (`UNSUPPORTED`);
+ *   {@link hasUserIndex} tells whether a store has it.
  *
  * `defineStoreConformance` in `tessera-session/testing` checks all of this on a real server.
  *
@@ -55,6 +57,13 @@ export type UpdateResult =
  * ```
  */
 export interface SessionStore {
+  /**
+   * What kind of store this is, for the `storeError` event, metrics and traces: the server's
+   * name as OpenTelemetry knows it (`'postgresql'`, `'mysql'`, `'redis'`, `'memcached'`,
+   * `'sqlite'`), or `'memory'`. Never an address or a key. @defaultValue absent: reported as
+   * `'custom'`
+   */
+  readonly name?: string;
   /** The live record under `key`, or `null`. A read-only request costs this one call. */
   get(key: string): MaybePromise<StoredRecord | null>;
   /** Inserts at version 1; `false`, writing nothing, when a live record holds `key`. */
@@ -65,15 +74,34 @@ export interface SessionStore {
   touch(key: string, expiresAt: number): MaybePromise<boolean>;
   /** Removes the record, if any. */
   delete(key: string): MaybePromise<void>;
-  /** User index: every live record of `userId`. @defaultValue absent: no user index */
-  listByUser?(userId: string): MaybePromise<UserRecord[]>;
-  /**
-   * User index: removes every record of `userId` but `exceptKey`'s; answers how many live ones.
-   * @defaultValue absent: no user index
-   */
-  deleteByUser?(userId: string, exceptKey?: string): MaybePromise<number>;
   /** Removes expired records, for stores without native expiry. @defaultValue absent */
   prune?(): MaybePromise<number>;
   /** Releases the store's timers, not a client it was given. @defaultValue absent */
   close?(): MaybePromise<void>;
+}
+
+/**
+ * The optional user index: listing and removing a user's sessions, for
+ * `SessionManager.listUserSessions`, `revokeUserSessions` and `maxSessionsPerUser`. A store
+ * offers both methods or neither, and by default only when every live record with a user is
+ * found through them: "sign out everywhere" must not miss a session.
+ */
+export interface UserIndex {
+  /** Every live record of `userId`, with its key. */
+  listByUser(userId: string): MaybePromise<UserRecord[]>;
+  /** Removes every record of `userId` but `exceptKey`'s; answers how many live ones. */
+  deleteByUser(userId: string, exceptKey?: string): MaybePromise<number>;
+}
+
+/**
+ * Whether `store` offers the {@link UserIndex} capability (both of its methods).
+ *
+ * @example
+ * ```ts
+ * if (hasUserIndex(store)) await store.deleteByUser(userId);
+ * ```
+ */
+export function hasUserIndex<Store extends SessionStore>(store: Store): store is Store & UserIndex {
+  const methods = store as Partial<UserIndex>;
+  return typeof methods.listByUser === 'function' && typeof methods.deleteByUser === 'function';
 }

@@ -4,14 +4,15 @@
  *
  * @packageDocumentation
  */
+import { auditEvent } from './audit.js';
 import type { RequestContext } from './context.js';
 import { SessionError } from './errors.js';
-import { hasUserIndex } from './manager-options.js';
+import type { RequestInfo } from './loading.js';
 import type { MaybePromise } from './maybe.js';
 import type { Core } from './records.js';
 import { liveness, readLive } from './records.js';
 import { checkUserId } from './session.js';
-import type { SessionStore } from './store.js';
+import { hasUserIndex, type UserIndex } from './store.js';
 
 /** One live session of a user, as listed by `SessionManager.listUserSessions`. */
 export interface SessionInfo {
@@ -30,6 +31,14 @@ export interface SessionInfo {
 /** The shape of a store key (base64url SHA-256), which a session handle is. */
 const STORE_KEY = /^[A-Za-z0-9_-]{43}$/;
 
+/** The error for a user-index operation on a store without the `UserIndex` capability. */
+export function unsupported(operation: string): SessionError {
+  return new SessionError(
+    'UNSUPPORTED',
+    `${operation} needs a store with a user index (the UserIndex capability: listByUser and deleteByUser)`,
+  );
+}
+
 /** Lists, revokes and caps a user's sessions. */
 export class Users {
   readonly #core: Core;
@@ -38,15 +47,10 @@ export class Users {
     this.#core = core;
   }
 
-  /** The store's user index; throws `UNSUPPORTED` when it has none. */
-  #index(operation: string): Required<Pick<SessionStore, 'listByUser' | 'deleteByUser'>> {
+  /** The store's user index; throws `UNSUPPORTED` when the store does not offer one. */
+  #index(operation: string): UserIndex {
     const store = this.#core.settings.store;
-    if (!hasUserIndex(store)) {
-      throw new SessionError(
-        'UNSUPPORTED',
-        `${operation} needs a store with a user index (listByUser and deleteByUser)`,
-      );
-    }
+    if (!hasUserIndex(store)) throw unsupported(operation);
     return store;
   }
 
@@ -59,7 +63,8 @@ export class Users {
     const sessions: SessionInfo[] = [];
     for (const record of records) {
       if (record.userId !== userId) continue;
-      const found = liveness(this.#core, record, await codec.decode(record.data, record.key));
+      const decoded = await codec.decode(record.data, record.key);
+      const found = liveness(this.#core, record, decoded, record.key);
       if (typeof found === 'string') continue;
       const { envelope } = found;
       const idleDerived =
@@ -78,30 +83,50 @@ export class Users {
     return sessions.sort((a, b) => b.lastSeenAt - a.lastSeenAt);
   }
 
-  /** Ends all of a user's sessions but `exceptKey`'s; answers how many. */
-  async revokeAll(userId: string, exceptKey: string | undefined): Promise<number> {
+  /**
+   * Ends all of a user's sessions but `exceptKey`'s; answers how many. `request` is the request
+   * that asked, named in the events.
+   */
+  async revokeAll(
+    userId: string,
+    exceptKey: string | undefined,
+    request?: RequestInfo,
+  ): Promise<number> {
     checkUserId(userId);
     const index = this.#index('revokeUserSessions');
     const removed = await this.#core.calls.call('deleteByUser', () =>
       index.deleteByUser(userId, exceptKey),
     );
+    const events = this.#core.events;
     for (let i = 0; i < removed; i++) {
-      this.#core.events.emit('destroyed', { userId, reason: 'revoked' });
+      events.emit('destroyed', auditEvent('revoked', null, userId, request));
     }
+    const reason = exceptKey === undefined ? 'all' : 'others';
+    events.emit('revoked', { ...auditEvent(reason, null, userId, request), count: removed });
     return removed;
   }
 
   /** Ends one of a user's sessions by its handle; needs no user index. */
-  async revokeOne(userId: string, handle: string): Promise<boolean> {
+  async revokeOne(userId: string, handle: string, request?: RequestInfo): Promise<boolean> {
     checkUserId(userId);
     if (typeof handle !== 'string' || !STORE_KEY.test(handle)) return false;
     const tools = await this.#core.tools();
-    const found = await readLive(this.#core, tools, handle);
+    const found = await readLive(this.#core, tools, handle, request);
     if (typeof found === 'string' || found.record.userId !== userId) return false;
     const store = this.#core.settings.store;
     await this.#core.calls.call('delete', () => store.delete(handle));
-    this.#core.events.emit('destroyed', { userId, reason: 'revoked' });
+    this.#revoked('one', handle, userId, request);
     return true;
+  }
+
+  /** Reports one session ended by a revocation or the cap. */
+  #revoked(reason: 'one' | 'cap', handle: string, userId: string, request?: RequestInfo): void {
+    const events = this.#core.events;
+    events.emit(
+      'destroyed',
+      auditEvent(reason === 'one' ? 'revoked' : 'cap', handle, userId, request),
+    );
+    events.emit('revoked', { ...auditEvent(reason, handle, userId, request), count: 1 });
   }
 
   /** Ends the oldest sessions of the context's user beyond `maxSessionsPerUser`. */
@@ -109,10 +134,10 @@ export class Users {
     const cap = this.#core.settings.maxPerUser;
     const userId = context.state.userId;
     if (cap === undefined || userId === null) return;
-    return this.#cap(userId, context.key, cap);
+    return this.#cap(userId, context.key, cap, context.request);
   }
 
-  async #cap(userId: string, key: string | null, cap: number): Promise<void> {
+  async #cap(userId: string, key: string | null, cap: number, request: RequestInfo): Promise<void> {
     const sessions = await this.list(userId, null);
     const others = sessions
       .filter((info) => info.handle !== key)
@@ -120,7 +145,7 @@ export class Users {
     const store = this.#core.settings.store;
     for (const info of others.slice(Math.max(0, cap - 1))) {
       await this.#core.calls.call('delete', () => store.delete(info.handle));
-      this.#core.events.emit('destroyed', { userId, reason: 'cap' });
+      this.#revoked('cap', info.handle, userId, request);
     }
   }
 }

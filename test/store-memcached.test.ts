@@ -2,10 +2,14 @@ import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach } from
 import { createHash, randomBytes } from 'node:crypto';
 import memjs from 'memjs';
 import { defineStoreConformance, randomStoreKey } from '../src/testing/index.js';
-import { MemcachedStore, type MemcachedClient } from '../src/stores/memcached.js';
+import {
+  MemcachedStore,
+  type MemcachedClient,
+  type MemcachedStoreOptions,
+} from '../src/stores/memcached.js';
 import { SessionManager } from '../src/manager.js';
 import { SessionError } from '../src/errors.js';
-import type { SessionRecord } from '../src/store.js';
+import { hasUserIndex, type SessionRecord, type UserIndex } from '../src/store.js';
 import { requireService, eventually } from './support/services.js';
 import {
   MemcachedServer,
@@ -38,6 +42,13 @@ function connectClient(
     logger: quiet,
     ...options,
   });
+}
+
+/** A store with the best-effort user index, typed as having it. */
+function indexedStore(options: MemcachedStoreOptions): MemcachedStore & UserIndex {
+  const store = new MemcachedStore({ ...options, userIndex: 'best-effort' });
+  if (!hasUserIndex(store)) throw new Error('userIndex: best-effort gave no user index');
+  return store;
 }
 
 /** Wraps a client to count the requests (round trips) the store sends. */
@@ -78,6 +89,9 @@ describe('MemcachedStore options', () => {
     ['casCacheSize', 1.5],
     ['requestTimeout', 0],
     ['requestTimeout', 2 ** 31],
+    ['userIndex', true],
+    ['userIndex', 'yes'],
+    ['userIndex', 1],
   ];
   it.each(refused)('refuses %s: %o, naming the store and the option', (option, value) => {
     expect(() => new MemcachedStore({ client, [option]: value })).toThrow(
@@ -129,6 +143,22 @@ describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
     destroyStore: (store) => store.close?.(),
     injectedClock: true,
     prune: false,
+    userIndex: false,
+    runner: { describe, it, beforeEach, afterEach },
+  });
+
+  defineStoreConformance({
+    name: "MemcachedStore, userIndex: 'best-effort'",
+    createStore: (clock) =>
+      new MemcachedStore({
+        client,
+        prefix: freshPrefix(),
+        now: clock.now,
+        userIndex: 'best-effort',
+      }),
+    destroyStore: (store) => store.close?.(),
+    injectedClock: true,
+    prune: false,
     runner: { describe, it, beforeEach, afterEach },
   });
 
@@ -148,11 +178,16 @@ describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
       expect(await count(() => store.touch(key, Date.now() + 20 * minute))).toBe(2);
       expect(await count(() => store.update(key, record('c'), 2))).toBe(1);
       expect(await count(() => store.delete(key))).toBe(1);
+      // Without a user index, a session's user costs nothing more.
+      const signedIn = randomStoreKey();
+      expect(await count(() => store.create(signedIn, record('a', 'alice')))).toBe(1);
+      expect(await count(() => store.update(signedIn, record('b', 'bob'), 1))).toBe(1);
+      expect(await count(() => store.touch(signedIn, Date.now() + 60 * minute))).toBe(2);
     });
 
     it('costs two more requests when a user index entry is written, and none while it reaches far enough', async () => {
       const wire = counting(client);
-      const store = new MemcachedStore({
+      const store = indexedStore({
         client: wire,
         prefix: freshPrefix(),
         indexMargin: 10 * minute,
@@ -235,10 +270,39 @@ describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
     });
   });
 
-  describe('user index', () => {
+  describe("user index (userIndex: 'best-effort')", () => {
+    it('keeps no user index unless asked', async () => {
+      const store = new MemcachedStore({ client, prefix: freshPrefix() });
+      expect(hasUserIndex(store)).toBe(false);
+      expect(store.listByUser).toBeUndefined();
+      const manager = new SessionManager({ store, secrets });
+      await expect(manager.listUserSessions('alice')).rejects.toMatchObject({
+        code: 'UNSUPPORTED',
+      });
+      await expect(manager.revokeUserSessions('alice')).rejects.toMatchObject({
+        code: 'UNSUPPORTED',
+      });
+      expect(() => new SessionManager({ store, secrets, maxSessionsPerUser: 2 })).toThrow(
+        expect.objectContaining({ code: 'INVALID_OPTION' }),
+      );
+    });
+
+    it('forgets the sessions of a user whose index item was evicted: the limit it is named for', async () => {
+      const prefix = freshPrefix();
+      const store = indexedStore({ client, prefix });
+      const key = randomStoreKey();
+      await store.create(key, record('x', 'evicted-user'));
+      expect((await store.listByUser('evicted-user')).map((row) => row.key)).toEqual([key]);
+      // What Memcached does to an item under memory pressure.
+      await client.delete(`${prefix}u:${sha256('evicted-user')}`);
+      expect(await store.listByUser('evicted-user')).toEqual([]);
+      expect(await store.deleteByUser('evicted-user')).toBe(0);
+      expect((await store.get(key))?.userId).toBe('evicted-user');
+    });
+
     it('keeps a session listed and revocable after touches carry it past its first index entry', async () => {
       let now = Date.now();
-      const store = new MemcachedStore({
+      const store = indexedStore({
         client,
         prefix: freshPrefix(),
         now: () => now,
@@ -255,7 +319,7 @@ describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
     });
 
     it('called directly, keeps a user ID with U+0000, or of 10,000 characters, exactly and apart from its prefix', async () => {
-      const store = new MemcachedStore({ client, prefix: freshPrefix() });
+      const store = indexedStore({ client, prefix: freshPrefix() });
       for (const [userId, userPrefix] of [
         ['user\u0000x', 'user'],
         ['u'.repeat(10_000), 'u'.repeat(9_999)],
@@ -277,7 +341,7 @@ describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
     });
 
     it('lists every session of many concurrent logins of one user', async () => {
-      const store = new MemcachedStore({ client, prefix: freshPrefix() });
+      const store = indexedStore({ client, prefix: freshPrefix() });
       const keys = Array.from({ length: 12 }, () => randomStoreKey());
       await Promise.all(keys.map((key) => store.create(key, record('x', 'busy-user'))));
       expect((await store.listByUser('busy-user')).map((row) => row.key).sort()).toEqual(
@@ -288,7 +352,7 @@ describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
     });
 
     it('does not delete a session that moved to another user', async () => {
-      const store = new MemcachedStore({ client, prefix: freshPrefix() });
+      const store = indexedStore({ client, prefix: freshPrefix() });
       const key = randomStoreKey();
       await store.create(key, record('x', 'first'));
       await store.update(key, record('x', 'second'), 1);
@@ -333,7 +397,7 @@ describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
 
     it('rejects, rather than misreading, a foreign value under its keys', async () => {
       const prefix = freshPrefix();
-      const store = new MemcachedStore({ client, prefix });
+      const store = indexedStore({ client, prefix });
       const key = randomStoreKey();
       await client.set(`${prefix}s:${key}`, 'not a session', { expires: 600 });
       await expect(store.get(key)).rejects.toThrow(/not in Tessera's format/);
@@ -367,7 +431,7 @@ describe.skipIf(!gate.available)(`MemcachedStore${gate.label}`, () => {
   describe('raw contents', () => {
     it('holds only hashes of session IDs, in keys and values', async () => {
       const prefix = freshPrefix();
-      const store = new MemcachedStore({ client, prefix });
+      const store = indexedStore({ client, prefix });
       const m = new SessionManager({ store, secrets });
       const cookies = [];
       for (const user of ['alice', 'alice', 'bob']) {
@@ -441,7 +505,7 @@ describe.skipIf(!gate.available)(`MemcachedStore outages${gate.label}`, () => {
   });
 
   it('rejects while the server is frozen, then reads the same data and writes again with the same store', async () => {
-    const store = new MemcachedStore({ client, prefix: freshPrefix(), requestTimeout: 1500 });
+    const store = indexedStore({ client, prefix: freshPrefix(), requestTimeout: 1500 });
     const manager = new SessionManager({ store, secrets, storeTimeout: 1000 });
     const s = await manager.load({});
     s.set('k', 'v');

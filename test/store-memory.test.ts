@@ -180,6 +180,30 @@ describe('MemoryStore sweeping', () => {
     expect(await store.prune()).toBe(0);
   });
 
+  it('removes at most 1,000 sessions between two turns of the event loop', async () => {
+    let now = 1_000_000;
+    const store = new MemoryStore({ now: () => now, sweepInterval: 0 });
+    for (let i = 0; i < 5_500; i++) {
+      const userId = i % 3 === 0 ? `user-${i % 7}` : null;
+      store.create(`expired-${i}`, { data: 'x', expiresAt: now + 10, userId });
+    }
+    now += 100;
+    const sizes = [store.size];
+    let sweeping = true;
+    const watch = () => {
+      sizes.push(store.size);
+      if (sweeping) setImmediate(watch);
+    };
+    setImmediate(watch);
+    expect(await store.prune()).toBe(5_500);
+    sweeping = false;
+    const removedPerTurn = sizes.slice(1).map((size, i) => sizes[i]! - size);
+    expect(Math.max(...removedPerTurn)).toBeLessThanOrEqual(1_000);
+    expect(removedPerTurn.filter((removed) => removed > 0).length).toBeGreaterThanOrEqual(5);
+    expect(store.size).toBe(0);
+    for (let u = 0; u < 7; u++) expect(await store.listByUser(`user-${u}`)).toEqual([]);
+  });
+
   it('sweeps on its timer, every sweepInterval', async () => {
     // Only the interval is faked: the sweep's own pauses between slices stay real.
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
@@ -247,6 +271,27 @@ describe('MemoryStore records', () => {
     update.userId = null;
     expect(store.get(key)).toMatchObject({ data: 'second', userId: 'u', version: 2 });
     expect(keysOf(await store.listByUser('u'))).toEqual([key]);
+  });
+
+  it("keeps a user's index through one session, several, and back to one", async () => {
+    const store = new MemoryStore({ sweepInterval: 0 });
+    const [a, b, c] = [randomStoreKey(), randomStoreKey(), randomStoreKey()];
+    store.create(a, record('a', 'u'));
+    expect(keysOf(await store.listByUser('u'))).toEqual([a]);
+    store.create(b, record('b', 'u'));
+    store.create(c, record('c', 'u'));
+    expect(keysOf(await store.listByUser('u'))).toEqual(
+      keysOf([{ key: a }, { key: b }, { key: c }]),
+    );
+    await store.delete(a);
+    expect(store.update(b, record('b', 'other'), 1)).toEqual({ status: 'ok', version: 2 });
+    expect(keysOf(await store.listByUser('u'))).toEqual([c]);
+    expect(keysOf(await store.listByUser('other'))).toEqual([b]);
+    expect(await store.deleteByUser('u', c)).toBe(0);
+    expect(await store.deleteByUser('u')).toBe(1);
+    expect(await store.listByUser('u')).toEqual([]);
+    expect(store.get(c)).toBeNull();
+    expect(store.get(b)?.userId).toBe('other');
   });
 
   it('gives back every key, user ID, expiry and data exactly as stored', async () => {

@@ -5,6 +5,7 @@
  */
 import type { StoreConnection, StoreSpec } from '../store-url.js';
 import { createTables } from '../store-url.js';
+import { hasUserIndex } from '../store.js';
 import { DEFAULT_TABLE } from '../stores/shared.js';
 import type { SessionInfo } from '../users.js';
 import type { Context } from './context.js';
@@ -174,7 +175,9 @@ ${ENCRYPTION_HELP}`,
         const manager = managerFor(context, store);
         const sessions = await manager.listUserSessions(user);
         // Records of the user the manager could not read: sealed under keys not given, or altered.
-        const stored = (await store.listByUser?.(user))?.length ?? sessions.length;
+        const stored = hasUserIndex(store)
+          ? (await store.listByUser(user)).length
+          : sessions.length;
         const unreadable = Math.max(0, stored - sessions.length);
         out.document({
           store: connection.description,

@@ -29,7 +29,7 @@ const COMMON: Record<string, OptionSpec> = {
   store: {
     type: 'string',
     value: 'URL',
-    help: 'the store (default: $SESSION_STORE): sqlite:PATH, postgres://..., mysql://..., redis://..., redis-cluster://h:p,h:p, memcached://h:p; ?table=NAME (SQL) or ?prefix=P (Redis, Memcached)',
+    help: 'the store (default: $SESSION_STORE): sqlite:PATH, postgres://..., mysql://..., redis://..., redis-cluster://h:p,h:p, memcached://h:p; ?table=NAME (SQL), ?prefix=P (Redis, Memcached), ?userIndex=best-effort (Memcached)',
   },
   json: { type: 'boolean', help: 'print one JSON document on stdout, for machines' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },

@@ -3,8 +3,6 @@
  *
  * @packageDocumentation
  */
-import { createHash } from 'node:crypto';
-import type { Client, Response } from 'memjs';
 import type {
   SessionRecord,
   SessionStore,
@@ -12,16 +10,25 @@ import type {
   UpdateResult,
   UserRecord,
 } from '../store.js';
-import { clockOption, delay, invalidOption, numberOption } from '../options.js';
+import { clockOption, invalidOption, numberOption } from '../options.js';
+import {
+  encodeRecord,
+  decodeRecord,
+  RECORD_FLAGS,
+  type Decoded,
+  type Snapshot,
+} from './memcached/format.js';
+import {
+  MAX_ATTEMPTS,
+  MemcachedWire,
+  Opcode,
+  type MemcachedClient,
+  type WriteOutcome,
+} from './memcached/protocol.js';
+import { MemcachedUserIndex } from './memcached/user-index.js';
 import { clientOption, indexMarginOption, optionsObject } from './shared.js';
 
-/**
- * What the store needs of a `memjs` client: its generic request path. The store speaks the
- * binary protocol itself through it (memjs 1.3 has no compare-and-set of its own), and so it
- * uses the client's connections, timeouts, retries and reconnection as configured. Any
- * `memjs.Client`, whatever its serializer, fits.
- */
-export type MemcachedClient = Pick<Client, 'perform' | 'incrSeq' | 'seq'>;
+export type { MemcachedClient } from './memcached/protocol.js';
 
 /** Options of {@link MemcachedStore}. */
 export interface MemcachedStoreOptions {
@@ -44,10 +51,20 @@ export interface MemcachedStoreOptions {
    */
   prefix?: string;
   /**
-   * How far past a session's expiry its entry in the user index reaches, in milliseconds: a whole
-   * number from 0 to 365 days. A touch or update rewrites the index only when the session would
-   * outlive its entry, so a larger margin means fewer index writes and a longer-lived entry after
-   * the session ends.
+   * `'best-effort'` keeps a user index (`listByUser` and `deleteByUser`), so that the manager can
+   * list a user's sessions, revoke them all and cap them (`maxSessionsPerUser`). Memcached may
+   * evict an index item like any other, and then the sessions it listed escape all three until
+   * they are written again: "sign out everywhere" may leave a session signed in. Without it the
+   * store has no user index, and the manager refuses those calls with `UNSUPPORTED`. Where
+   * ending every session of a user must be guaranteed, use Redis or an SQL store.
+   * @defaultValue `false`: no user index
+   */
+  userIndex?: false | 'best-effort';
+  /**
+   * With `userIndex`: how far past a session's expiry its entry in the user index reaches, in
+   * milliseconds, a whole number from 0 to 365 days. A touch or update rewrites the index only
+   * when the session would outlive its entry, so a larger margin means fewer index writes and a
+   * longer-lived entry after the session ends.
    * @defaultValue 3_600_000 (one hour)
    */
   indexMargin?: number;
@@ -74,143 +91,27 @@ export interface MemcachedStoreOptions {
   now?: () => number;
 }
 
-/** What the store keeps of a record besides its data, with the CAS token it was read with. */
-interface Snapshot {
-  cas: Buffer;
-  version: number;
-  expiresAt: number;
-  userId: string | null;
-  /** Until when the record's entry in its user's index reaches (0 without a user). */
-  indexedUntil: number;
-}
-
-interface Decoded extends Omit<Snapshot, 'cas'> {
-  data: string;
-}
-
-interface Item {
-  value: Buffer;
-  flags: number;
-  cas: Buffer;
-}
-
-type WriteOutcome = { status: 'ok'; cas: Buffer } | { status: 'exists' } | { status: 'missing' };
-
-/** Binary-protocol opcodes the store sends. */
-const Opcode = { Get: 0x00, Set: 0x01, Add: 0x02, Delete: 0x04 } as const;
-type Opcode = (typeof Opcode)[keyof typeof Opcode];
-
-/** Binary-protocol response statuses the store expects; any other is an error. */
-const Status = { Ok: 0x0000, NotFound: 0x0001, Exists: 0x0002 } as const;
-
-/** Item flags marking Tessera's two value formats, so a foreign value is never misread. */
-const RECORD_FLAGS = 0x54530001;
-const INDEX_FLAGS = 0x54530002;
-
-/** Memcached reads an expiration above 30 days of seconds as an absolute Unix time. */
-const RELATIVE_LIMIT = 60 * 60 * 24 * 30;
-/** An absolute expiration long past: the server treats the item as already expired. */
-const ALREADY_EXPIRED = RELATIVE_LIMIT + 1;
-const MAX_EXPIRATION = 0xffff_ffff;
-
 const OWNER = 'MemcachedStore';
-
-/** How many times a compare-and-set loop re-reads a key that keeps changing under it. */
-const MAX_ATTEMPTS = 32;
 
 /** The longest delay `setTimeout` honours. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const PREFIX_PATTERN = /^[\x21-\x7e]{0,200}$/;
 
-function hashOf(text: string): string {
-  return createHash('sha256').update(text).digest('base64url');
-}
-
-function isZero(cas: Buffer): boolean {
-  return cas.every((byte) => byte === 0);
-}
-
-function corrupt(what: string): Error {
-  return new Error(`MemcachedStore: the value under a ${what} key is not in Tessera's format`);
-}
-
-function encodeRecord(record: Decoded): Buffer {
-  const header = JSON.stringify({
-    v: record.version,
-    e: record.expiresAt,
-    u: record.userId,
-    i: record.indexedUntil,
-  });
-  return Buffer.from(`${header}\n${record.data}`, 'utf8');
-}
-
-function decodeRecord(item: Item): Decoded {
-  if (item.flags !== RECORD_FLAGS) throw corrupt('session');
-  const text = item.value.toString('utf8');
-  const newline = text.indexOf('\n');
-  let header: unknown;
-  try {
-    header = newline < 0 ? null : JSON.parse(text.slice(0, newline));
-  } catch {
-    header = null;
-  }
-  if (typeof header !== 'object' || header === null) throw corrupt('session');
-  const { v, e, u, i } = header as Record<string, unknown>;
-  if (
-    !Number.isInteger(v) ||
-    typeof e !== 'number' ||
-    typeof i !== 'number' ||
-    (u !== null && typeof u !== 'string')
-  ) {
-    throw corrupt('session');
-  }
-  return {
-    data: text.slice(newline + 1),
-    version: v as number,
-    expiresAt: e,
-    userId: u,
-    indexedUntil: i,
-  };
-}
-
-function encodeIndex(members: Map<string, number>): Buffer {
-  return Buffer.from(JSON.stringify(Object.fromEntries(members)), 'utf8');
-}
-
-function decodeIndex(item: Item): Map<string, number> {
-  if (item.flags !== INDEX_FLAGS) throw corrupt('user index');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(item.value.toString('utf8'));
-  } catch {
-    parsed = null;
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw corrupt('user index');
-  const members = new Map<string, number>();
-  for (const [key, until] of Object.entries(parsed)) {
-    if (typeof until !== 'number') throw corrupt('user index');
-    members.set(key, until);
-  }
-  return members;
-}
-
 /**
  * Keeps sessions in Memcached, which expires them natively. Each session is one item,
  * `{prefix}s:{key}`, holding its version, expiry, user and data; every write is an ADD or a
  * compare-and-set (binary protocol, CAS token), so concurrent writers never lose each other's
- * work and an update never brings back a deleted session. A user's sessions are listed in one
- * more item, `{prefix}u:{SHA-256 of the user ID}`, kept with compare-and-set too.
+ * work and an update never brings back a deleted session.
  *
- * Round trips: `get` one; `create` one for an anonymous session, three with a user; `update`
- * one right after this store read the key (two otherwise), two more when the user index must
- * change; `touch` two (two more when the index must reach further); `delete` one.
+ * Round trips: `get` one; `create` one; `update` one right after this store read the key (two
+ * otherwise); `touch` two; `delete` one. With `userIndex: 'best-effort'`, writing a session's
+ * user into the index costs two more, when the session first gets its user and when its expiry
+ * passes its index entry.
  *
- * Memcached is a cache: under memory pressure it may evict a session (the user is signed out)
- * or a user index (the user's sessions no longer show up in `listByUser` and escape
- * `deleteByUser`). Where ending every session of a user must be guaranteed, use the Redis or an
- * SQL store.
+ * Memcached is a cache: under memory pressure it may evict a session (the user is signed out).
+ * It may evict a user index too, which is why the store keeps one only when asked (see
+ * {@link MemcachedStoreOptions.userIndex}).
  *
  * @example
  * ```ts
@@ -224,18 +125,29 @@ function decodeIndex(item: Item): Map<string, number> {
  * ```
  */
 export class MemcachedStore implements SessionStore {
-  readonly #client: MemcachedClient;
+  readonly name = 'memcached';
+  /**
+   * Every live record of `userId`: present with `userIndex: 'best-effort'` only, and then it
+   * misses sessions whose index item Memcached evicted.
+   */
+  readonly listByUser?: (userId: string) => Promise<UserRecord[]>;
+  /**
+   * Removes every record of `userId` but `exceptKey`'s and answers how many live ones: present
+   * with `userIndex: 'best-effort'` only, and then it misses sessions whose index item Memcached
+   * evicted.
+   */
+  readonly deleteByUser?: (userId: string, exceptKey?: string) => Promise<number>;
+  readonly #wire: MemcachedWire;
   readonly #prefix: string;
-  readonly #indexMargin: number;
+  readonly #index: MemcachedUserIndex | undefined;
   readonly #casCacheSize: number;
-  readonly #requestTimeout: number;
   readonly #now: () => number;
   readonly #snapshots = new Map<string, Snapshot>();
 
   /** Validates the options; a bad one throws `SessionError` with code `INVALID_OPTION`. */
   constructor(options: MemcachedStoreOptions) {
     optionsObject(OWNER, options, 'a memjs client');
-    this.#client = clientOption<MemcachedClient>(
+    const client = clientOption<MemcachedClient>(
       OWNER,
       'client',
       options.client,
@@ -246,142 +158,39 @@ export class MemcachedStore implements SessionStore {
     if (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix)) {
       invalidOption(OWNER, 'prefix must be printable ASCII without spaces, at most 200 characters');
     }
-    this.#prefix = prefix;
-    this.#indexMargin = indexMarginOption(OWNER, 'indexMargin', options.indexMargin);
+    const userIndex = options.userIndex ?? false;
+    if (userIndex !== false && userIndex !== 'best-effort') {
+      invalidOption(OWNER, "userIndex must be 'best-effort' (Memcached may evict it) or false");
+    }
+    const margin = indexMarginOption(OWNER, 'indexMargin', options.indexMargin);
     this.#casCacheSize = numberOption(OWNER, 'casCacheSize', options.casCacheSize, 10_000, {
       integer: true,
     });
-    this.#requestTimeout = numberOption(OWNER, 'requestTimeout', options.requestTimeout, 5_000, {
+    const requestTimeout = numberOption(OWNER, 'requestTimeout', options.requestTimeout, 5_000, {
       exclusiveMin: true,
       max: MAX_TIMER_MS,
     });
     this.#now = clockOption(OWNER, options.now);
+    this.#prefix = prefix;
+    this.#wire = new MemcachedWire(client, requestTimeout, this.#now);
+    if (userIndex === 'best-effort') {
+      const index = new MemcachedUserIndex(
+        this.#wire,
+        { prefix, margin, now: this.#now },
+        {
+          readLive: (key) => this.#readLive(key),
+          recordKey: (key) => this.#recordKey(key),
+          forget: (key) => this.#forget(key),
+        },
+      );
+      this.#index = index;
+      this.listByUser = (userId) => index.list(userId);
+      this.deleteByUser = (userId, exceptKey) => index.deleteAll(userId, exceptKey);
+    }
   }
 
   #recordKey(key: string): string {
     return `${this.#prefix}s:${key}`;
-  }
-
-  #indexKey(userId: string): string {
-    return `${this.#prefix}u:${hashOf(userId)}`;
-  }
-
-  /** The memcached expiration for an instant: absolute seconds, or "already expired". */
-  #expiration(expiresAt: number): number {
-    if (!(expiresAt > this.#now())) return ALREADY_EXPIRED;
-    const seconds = Math.ceil(expiresAt / 1000);
-    if (seconds <= RELATIVE_LIMIT) return ALREADY_EXPIRED;
-    return Math.min(seconds, MAX_EXPIRATION);
-  }
-
-  /** Sends one binary-protocol request through the client and answers the response. */
-  #send(
-    opcode: Opcode,
-    key: string,
-    extras: Buffer,
-    value: Buffer,
-    cas?: Buffer,
-  ): Promise<Response> {
-    const client = this.#client;
-    const keyBytes = Buffer.from(key, 'utf8');
-    const request = Buffer.alloc(24 + extras.length + keyBytes.length + value.length);
-    client.incrSeq();
-    // memjs 1.3 can leave its sequence number negative past 2^31; the wire wants it unsigned.
-    const opaque = client.seq >>> 0;
-    request.writeUInt8(0x80, 0);
-    request.writeUInt8(opcode, 1);
-    request.writeUInt16BE(keyBytes.length, 2);
-    request.writeUInt8(extras.length, 4);
-    request.writeUInt32BE(extras.length + keyBytes.length + value.length, 8);
-    request.writeUInt32BE(opaque, 12);
-    cas?.copy(request, 16);
-    extras.copy(request, 24);
-    keyBytes.copy(request, 24 + extras.length);
-    value.copy(request, 24 + extras.length + keyBytes.length);
-    const timeout = this.#requestTimeout;
-    return new Promise<Response>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`MemcachedStore: memcached did not answer within ${timeout} ms`)),
-        timeout,
-      );
-      timer.unref?.();
-      try {
-        client.perform(key, request, opaque, (error: unknown, response?: Response) => {
-          clearTimeout(timer);
-          if (error !== null && error !== undefined) {
-            reject(error instanceof Error ? error : new Error(`MemcachedStore: ${String(error)}`));
-          } else if (response === undefined || response === null) {
-            reject(new Error('MemcachedStore: the client answered without a response'));
-          } else {
-            resolve(response);
-          }
-        });
-      } catch (error) {
-        clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      }
-    });
-  }
-
-  #unexpected(response: Response): Error {
-    const status = response.header.status;
-    const text = response.val.toString('utf8').slice(0, 100);
-    return new Error(
-      `MemcachedStore: memcached answered status 0x${status.toString(16)}${text ? ` (${text})` : ''}`,
-    );
-  }
-
-  #checkedCas(cas: Buffer): Buffer {
-    // A server without CAS (memcached -C) answers 0, which a write would read as "no check".
-    if (isZero(cas))
-      throw new Error('MemcachedStore: memcached answered no CAS value; run it without -C');
-    return Buffer.from(cas);
-  }
-
-  async #fetch(key: string): Promise<Item | null> {
-    const response = await this.#send(Opcode.Get, key, Buffer.alloc(0), Buffer.alloc(0));
-    if (response.header.status === Status.NotFound) return null;
-    if (response.header.status !== Status.Ok) throw this.#unexpected(response);
-    const flags = response.extras.length >= 4 ? response.extras.readUInt32BE(0) : 0;
-    return { value: response.val, flags, cas: this.#checkedCas(response.header.cas) };
-  }
-
-  async #write(
-    opcode: typeof Opcode.Add | typeof Opcode.Set,
-    key: string,
-    value: Buffer,
-    flags: number,
-    expiresAt: number,
-    cas?: Buffer,
-  ): Promise<WriteOutcome> {
-    const extras = Buffer.alloc(8);
-    extras.writeUInt32BE(flags, 0);
-    extras.writeUInt32BE(this.#expiration(expiresAt), 4);
-    const response = await this.#send(opcode, key, extras, value, cas);
-    switch (response.header.status) {
-      case Status.Ok:
-        return { status: 'ok', cas: this.#checkedCas(response.header.cas) };
-      case Status.Exists:
-        return { status: 'exists' };
-      case Status.NotFound:
-        return { status: 'missing' };
-      default:
-        throw this.#unexpected(response);
-    }
-  }
-
-  async #remove(key: string, cas?: Buffer): Promise<'ok' | 'exists' | 'missing'> {
-    const response = await this.#send(Opcode.Delete, key, Buffer.alloc(0), Buffer.alloc(0), cas);
-    switch (response.header.status) {
-      case Status.Ok:
-        return 'ok';
-      case Status.Exists:
-        return 'exists';
-      case Status.NotFound:
-        return 'missing';
-      default:
-        throw this.#unexpected(response);
-    }
   }
 
   #remember(key: string, snapshot: Snapshot): void {
@@ -401,7 +210,7 @@ export class MemcachedStore implements SessionStore {
 
   /** Reads the record under `key` if it is live on this store's clock. */
   async #readLive(key: string): Promise<(Decoded & { cas: Buffer }) | null> {
-    const item = await this.#fetch(this.#recordKey(key));
+    const item = await this.#wire.fetch(this.#recordKey(key));
     const record = item === null ? null : decodeRecord(item);
     if (item === null || record === null || !(record.expiresAt > this.#now())) {
       this.#forget(key);
@@ -412,64 +221,19 @@ export class MemcachedStore implements SessionStore {
     return { ...record, cas: item.cas };
   }
 
-  /**
-   * Applies `edit` to a user's index with compare-and-set, dropping members whose reach has
-   * passed, and retries while other writers change the index first.
-   */
-  async #editIndex(userId: string, edit: (members: Map<string, number>) => void): Promise<void> {
-    const indexKey = this.#indexKey(userId);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      if (attempt > 0) await delay(Math.random() * Math.min(20, 2 ** attempt));
-      const item = await this.#fetch(indexKey);
-      const members = item === null ? new Map<string, number>() : decodeIndex(item);
-      const before = encodeIndex(members);
-      edit(members);
-      const now = this.#now();
-      for (const [key, until] of members) if (!(until > now)) members.delete(key);
-      const after = encodeIndex(members);
-      const reach = Math.max(0, ...members.values());
-      if (item === null) {
-        if (members.size === 0) return;
-        const added = await this.#write(Opcode.Add, indexKey, after, INDEX_FLAGS, reach);
-        if (added.status === 'ok') return;
-        continue;
-      }
-      if (after.equals(before)) return;
-      if (members.size === 0) {
-        if ((await this.#remove(indexKey, item.cas)) !== 'exists') return;
-        continue;
-      }
-      const written = await this.#write(Opcode.Set, indexKey, after, INDEX_FLAGS, reach, item.cas);
-      if (written.status === 'ok') return;
-    }
-    throw new Error('MemcachedStore: the user index kept changing under concurrent writers');
-  }
-
-  /** Makes the user index list `key` until at least `expiresAt` plus the margin; answers that instant. */
-  async #cover(userId: string, key: string, expiresAt: number): Promise<number> {
-    const until = expiresAt + this.#indexMargin;
-    await this.#editIndex(userId, (members) => {
-      if (!((members.get(key) ?? 0) >= until)) members.set(key, until);
-    });
-    return until;
-  }
-
-  /** The index reach a record written with `userId` and `expiresAt` needs, extending the index first if short. */
+  /** The index reach a record needs: 0 without a user index (see `MemcachedUserIndex.reach`). */
   async #indexFor(
     key: string,
     userId: string | null,
     expiresAt: number,
     before: Snapshot | null,
   ): Promise<number> {
-    if (userId === null || !(expiresAt > this.#now())) return 0;
-    if (before !== null && before.userId === userId && expiresAt <= before.indexedUntil)
-      return before.indexedUntil;
-    return this.#cover(userId, key, expiresAt);
+    return this.#index === undefined ? 0 : this.#index.reach(key, userId, expiresAt, before);
   }
 
   /** Compare-and-set of a whole record over `before`. */
   async #replace(key: string, before: Snapshot, next: Decoded): Promise<WriteOutcome> {
-    const outcome = await this.#write(
+    const outcome = await this.#wire.write(
       Opcode.Set,
       this.#recordKey(key),
       encodeRecord(next),
@@ -504,17 +268,18 @@ export class MemcachedStore implements SessionStore {
     const { data: _data, ...snapshot } = next;
     const value = encodeRecord(next);
     const recordKey = this.#recordKey(key);
+    const wire = this.#wire;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const added = await this.#write(Opcode.Add, recordKey, value, RECORD_FLAGS, record.expiresAt);
+      const added = await wire.write(Opcode.Add, recordKey, value, RECORD_FLAGS, record.expiresAt);
       if (added.status === 'ok') {
         this.#remember(key, { ...snapshot, cas: added.cas });
         return true;
       }
       // Memcached counts whole seconds: an item this clock finds expired may still be there.
-      const item = await this.#fetch(recordKey);
+      const item = await wire.fetch(recordKey);
       if (item === null) continue;
       if (decodeRecord(item).expiresAt > this.#now()) return false;
-      const replaced = await this.#write(
+      const replaced = await wire.write(
         Opcode.Set,
         recordKey,
         value,
@@ -568,61 +333,7 @@ export class MemcachedStore implements SessionStore {
 
   async delete(key: string): Promise<void> {
     this.#forget(key);
-    await this.#remove(this.#recordKey(key));
-  }
-
-  async listByUser(userId: string): Promise<UserRecord[]> {
-    const item = await this.#fetch(this.#indexKey(userId));
-    if (item === null) return [];
-    const now = this.#now();
-    const keys = [...decodeIndex(item)].filter(([, until]) => until > now).map(([key]) => key);
-    const records = await Promise.all(keys.map((key) => this.#readLive(key)));
-    const rows: UserRecord[] = [];
-    records.forEach((record, i) => {
-      if (record === null || record.userId !== userId) return;
-      rows.push({
-        key: keys[i]!,
-        data: record.data,
-        expiresAt: record.expiresAt,
-        userId,
-        version: record.version,
-      });
-    });
-    return rows;
-  }
-
-  async deleteByUser(userId: string, exceptKey?: string): Promise<number> {
-    const item = await this.#fetch(this.#indexKey(userId));
-    if (item === null) return 0;
-    const keys = [...decodeIndex(item).keys()].filter((key) => key !== exceptKey);
-    const outcomes = await Promise.all(keys.map((key) => this.#deleteOwned(key, userId)));
-    const deleted = keys.filter((_, i) => outcomes[i] !== 'kept');
-    if (deleted.length > 0) {
-      // Only what was deleted here leaves the index: a member without a record may be a
-      // create in progress, whose record must stay reachable.
-      await this.#editIndex(userId, (members) => {
-        for (const key of deleted) members.delete(key);
-      }).catch(() => undefined);
-    }
-    return outcomes.filter((outcome) => outcome === 'live').length;
-  }
-
-  /** Deletes the record under `key` if it still belongs to `userId`; answers what it removed. */
-  async #deleteOwned(key: string, userId: string): Promise<'live' | 'expired' | 'kept'> {
-    const recordKey = this.#recordKey(key);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const item = await this.#fetch(recordKey);
-      if (item === null) return 'kept';
-      const record = decodeRecord(item);
-      if (record.userId !== userId) return 'kept';
-      const removed = await this.#remove(recordKey, item.cas);
-      if (removed === 'missing') return 'kept';
-      if (removed === 'ok') {
-        this.#forget(key);
-        return record.expiresAt > this.#now() ? 'live' : 'expired';
-      }
-    }
-    throw new Error('MemcachedStore: a session kept changing while its user was being signed out');
+    await this.#wire.remove(this.#recordKey(key));
   }
 
   /** Forgets the CAS tokens this store kept. It does not close the client, which the application owns. */

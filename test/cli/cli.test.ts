@@ -1,5 +1,5 @@
 /**
- * The `tessera-session` CLI, run as a child process (`node --import tsx src/cli/main.ts`) against
+ * The `tessera-session` CLI, run as a child process (src/cli/main.ts, bundled by esbuild) against
  * real stores: SQLite in a temporary file, PostgreSQL on its own table, the shared Redis under
  * its own key prefix (only those keys are deleted afterwards), and a private redis-server set to
  * an evicting policy. Sessions are seeded through a `SessionManager`; expired ones through a
@@ -7,10 +7,11 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { build } from 'esbuild';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,20 +21,36 @@ import { RedisStore } from '../../src/stores/redis.js';
 import { SqliteStore } from '../../src/stores/sqlite.js';
 import { SECRET, cookiePair, rawIdOf } from '../support/fixtures.js';
 import { RedisServerProcess, redisBinariesAvailable, redisCli } from '../support/redis-server.js';
-import { probeTcp, requireService } from '../support/services.js';
+import { SHARED, requireService, requireShared, withQuery } from '../support/services.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const suffix = randomBytes(4).toString('hex');
 const dir = mkdtempSync(join(tmpdir(), 'tessera-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const postgres = await requireService('PostgreSQL at 127.0.0.1:5432', () =>
-  probeTcp('127.0.0.1', 5432),
-);
-const redis = await requireService('Redis at 127.0.0.1:6379', () => probeTcp('127.0.0.1', 6379));
+// The CLI from src/, bundled once: starting tsx for each run would cost more than the commands.
+// It sits two folders below the root, as dist/cli/main.js does, so it finds ../../package.json;
+// the drivers stay external and load from node_modules.
+mkdirSync(join(ROOT, '.tmp'), { recursive: true });
+const bundleDir = mkdtempSync(join(ROOT, '.tmp', 'cli-'));
+afterAll(() => rmSync(bundleDir, { recursive: true, force: true }));
+const CLI = join(bundleDir, 'main.js');
+await build({
+  entryPoints: [join(ROOT, 'src/cli/main.ts')],
+  outfile: CLI,
+  bundle: true,
+  packages: 'external',
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  logLevel: 'error',
+});
+
+const postgres = await requireShared(SHARED.postgres);
+const redis = await requireShared(SHARED.redis);
 const privateRedis = await requireService('redis-server binary', redisBinariesAvailable);
 
-const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+const PG_URL = SHARED.postgres.url;
 const TWO_DAYS = 2 * 86_400_000;
 /** A 32-byte key, as an application would give `encryption.keys`. */
 const KEY = randomBytes(32).toString('base64');
@@ -49,7 +66,7 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Result> 
   return new Promise((done) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', ...args],
+      [CLI, ...args],
       {
         cwd: ROOT,
         env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
@@ -132,7 +149,7 @@ const cases: (StoreCase & { available: boolean; label: string })[] = [
   },
   {
     name: 'PostgreSQL',
-    url: `${PG_URL}?table=${pgTable}`,
+    url: withQuery(PG_URL, `table=${pgTable}`),
     sql: true,
     env: {},
     async open() {
@@ -149,17 +166,17 @@ const cases: (StoreCase & { available: boolean; label: string })[] = [
   },
   {
     name: 'Redis',
-    url: `redis://127.0.0.1:6379?prefix=${redisPrefix}`,
+    url: withQuery(SHARED.redis.url, `prefix=${redisPrefix}`),
     sql: false,
     env: {},
     async open() {
-      const client = createClient({ url: 'redis://127.0.0.1:6379' });
+      const client = createClient({ url: SHARED.redis.url });
       await client.connect();
       const store = new RedisStore({ client, prefix: redisPrefix });
       return { store, close: async () => client.destroy() };
     },
     async cleanUp() {
-      const client = createClient({ url: 'redis://127.0.0.1:6379' });
+      const client = createClient({ url: SHARED.redis.url });
       await client.connect();
       for await (const keys of client.scanIterator({ MATCH: `${redisPrefix}*`, COUNT: 100 })) {
         if (keys.length > 0) await client.del(keys);

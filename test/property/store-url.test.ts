@@ -343,6 +343,16 @@ describe('parseStoreUrl on unsafe options', () => {
     );
   });
 
+  it('takes userIndex=best-effort on memcached URLs only', () => {
+    expect(parseStoreUrl('memcached://h:1,h:2?prefix=p:&userIndex=best-effort')).toEqual({
+      kind: 'memcached',
+      servers: 'h:1,h:2',
+      prefix: 'p:',
+      userIndex: 'best-effort',
+    });
+    expect(parseStoreUrl('memcached://h:1')).not.toHaveProperty('userIndex');
+  });
+
   it('refuses an option given twice, an option of another kind of store, and options no driver reads', () => {
     for (const url of [
       'postgres://u@h/db?table=a&table=b',
@@ -358,6 +368,11 @@ describe('parseStoreUrl on unsafe options', () => {
       'sqlite:s.db?mode=ro',
       'memcached://h:1?prefix=p&timeout=1',
       'redis-cluster://h:1?prefix=p&x=1',
+      'memcached://h:1?userIndex=true',
+      'memcached://h:1?userIndex=',
+      'memcached://h:1?userIndex=best-effort&userIndex=best-effort',
+      'redis://h:1?userIndex=best-effort',
+      'postgres://u@h/db?userIndex=best-effort',
     ]) {
       expect(attempt(url), url).toBeInstanceOf(StoreUrlError);
     }

@@ -6,6 +6,7 @@ import type {
   SessionStore,
   StoredRecord,
   UpdateResult,
+  UserIndex,
   UserRecord,
 } from '../../src/store.js';
 
@@ -36,7 +37,7 @@ export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('base64url');
 }
 
-type Operation = keyof SessionStore;
+type Operation = keyof SessionStore | keyof UserIndex;
 
 /**
  * Wraps a store to count calls per operation and to make operations fail or hang on demand,
@@ -51,7 +52,7 @@ export class InstrumentedStore implements SessionStore {
   readonly #synchronous: boolean;
 
   constructor(
-    readonly inner: SessionStore,
+    readonly inner: SessionStore & UserIndex,
     options: { synchronous?: boolean } = {},
   ) {
     this.#synchronous = options.synchronous === true;
@@ -105,13 +106,13 @@ export class InstrumentedStore implements SessionStore {
     return this.#run('delete', async () => this.inner.delete(key)) as Promise<void>;
   }
   listByUser(userId: string): Promise<UserRecord[]> {
-    return this.#run('listByUser', async () => this.inner.listByUser!(userId)) as Promise<
+    return this.#run('listByUser', async () => this.inner.listByUser(userId)) as Promise<
       UserRecord[]
     >;
   }
   deleteByUser(userId: string, exceptKey?: string): Promise<number> {
     return this.#run('deleteByUser', async () =>
-      this.inner.deleteByUser!(userId, exceptKey),
+      this.inner.deleteByUser(userId, exceptKey),
     ) as Promise<number>;
   }
 }
