@@ -5,6 +5,7 @@
  *
  * @packageDocumentation
  */
+import { performance } from 'node:perf_hooks';
 import { clockOption, numberOption } from './options.js';
 
 /** Pruning options, common to the SQL stores. */
@@ -18,6 +19,8 @@ export interface PruningOptions {
   /**
    * The most rows one prune statement deletes. Pruning loops over batches and yields to the
    * event loop between them, so a large backlog never holds a lock or the event loop for long.
+   * The SQLite store, whose statements run on the event loop, sizes its batches to take about
+   * 2 ms each, up to this.
    * @defaultValue 1_000
    */
   pruneBatchSize?: number;
@@ -59,21 +62,30 @@ export function resolvePruning(storeName: string, options: PruningOptions): Prun
   };
 }
 
+/** The first batch of a prune that adapts its batches to a time budget. */
+const FIRST_TIMED_BATCH = 50;
+
 /**
  * Runs a store's pruning: `prune()` loops over batches until one comes back short; calls made
  * while a prune runs share it; a timer (if enabled) prunes in the background and ignores
  * failures, since the store's own calls report outages.
+ *
+ * With `batchMs`, for a store whose statements run on the event loop (SQLite), each batch is
+ * sized from the last one's duration to take about that long, within `batchSize`: the event
+ * loop is then never held longer than that, whatever the table's size or the machine's speed.
  */
 export class Pruner {
   readonly #settings: PruningSettings;
   readonly #batch: PruneBatch;
+  readonly #batchMs: number | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #running: Promise<number> | undefined;
 
   /** Starts the timer: create it once the store can run `batch`. */
-  constructor(settings: PruningSettings, batch: PruneBatch) {
+  constructor(settings: PruningSettings, batch: PruneBatch, options: { batchMs?: number } = {}) {
     this.#settings = settings;
     this.#batch = batch;
+    this.#batchMs = options.batchMs;
     if (settings.interval > 0) {
       this.#timer = setInterval(() => void this.prune().catch(() => undefined), settings.interval);
       this.#timer.unref?.();
@@ -90,12 +102,22 @@ export class Pruner {
 
   async #loop(): Promise<number> {
     const { now, batchSize } = this.#settings;
+    const budget = this.#batchMs;
     const instant = now();
+    let limit = budget === undefined ? batchSize : Math.min(batchSize, FIRST_TIMED_BATCH);
     let removed = 0;
     for (;;) {
-      const deleted = await this.#batch(instant, batchSize);
+      const started = performance.now();
+      const deleted = await this.#batch(instant, limit);
       removed += deleted;
-      if (deleted < batchSize) return removed;
+      if (deleted < limit) return removed;
+      if (budget !== undefined) {
+        // At most halves or doubles: one batch slowed by something else (the machine, a
+        // checkpoint) should not set the pace of the rest.
+        const took = Math.max(performance.now() - started, 0.01);
+        const factor = Math.min(2, Math.max(0.5, budget / took));
+        limit = Math.max(1, Math.min(batchSize, Math.floor(limit * factor)));
+      }
       await new Promise((resolve) => setImmediate(resolve));
     }
   }

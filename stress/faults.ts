@@ -14,7 +14,8 @@ import type { Agent } from 'node:http';
 import { SessionManager } from '../src/manager.js';
 import { MemcachedServer } from '../test/support/memcached-server.js';
 import { createStressApp, close, listen, type Counters } from './app.js';
-import { Browser, newAgent, type Exchange } from './client.js';
+import { newAgent, type Browser } from './client.js';
+import { Checker, finalReads, prepareCrowd, runLoad, sleep, type Violation } from './load.js';
 import { FaultRelay } from './relay.js';
 import { DurableRedis } from './servers.js';
 import {
@@ -83,12 +84,7 @@ export interface ScenarioOptions {
   probeSessions?: number;
 }
 
-/** A broken guarantee, with one example. */
-export interface Violation {
-  rule: string;
-  count: number;
-  example: string;
-}
+export type { Violation } from './load.js';
 
 /** What one scenario found; times in ms, relative to the moment the fault began. */
 export interface ScenarioResult {
@@ -200,160 +196,6 @@ async function harness(
   };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** What a browser expects of its session, from what the store acknowledged. */
-interface Expectation {
-  /** The last counter value a 200 showed. */
-  acked: number;
-  /** Counter increments sent, answered or not: no value may exceed it. */
-  sent: number;
-  /** The user it signed in as, or null. */
-  user: string | null;
-  /** Whether its last login answered 503 (its old session may be gone). */
-  loginFailed: boolean;
-}
-
-/** Collects exchanges and violations for one scenario. */
-class Checker {
-  readonly exchanges: Exchange[] = [];
-  readonly violations = new Map<string, Violation>();
-  lostWrites = 0;
-  signedOut = 0;
-  lostAfterFailedLogin = 0;
-  expectedLosses = 0;
-
-  constructor(readonly durable: boolean) {}
-
-  violate(rule: string, example: string): void {
-    const found = this.violations.get(rule);
-    if (found !== undefined) found.count++;
-    else this.violations.set(rule, { rule, count: 1, example });
-  }
-
-  /**
-   * Checks one exchange against the browser's expectation and updates it. Answers whether the
-   * browser's session is gone (so that it signs in again).
-   */
-  check(exchange: Exchange, expect: Expectation, isInc: boolean, isLogin: boolean): boolean {
-    this.exchanges.push(exchange);
-    const what = `${exchange.method} ${exchange.path} at ${Math.round(exchange.start)} ms`;
-    if (exchange.status === 0) {
-      this.violate('answered', `${what}: no answer (${exchange.error})`);
-      return false;
-    }
-    if (exchange.status === 503) {
-      if (exchange.setCookie.length > 0) {
-        this.violate('no cookie on 503', `${what}: Set-Cookie ${exchange.setCookie.join(' | ')}`);
-      }
-      if (exchange.retryAfter !== '1')
-        this.violate('Retry-After on 503', `${what}: ${exchange.retryAfter}`);
-      if (isLogin) expect.loginFailed = true;
-      return false;
-    }
-    if (exchange.status !== 200 || exchange.body === undefined) {
-      this.violate('200 or 503', `${what}: status ${exchange.status}`);
-      return false;
-    }
-    const value = exchange.body.data.n ?? 0;
-    const user = exchange.body.user;
-    if (value > expect.sent)
-      this.violate('no phantom write', `${what}: n=${value}, sent ${expect.sent}`);
-    const lost = value < expect.acked;
-    const signedOut = expect.user !== null && user !== expect.user && !isLogin;
-    if (lost || signedOut) {
-      const detail = `${what}: n=${value} (acknowledged ${expect.acked}), user ${user} (expected ${expect.user})`;
-      if (!this.durable) this.expectedLosses++;
-      else if (expect.loginFailed) this.lostAfterFailedLogin++;
-      else {
-        if (lost) {
-          this.lostWrites++;
-          this.violate('no acknowledged write lost', detail);
-        }
-        if (signedOut) {
-          this.signedOut++;
-          this.violate('signed-in sessions survive', detail);
-        }
-      }
-      expect.acked = value;
-      expect.sent = value;
-      expect.loginFailed = false;
-      const hadUser = expect.user !== null;
-      expect.user = user;
-      return hadUser && user === null;
-    }
-    if (isInc || value > expect.acked) expect.acked = value;
-    if (isLogin) {
-      expect.user = user;
-      expect.loginFailed = false;
-    }
-    return false;
-  }
-}
-
-/** Runs the browsers until `stopAt`; each keeps its own expectation. */
-async function drive(
-  browsers: Browser[],
-  expectations: Expectation[],
-  checker: Checker,
-  clock: () => number,
-  stopAt: number,
-  thinkMs: number,
-  loginRate: number,
-): Promise<void> {
-  await Promise.all(
-    browsers.map(async (browser, i) => {
-      const expect = expectations[i]!;
-      let relogin = false;
-      while (clock() < stopAt) {
-        const roll = Math.random();
-        let method = 'GET';
-        let path = '/';
-        if (relogin || (expect.user !== null && roll < loginRate)) {
-          method = 'POST';
-          path = `/login?u=user-${i}`;
-        } else if (roll < 0.4) {
-          method = 'POST';
-          path = '/inc';
-          expect.sent++;
-        }
-        const isLogin = path.startsWith('/login');
-        const exchange = await browser.send(method, path);
-        if (isLogin && exchange.status === 200) relogin = false;
-        if (checker.check(exchange, expect, path === '/inc', isLogin)) relogin = true;
-        if (thinkMs > 0) await sleep(thinkMs);
-      }
-    }),
-  );
-}
-
-/**
- * Sends a read every `everyMs` until `stopAt`, whether or not earlier ones have answered, from
- * signed-in browsers that only read: arrivals that do not wait on the store, as users clicking
- * do, so a request that starts just after the store returns is always there to be measured.
- */
-async function probe(
-  probes: Browser[],
-  expectations: Expectation[],
-  checker: Checker,
-  clock: () => number,
-  stopAt: number,
-  everyMs: number,
-): Promise<void> {
-  const pending: Promise<void>[] = [];
-  if (everyMs <= 0) return;
-  for (let k = 0; clock() < stopAt; k++) {
-    const i = k % probes.length;
-    pending.push(
-      probes[i]!.send('GET', '/').then((exchange) => {
-        checker.check(exchange, expectations[i]!, false, false);
-      }),
-    );
-    await sleep(everyMs);
-  }
-  await Promise.all(pending);
-}
-
 /** Round trips per read: the relay's client→server bursts over `reads` sequential GETs. */
 async function roundTrips(browser: Browser, relay: FaultRelay, reads: number): Promise<number> {
   await browser.send('GET', '/');
@@ -406,47 +248,12 @@ export async function runScenario(
     const t0 = performance.now();
     const clock = () => performance.now() - t0;
     const checker = new Checker(durable);
-    const browsers = Array.from({ length: clients }, () => new Browser(base, agent, clock));
-    const expectations: Expectation[] = browsers.map(() => ({
-      acked: 0,
-      sent: 0,
-      user: null,
-      loginFailed: false,
-    }));
-    const probes = Array.from({ length: 4 }, () => new Browser(base, agent, clock));
-    const probed: Expectation[] = probes.map(() => ({
-      acked: 0,
-      sent: 0,
-      user: null,
-      loginFailed: false,
-    }));
-    // Every browser holds a session with a counter; every other one is signed in, and so is
-    // every probe.
-    const prepare = async (browser: Browser, expect: Expectation, signIn: string | null) => {
-      expect.sent++;
-      checker.check(await browser.send('POST', '/inc'), expect, true, false);
-      if (signIn !== null) {
-        checker.check(await browser.send('POST', `/login?u=${signIn}`), expect, false, true);
-      }
-    };
-    for (const [i, browser] of browsers.entries()) {
-      await prepare(browser, expectations[i]!, i % 2 === 0 ? `user-${i}` : null);
-    }
-    for (const [i, browser] of probes.entries()) await prepare(browser, probed[i]!, `probe-${i}`);
-    // A burst of concurrent reads, as traffic peaks do: pools grow to hold more connections
-    // than the steady load needs, and those idle connections live through the fault.
-    const burst = options.burst ?? 16;
-    await Promise.all(
-      Array.from({ length: burst }, async (_, j) => {
-        const i = j % clients;
-        checker.check(await browsers[i]!.send('GET', '/'), expectations[i]!, false, false);
-      }),
-    );
+    const crowd = await prepareCrowd(base, agent, clock, checker, clients, options.burst ?? 16);
     let roundTripsPerRead: [number, number] | null = null;
     if ((options.probeSessions ?? 0) > 0) {
-      const few = await roundTrips(browsers[0]!, h.relay, 50);
+      const few = await roundTrips(crowd.browsers[0]!, h.relay, 50);
       await seed(manager, options.probeSessions!);
-      roundTripsPerRead = [few, await roundTrips(browsers[0]!, h.relay, 50)];
+      roundTripsPerRead = [few, await roundTrips(crowd.browsers[0]!, h.relay, 50)];
     }
     checker.exchanges.length = 0;
 
@@ -454,10 +261,12 @@ export async function runScenario(
     const hold = fault === 'partition' ? Math.max(duration, storeTimeout + 1_000) : duration;
     const faultAt = clock() + before;
     const end = faultAt + hold + after;
-    const load = Promise.all([
-      drive(browsers, expectations, checker, clock, end, thinkMs, loginRate),
-      probe(probes, probed, checker, clock, end, options.probeEvery ?? 50),
-    ]);
+    const running = () => clock() < end;
+    const load = runLoad(crowd, checker, running, {
+      thinkMs,
+      loginRate,
+      probeEvery: options.probeEvery ?? 50,
+    });
     await sleep(faultAt - clock());
     const injectedAt = clock();
     await h.inject(fault, storeTimeout);
@@ -466,13 +275,7 @@ export async function runScenario(
     const restoredAt = clock();
     await load;
 
-    // Every browser reads once more, after the load, and must find what was acknowledged.
-    for (const [i, browser] of browsers.entries()) {
-      checker.check(await browser.send('GET', '/'), expectations[i]!, false, false);
-    }
-    for (const [i, browser] of probes.entries()) {
-      checker.check(await browser.send('GET', '/'), probed[i]!, false, false);
-    }
+    await finalReads(crowd, checker);
 
     const graceEnds = restoredAt + 1_000;
     const failed = checker.exchanges.filter((e) => e.status !== 200);

@@ -2,6 +2,7 @@
  * Plain-text tables of the stress tool's results, one row per scenario, and the violations
  * under them.
  */
+import type { ClusterResult } from './cluster.js';
 import type { ScenarioResult } from './faults.js';
 import type { InstancesResult } from './instances.js';
 
@@ -108,6 +109,64 @@ export function formatInstances(results: InstancesResult[], header = true): stri
         INSTANCE_WIDTHS,
       ),
     );
+    for (const v of r.violations)
+      lines.push(`    violated "${v.rule}" ${v.count}x, e.g. ${v.example}`);
+  }
+  return lines.join('\n');
+}
+
+const CLUSTER_HEADER = [
+  'phase',
+  'requests',
+  '503s',
+  'errors from..to (ms)',
+  'takeover at',
+  'last failed start',
+  'move (ms)',
+  'slots/keys',
+  'MOVED/ASK/TRYAGAIN/CLUSTERDOWN',
+  'lost incs',
+  'sessions hit',
+  'lost: failed login',
+  'held',
+];
+const CLUSTER_WIDTHS = [14, 8, 5, 20, 11, 17, 9, 10, 30, 9, 12, 18, 4];
+
+/**
+ * The Redis Cluster results as a table. Times are relative to the kill or to the start of the
+ * move, except the last failed start (relative to the takeover).
+ */
+export function formatCluster(results: ClusterResult[], header = true): string {
+  const lines: string[] = [];
+  if (header) lines.push(row(CLUSTER_HEADER, CLUSTER_WIDTHS));
+  for (const r of results) {
+    const window =
+      r.errorWindow === null ? '-' : `${ms(r.errorWindow.first)}..${ms(r.errorWindow.last)}`;
+    const replies = ['MOVED', 'ASK', 'TRYAGAIN', 'CLUSTERDOWN']
+      .map((kind) => String(r.redirections[kind] ?? 0))
+      .join('/');
+    lines.push(
+      row(
+        [
+          r.phase,
+          String(r.requests),
+          String(r.unavailable),
+          window,
+          ms(r.takeoverAt),
+          ms(r.lastFailedStartAfterTakeover),
+          ms(r.moveMs),
+          r.phase === 'failover' ? '-' : `${r.slotsMoved}/${r.keysMoved}`,
+          replies,
+          String(r.lostIncrements),
+          String(r.sessionsHit),
+          String(r.lostAfterFailedLogin),
+          r.violations.length === 0 ? 'yes' : 'NO',
+        ],
+        CLUSTER_WIDTHS,
+      ),
+    );
+    const causes = Object.entries(r.storeErrors).map(([cause, n]) => `${n}x "${cause}"`);
+    if (causes.length > 0) lines.push(`    store errors: ${causes.join(', ')}`);
     for (const v of r.violations)
       lines.push(`    violated "${v.rule}" ${v.count}x, e.g. ${v.example}`);
   }

@@ -4,7 +4,10 @@
  *
  *   npx tsx stress/run.ts --faults                 every networked store under every fault
  *   npx tsx stress/run.ts --instances              three application processes on one store
- *   npx tsx stress/run.ts                          both
+ *   npx tsx stress/run.ts --cluster                Redis Cluster: a failover and slot moves
+ *   npx tsx stress/run.ts                          all three
+ *   npx tsx stress/run.ts --scale                  every store from 10 k sessions up (stress/scale-cli.ts)
+ *   npx tsx stress/run.ts --soak                   a mixed workload for a bounded time (stress/scale-cli.ts)
  *
  * Options:
  *   --stores postgres,mysql,redis,memcached,sqlite   which stores (default: all that apply)
@@ -20,13 +23,25 @@
  *   --probe N          sessions stored before the second round-trip probe (default 1000; 0 skips)
  *   --json FILE        also write the results as JSON
  *
+ * Options of --cluster (see stress/cluster.ts):
+ *   --phases failover,migrate,migrate-tagged   which phases (default: all)
+ *   --node-timeout MS  the cluster's cluster-node-timeout, 500 to 30000 (default 2000)
+ *   --coverage full|partial   cluster-require-full-coverage yes (Redis's default) or no
+ *   --no-refresh       leave out the client's slot refresh while a node reconnects
+ *
  * Exits 0 when every guarantee held, 1 when one broke, 2 on a usage error or a run that
  * overran its time limit.
  */
 import { writeFileSync } from 'node:fs';
 import { FAULTS, faultsFor, runScenario, type FaultKind, type ScenarioResult } from './faults.js';
 import { runInstances, type InstancesResult } from './instances.js';
-import { formatFaults, formatInstances } from './report.js';
+import { formatCluster, formatFaults, formatInstances } from './report.js';
+import {
+  CLUSTER_PHASES,
+  runClusterPhase,
+  type ClusterPhase,
+  type ClusterResult,
+} from './cluster.js';
 import { NETWORKED, type Profile, type StoreKind } from './stores.js';
 
 const INSTANCE_STORES: readonly StoreKind[] = ['sqlite', 'postgres', 'mysql', 'redis', 'memcached'];
@@ -70,6 +85,11 @@ function jsonArg(value: string | undefined): Record<string, unknown> {
 interface Args {
   faults: boolean;
   instances: boolean;
+  cluster: boolean;
+  phases: ClusterPhase[] | undefined;
+  nodeTimeout: number;
+  coverage: 'full' | 'partial';
+  refresh: boolean;
   stores: StoreKind[] | undefined;
   only: FaultKind[] | undefined;
   duration: number;
@@ -87,6 +107,11 @@ function parse(argv: string[]): Args {
   const args: Args = {
     faults: false,
     instances: false,
+    cluster: false,
+    phases: undefined,
+    nodeTimeout: 2_000,
+    coverage: 'full',
+    refresh: true,
     stores: undefined,
     only: undefined,
     duration: 3_000,
@@ -104,6 +129,13 @@ function parse(argv: string[]): Args {
     const value = () => argv[++i];
     if (flag === '--faults') args.faults = true;
     else if (flag === '--instances') args.instances = true;
+    else if (flag === '--cluster') args.cluster = true;
+    else if (flag === '--phases') args.phases = listArg(value(), '--phases', CLUSTER_PHASES);
+    else if (flag === '--node-timeout')
+      args.nodeTimeout = numberArg(value(), '--node-timeout', 500, 30_000);
+    else if (flag === '--coverage')
+      args.coverage = listArg(value(), '--coverage', ['full', 'partial'])[0]!;
+    else if (flag === '--no-refresh') args.refresh = false;
     else if (flag === '--stores')
       args.stores = listArg(value(), '--stores', [...NETWORKED, 'sqlite'] as StoreKind[]);
     else if (flag === '--only') args.only = listArg(value(), '--only', FAULTS);
@@ -121,11 +153,17 @@ function parse(argv: string[]): Args {
     else if (flag === '--json') args.json = value() ?? usage('--json takes a file');
     else usage(`unknown argument ${flag}`);
   }
-  if (!args.faults && !args.instances) args.faults = args.instances = true;
+  if (!args.faults && !args.instances && !args.cluster) {
+    args.faults = args.instances = args.cluster = true;
+  }
   return args;
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--scale') || process.argv.includes('--soak')) {
+    const { runScaleCli } = await import('./scale-cli.js');
+    process.exit(await runScaleCli(process.argv.slice(2)));
+  }
   const args = parse(process.argv.slice(2));
   const out = (text: string) => process.stdout.write(`${text}\n`);
   const scenarios: [StoreKind, FaultKind][] = [];
@@ -142,7 +180,14 @@ async function main(): Promise<void> {
     : [];
   // A hard limit on the whole run: each scenario's phases plus generous set-up time.
   const perScenario = 1_000 + args.duration + Math.max(3_000, args.storeTimeout + 1_000) + 30_000;
-  const limit = scenarios.length * perScenario + instanceStores.length * 120_000 + 60_000;
+  const phases = args.cluster ? (args.phases ?? CLUSTER_PHASES) : [];
+  // A cluster phase: starting six servers, the load, and a takeover within ten node timeouts.
+  const perPhase = 90_000 + 10 * args.nodeTimeout;
+  const limit =
+    scenarios.length * perScenario +
+    instanceStores.length * 120_000 +
+    phases.length * perPhase +
+    60_000;
   const watchdog = setTimeout(() => {
     process.stderr.write(`stress: the run overran its limit of ${Math.round(limit / 1000)} s\n`);
     process.exit(2);
@@ -177,15 +222,35 @@ async function main(): Promise<void> {
     instanceResults.push(result);
     out(formatInstances([result], instanceResults.length === 1));
   }
-  if (args.json !== undefined) {
-    writeFileSync(
-      args.json,
-      `${JSON.stringify({ args, faults: faultResults, instances: instanceResults }, null, 2)}\n`,
+  const clusterResults: ClusterResult[] = [];
+  if (phases.length > 0) {
+    out(
+      `Redis Cluster: 3 primaries and 3 replicas, cluster-node-timeout ${args.nodeTimeout} ms, ` +
+        `full coverage ${args.coverage === 'full' ? 'yes' : 'no'}, ${args.clients} browsers, ` +
+        `slot refresh ${args.refresh ? 'on' : 'off'}`,
     );
+  }
+  for (const phase of phases) {
+    const result = await runClusterPhase(phase, {
+      clients: args.clients,
+      storeTimeout: args.storeTimeout,
+      thinkMs: args.think,
+      probeEvery: args.probeEvery,
+      nodeTimeout: args.nodeTimeout,
+      fullCoverage: args.coverage === 'full',
+      refresh: args.refresh,
+    });
+    clusterResults.push(result);
+    out(formatCluster([result], clusterResults.length === 1));
+  }
+  if (args.json !== undefined) {
+    const results = { faults: faultResults, instances: instanceResults, cluster: clusterResults };
+    writeFileSync(args.json, `${JSON.stringify({ args, ...results }, null, 2)}\n`);
   }
   const broken =
     faultResults.some((r) => r.violations.length > 0) ||
-    instanceResults.some((r) => r.violations.length > 0);
+    instanceResults.some((r) => r.violations.length > 0) ||
+    clusterResults.some((r) => r.violations.length > 0);
   out(broken ? 'Some guarantee broke: see the violations above.' : 'Every guarantee held.');
   clearTimeout(watchdog);
   // A client left with a silent connection (the stale fault) can hold the event loop open.

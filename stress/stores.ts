@@ -6,6 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { SessionStore } from '../src/store.js';
+import { MYSQL_STATEMENT_TIMEOUT, WatchedRedis, guardedMysqlPool } from './remedies.js';
+import { SHARED } from '../test/support/services.js';
 
 /** The stores the tool knows. */
 export type StoreKind = 'postgres' | 'mysql' | 'redis' | 'memcached' | 'sqlite';
@@ -46,15 +48,12 @@ export interface OpenStore {
   drop(): Promise<void>;
 }
 
-/** The shared PostgreSQL and MariaDB servers (never stopped or flushed: the tool uses its own table). */
-export const POSTGRES = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
-export const MARIADB = {
-  host: '127.0.0.1',
-  port: 3306,
-  user: 'root',
-  password: '',
-  database: 'test',
-};
+/**
+ * The shared PostgreSQL and MariaDB servers, from TEST_POSTGRES_URL and TEST_MYSQL_URL as for the
+ * tests (never stopped or flushed: the tool uses its own table).
+ */
+export const POSTGRES = SHARED.postgres.connection;
+export const MARIADB = SHARED.mysql.connection;
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -132,7 +131,10 @@ export async function openStore(spec: StoreSpec): Promise<OpenStore> {
         ...mysqlPoolOptions(profile),
         ...spec.client,
       });
-      const store = new MysqlStore({ pool, table: name, pruneInterval: 0 });
+      // `fixed`: each statement on its own checked-out connection, with a timeout (stress/remedies.ts).
+      const queryable =
+        profile === 'fixed' ? guardedMysqlPool(pool, MYSQL_STATEMENT_TIMEOUT) : pool;
+      const store = new MysqlStore({ pool: queryable, table: name, pruneInterval: 0 });
       await store.createTable();
       return {
         store,
@@ -155,21 +157,25 @@ export async function openStore(spec: StoreSpec): Promise<OpenStore> {
       const { RedisStore } = await import('../src/stores/redis.js');
       // docs/stores/redis.md, "Constructing it"; `fixed` caps the reconnect backoff lower.
       const cap = profile === 'fixed' ? 250 : 2_000;
-      const client = createClient({
-        disableOfflineQueue: true,
-        pingInterval: 5_000,
-        socket: {
-          host: endpoint.host ?? '127.0.0.1',
-          port: endpoint.port,
-          connectTimeout: 2_000,
-          socketTimeout: 10_000,
-          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, cap),
-        },
-      });
-      client.on('error', () => undefined);
-      await client.connect();
-      const prefix = `${name}:`;
-      const store = new RedisStore({ client, prefix });
+      const create = () => {
+        const client = createClient({
+          disableOfflineQueue: true,
+          pingInterval: 5_000,
+          socket: {
+            host: endpoint.host ?? '127.0.0.1',
+            port: endpoint.port,
+            connectTimeout: 2_000,
+            socketTimeout: 10_000,
+            reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, cap),
+          },
+        });
+        client.on('error', () => undefined);
+        return client;
+      };
+      // `fixed`: a watchdog replaces a client whose connection went silent (stress/remedies.ts).
+      const client = profile === 'fixed' ? await WatchedRedis.open(create) : create();
+      if (!(client instanceof WatchedRedis)) await client.connect();
+      const store = new RedisStore({ client, prefix: `${name}:` });
       return {
         store,
         close: async () => {
@@ -198,7 +204,8 @@ export async function openStore(spec: StoreSpec): Promise<OpenStore> {
         logger: { log: () => undefined },
         ...spec.client,
       });
-      const store = new MemcachedStore({ client, prefix: `${name}:` });
+      // The instances checks revoke sessions and cap them per user: they need the user index.
+      const store = new MemcachedStore({ client, prefix: `${name}:`, userIndex: 'best-effort' });
       return {
         store,
         close: async () => client.close(),

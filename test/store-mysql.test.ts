@@ -13,33 +13,24 @@ import {
 import { SessionManager } from '../src/manager.js';
 import { SessionError } from '../src/errors.js';
 import type { SessionStore } from '../src/store.js';
-import { probeTcp, requireService, eventually } from './support/services.js';
+import { SHARED, eventually, probeTcp, requireShared } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
-const HOST = '127.0.0.1';
-const PORT = 3306;
-const server: PoolOptions = {
-  host: HOST,
-  port: PORT,
-  user: 'root',
-  password: '',
-  database: 'test',
-  connectTimeout: 2_000,
-};
+const { host: HOST, port: PORT } = SHARED.mysql;
+const server: PoolOptions = { ...SHARED.mysql.connection, connectTimeout: 2_000 };
+/** Where the tests' own servers and proxies listen. */
+const LOOPBACK = '127.0.0.1';
 
-const gate = await requireService(
-  `MariaDB/MySQL at ${HOST}:${PORT} (user root, database test)`,
-  async () => {
-    if (!(await probeTcp(HOST, PORT))) return 'nothing listens on the port';
-    const connection = await mysql.createConnection(server);
-    try {
-      await connection.query('SELECT 1');
-      return true;
-    } finally {
-      await connection.end();
-    }
-  },
-);
+const gate = await requireShared(SHARED.mysql, async () => {
+  if (!(await probeTcp(HOST, PORT))) return 'nothing listens on the port';
+  const connection = await mysql.createConnection(server);
+  try {
+    await connection.query('SELECT 1');
+    return true;
+  } finally {
+    await connection.end();
+  }
+});
 
 const MINUTE = 60_000;
 const SECRET = 's'.repeat(32);
@@ -362,6 +353,46 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
     expect(Number(rows[0]?.n)).toBe(1);
   });
 
+  it('prunes oldest first through the expiry index, even once ANALYZE has seen many expired rows', async () => {
+    const own = randomTable();
+    const sent: string[] = [];
+    const recording = {
+      execute: (sql: string, values?: unknown[]) => {
+        sent.push(sql);
+        return pool.execute(sql, values as never);
+      },
+      query: (sql: string) => pool.query(sql),
+    };
+    const now = Date.now();
+    const pruner = new MysqlStore({
+      pool: recording,
+      table: own,
+      pruneInterval: 0,
+      now: () => now,
+    });
+    try {
+      await pruner.createTable();
+      const rows = Array.from({ length: 5_000 }, (_, i) => [
+        randomStoreKey(),
+        'x',
+        i % 5 === 0 ? now - MINUTE : now + MINUTE,
+        1,
+        null,
+      ]);
+      await pool.query(
+        `INSERT INTO \`${own}\` (\`key\`, data, expires_at, version, user_id) VALUES ?`,
+        [rows],
+      );
+      await pool.query(`ANALYZE TABLE \`${own}\``);
+      expect(await pruner.prune()).toBe(1_000);
+      const prune = sent.find((sql) => sql.startsWith('DELETE'))!;
+      const [plan] = await pool.query<mysql.RowDataPacket[]>(`EXPLAIN ${prune}`, [now]);
+      expect(plan[0]).toMatchObject({ type: 'range', key: 'expires_at_idx' });
+    } finally {
+      await dropTable(pool, own);
+    }
+  });
+
   it('prunes on its timer', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     try {
@@ -446,7 +477,13 @@ describe.skipIf(!gate.available)(`MysqlStore during an outage${gate.label}`, () 
     proxy = new TcpProxy(HOST, PORT);
     const port = await proxy.start();
     direct = mysql.createPool({ ...server, connectionLimit: 2 });
-    proxied = mysql.createPool({ ...server, port, connectionLimit: 4, connectTimeout: 1_000 });
+    proxied = mysql.createPool({
+      ...server,
+      host: LOOPBACK,
+      port,
+      connectionLimit: 4,
+      connectTimeout: 1_000,
+    });
   });
   afterAll(async () => {
     await proxy.stop();
@@ -530,9 +567,15 @@ describe.skipIf(!gate.available)(
         sockets.add(socket);
         socket.on('error', () => undefined);
       });
-      await new Promise<void>((resolve) => silent.listen(0, HOST, resolve));
+      await new Promise<void>((resolve) => silent.listen(0, LOOPBACK, resolve));
       const { port } = silent.address() as AddressInfo;
-      const pool = mysql.createPool({ ...server, port, connectTimeout: 500, connectionLimit: 2 });
+      const pool = mysql.createPool({
+        ...server,
+        host: LOOPBACK,
+        port,
+        connectTimeout: 500,
+        connectionLimit: 2,
+      });
       try {
         const store = new MysqlStore({ pool, table: randomTable(), pruneInterval: 0 });
         const started = Date.now();

@@ -12,14 +12,14 @@ import {
 import { SessionManager } from '../src/manager.js';
 import { SessionError } from '../src/errors.js';
 import type { SessionStore } from '../src/store.js';
-import { probeTcp, requireService, eventually } from './support/services.js';
+import { SHARED, eventually, probeTcp, requireShared } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
-const HOST = '127.0.0.1';
-const PORT = 5432;
-const connection = { host: HOST, port: PORT, user: 'postgres', database: 'test' };
+const { host: HOST, port: PORT, connection } = SHARED.postgres;
+/** Where the tests' own servers and proxies listen. */
+const LOOPBACK = '127.0.0.1';
 
-const gate = await requireService(`PostgreSQL at ${HOST}:${PORT}`, async () => {
+const gate = await requireShared(SHARED.postgres, async () => {
   if (!(await probeTcp(HOST, PORT))) return `nothing listens on ${HOST}:${PORT}`;
   const probe = new pg.Client({ ...connection, connectionTimeoutMillis: 2_000 });
   try {
@@ -37,10 +37,11 @@ const live = () => ({ data: '{}', expiresAt: Date.now() + 10 * 60_000, userId: n
 const minute = 60_000;
 const secret = 's'.repeat(32);
 
-function newPool(port = PORT): pg.Pool {
+/** A pool on the shared server, or on a proxy in front of it at `port` on the loopback. */
+function newPool(port?: number): pg.Pool {
   const pool = new pg.Pool({
     ...connection,
-    port,
+    ...(port === undefined ? {} : { host: LOOPBACK, port }),
     max: 10,
     connectionTimeoutMillis: 1_000,
     query_timeout: 5_000,
@@ -302,6 +303,49 @@ describe.skipIf(!gate.available)(`PostgresStore against a real server${gate.labe
       await dropTable(store.table);
     });
 
+    it('prunes through the expiry index, in the generic plan and the custom one, once ANALYZE has seen many expired rows', async () => {
+      const sent: string[] = [];
+      const recording = {
+        query(arg: string | { text: string }, values?: unknown[]) {
+          sent.push(typeof arg === 'string' ? arg : arg.text);
+          return pool.query(arg as string, values);
+        },
+      };
+      const now = Date.now();
+      const store = new PostgresStore({ pool: recording, table: uniqueTable(), pruneInterval: 0 });
+      tables.add(store.table);
+      await store.createTable();
+      // A fifth of 20,000 rows expired: enough for a sequential scan to look cheap to a planner
+      // that reads LIMIT $n as a tenth of the table.
+      await pool.query(
+        `INSERT INTO ${store.table} SELECT md5(i::text), 'x',
+           CASE WHEN i % 5 = 0 THEN $1::bigint - 1000 ELSE $1::bigint + 86400000 END, 1, NULL
+         FROM generate_series(1, 20000) AS i`,
+        [now],
+      );
+      await pool.query(`ANALYZE ${store.table}`);
+      sent.length = 0;
+      await store.prune();
+      const prune = sent.find((sql) => sql.startsWith('DELETE'))!;
+      const client = await pool.connect();
+      try {
+        await client.query(`PREPARE tessera_test_prune AS ${prune}`);
+        for (const mode of ['force_generic_plan', 'force_custom_plan']) {
+          await client.query(`SET plan_cache_mode = ${mode}`);
+          const { rows } = await client.query<{ 'QUERY PLAN': string }>(
+            `EXPLAIN (COSTS OFF) EXECUTE tessera_test_prune(${now})`,
+          );
+          const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
+          expect(plan, mode).toMatch(/Index Scan using \S+_expires_at_idx/);
+          expect(plan, mode).not.toMatch(/Seq Scan/);
+        }
+      } finally {
+        await client.query('DEALLOCATE ALL; RESET plan_cache_mode');
+        client.release();
+      }
+      await dropTable(store.table);
+    });
+
     it('lets two processes prune one table at once without double counting', async () => {
       let now = Date.now();
       const first = await newStore({ now: () => now, pruneBatchSize: 5 });
@@ -510,9 +554,14 @@ describe.skipIf(!gate.available)(`PostgresStore against a real server${gate.labe
         sockets.add(socket);
         socket.on('error', () => undefined);
       });
-      await new Promise<void>((resolve) => silent.listen(0, HOST, resolve));
+      await new Promise<void>((resolve) => silent.listen(0, LOOPBACK, resolve));
       const { port } = silent.address() as AddressInfo;
-      const hung = new pg.Pool({ ...connection, port, connectionTimeoutMillis: 300 });
+      const hung = new pg.Pool({
+        ...connection,
+        host: LOOPBACK,
+        port,
+        connectionTimeoutMillis: 300,
+      });
       hung.on('error', () => undefined);
       try {
         const store = new PostgresStore({ pool: hung, table: uniqueTable(), pruneInterval: 0 });

@@ -347,12 +347,35 @@ describe.skipIf(!gate.available)(`SqliteStore${gate.label}`, () => {
       for (const key of live) await store.create(key, record('live', 'u'));
 
       const pending = store.prune();
-      // The first batch runs before prune() first yields: exactly one batch's worth is gone.
-      expect(countRows(db, table, `expires_at <= ${time}`)).toBe(1500);
+      // The first batch runs before prune() first yields, and is small (50 rows): the batches
+      // are sized to a time budget from there, up to pruneBatchSize.
+      expect(countRows(db, table, `expires_at <= ${time}`)).toBe(2450);
       expect(await pending).toBe(2500);
       expect(countRows(db, table)).toBe(10);
       expect((await store.listByUser('u')).map((row) => row.key).sort()).toEqual([...live].sort());
       expect(await store.prune()).toBe(0);
+    });
+
+    it('prunes oldest first through the expiry index, even once ANALYZE has seen many expired rows', () => {
+      const db = openTracked('prune-plan.db');
+      const table = randomTable();
+      const sent: string[] = [];
+      const prepare = db.prepare.bind(db);
+      db.prepare = ((sql: string) => {
+        sent.push(sql);
+        return prepare(sql);
+      }) as typeof db.prepare;
+      storeOn(db, { table });
+      db.prepare = prepare;
+      fillExpired(db, table, 5000);
+      db.exec('ANALYZE');
+      const prune = sent.find((sql) => /^DELETE[^]*expires_at <= \?/.test(sql))!;
+      const plan = db
+        .prepare<[number, number], { detail: string }>(`EXPLAIN QUERY PLAN ${prune}`)
+        .all(time, 1000)
+        .map((row) => row.detail);
+      expect(plan).toContainEqual(expect.stringMatching(new RegExp(`INDEX ${table}_expires_at`)));
+      expect(plan.join('\n')).not.toMatch(/TEMP B-TREE|^SCAN/m);
     });
 
     it('prunes on its timer, stops when closed, and survives a closed database', async () => {

@@ -190,6 +190,7 @@ function userIdBytes(userId: string | null): Buffer | null {
  * ```
  */
 export class MysqlStore implements SessionStore {
+  readonly name = 'mysql';
   readonly #pool: MysqlQueryable;
   readonly #table: string;
   readonly #tableName: string;
@@ -370,6 +371,8 @@ WHERE \`key\` = ? AND expires_at > ?`,
     listByUser: `SELECT \`key\`, data, expires_at, version, user_id FROM ${table} WHERE user_id = ? AND expires_at > ?`,
     deleteByUser: `DELETE FROM ${table} WHERE user_id = ? AND expires_at > ?`,
     deleteByUserExcept: `DELETE FROM ${table} WHERE user_id = ? AND expires_at > ? AND \`key\` <> ?`,
-    prune: `DELETE FROM ${table} WHERE expires_at <= ? LIMIT ${pruneBatchSize}`,
+    // Oldest first: the ORDER BY keeps the expiry index the optimizer's choice however many rows
+    // have expired.
+    prune: `DELETE FROM ${table} WHERE expires_at <= ? ORDER BY expires_at LIMIT ${pruneBatchSize}`,
   };
 }
