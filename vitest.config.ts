@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { configDefaults, defineConfig } from 'vitest/config';
 import { SLOW_TESTS } from './vitest.slow.config.js';
 
@@ -5,10 +6,13 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // The bench is its own package with its own tests (`npm run test:bench`).
-    // Whole-program checks run on their own (`npm run test:slow`).
+    // Whole-program checks and the stress scenarios run on their own (`npm run test:slow`).
     exclude: [...configDefaults.exclude, 'bench/**', ...SLOW_TESTS],
     testTimeout: 20_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Most files spend their time waiting on servers and child processes, so two run at once
+    // even on two cores (where vitest's own default, one fewer than the cores, would be one).
+    maxWorkers: Math.max(2, availableParallelism() - 1),
   },
 });

@@ -1,12 +1,16 @@
 import { defineConfig } from 'vitest/config';
 
-// Checks that build and run whole programs (npm run test:slow, run by CI after npm test): the
-// documentation's samples, consumer apps type-checked against the built package, and the packed
-// tarball installed into a fresh folder.
+// The slow checks (npm run test:slow, run by CI after npm test): whole programs built and run (the
+// documentation's samples, consumer apps type-checked against the built package, the packed
+// tarball installed into a fresh folder), and the stress tool's runs: fault scenarios and Redis
+// Cluster failover under load, and a short soak.
 export const SLOW_TESTS = [
   'test/docs-samples.test.ts',
   'test/compat/consumer-types.test.ts',
   'test/package-install.test.ts',
+  'test/stress/cluster.test.ts',
+  'test/stress/faults.test.ts',
+  'test/stress/soak.test.ts',
 ];
 
 export default defineConfig({

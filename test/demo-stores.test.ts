@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SessionManager } from '../src/index.js';
 import { openStore, StoreUrlError } from '../src/store-url.js';
 import { SECRET, cookiePair } from './support/fixtures.js';
-import { probeTcp, requireService } from './support/services.js';
+import { SHARED, requireService, requireShared, withQuery } from './support/services.js';
 import { MemcachedServer, memcachedInstalled } from './support/memcached-server.js';
 import { RedisClusterProcesses, redisBinariesAvailable } from './support/redis-server.js';
 
@@ -14,11 +14,9 @@ const suffix = randomBytes(4).toString('hex');
 const dir = mkdtempSync(join(tmpdir(), 'tessera-demo-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const postgres = await requireService('PostgreSQL at 127.0.0.1:5432', () =>
-  probeTcp('127.0.0.1', 5432),
-);
-const mysql = await requireService('MariaDB at 127.0.0.1:3306', () => probeTcp('127.0.0.1', 3306));
-const redis = await requireService('Redis at 127.0.0.1:6379', () => probeTcp('127.0.0.1', 6379));
+const postgres = await requireShared(SHARED.postgres);
+const mysql = await requireShared(SHARED.mysql);
+const redis = await requireShared(SHARED.redis);
 
 const memcached = await requireService('memcached binary', async () => memcachedInstalled());
 const cluster = await requireService(
@@ -36,14 +34,14 @@ const clusterHosts =
   clusterServers?.rootNodes.map((node) => node.url.replace('redis://', '')).join(',') ?? '';
 const cases = [
   {
-    url: `memcached://127.0.0.1:${memcachedServer?.port ?? 0}?prefix=demo-${suffix}:`,
+    url: `memcached://127.0.0.1:${memcachedServer?.port ?? 0}?prefix=demo-${suffix}:&userIndex=best-effort`,
     ...memcached,
   },
   { url: `redis-cluster://${clusterHosts}?prefix=demo-${suffix}:`, ...cluster },
   { url: `sqlite:${join(dir, 'sessions.db')}`, available: true, label: '' },
-  { url: `postgres://postgres@127.0.0.1:5432/test?table=demo_${suffix}`, ...postgres },
-  { url: `mysql://root@127.0.0.1:3306/test?table=demo_${suffix}`, ...mysql },
-  { url: `redis://127.0.0.1:6379?prefix=demo-${suffix}:`, ...redis },
+  { url: withQuery(SHARED.postgres.url, `table=demo_${suffix}`), ...postgres },
+  { url: withQuery(SHARED.mysql.url, `table=demo_${suffix}`), ...mysql },
+  { url: withQuery(SHARED.redis.url, `prefix=demo-${suffix}:`), ...redis },
 ];
 
 async function roundTrip(url: string) {
@@ -61,15 +59,13 @@ async function roundTrip(url: string) {
   } finally {
     if (url.startsWith('postgres')) {
       const pg = await import('pg');
-      const pool = new pg.default.Pool({
-        connectionString: 'postgres://postgres@127.0.0.1:5432/test',
-      });
+      const pool = new pg.default.Pool({ connectionString: SHARED.postgres.url });
       await pool.query(`DROP TABLE IF EXISTS demo_${suffix}`);
       await pool.end();
     }
     if (url.startsWith('mysql')) {
       const mysql2 = await import('mysql2/promise');
-      const connection = await mysql2.createConnection('mysql://root@127.0.0.1:3306/test');
+      const connection = await mysql2.createConnection(SHARED.mysql.url);
       await connection.query(`DROP TABLE IF EXISTS demo_${suffix}`);
       await connection.end();
     }

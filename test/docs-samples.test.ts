@@ -35,45 +35,18 @@ import {
 } from './support/doc-samples.js';
 import { MemcachedServer, memcachedInstalled } from './support/memcached-server.js';
 import { RedisClusterProcesses, redisBinariesAvailable } from './support/redis-server.js';
-import { probeTcp, requireService, type ServiceGate } from './support/services.js';
+import {
+  SHARED,
+  requireService,
+  requireShared,
+  withQuery,
+  type ServiceGate,
+} from './support/services.js';
 
 const root = resolve(import.meta.dirname, '..');
 const overrideDist = process.env.TESSERA_DOCS_DIST;
 const dist = overrideDist === undefined ? join(root, 'dist') : resolve(overrideDist);
 const built = existsSync(join(dist, 'index.js'));
-
-/**
- * Samples known to fail in pages this test does not edit, each with why. An entry is matched by
- * its page and a piece of its code; remove it once the page fixes or marks the sample.
- */
-const MIGRATING = 'docs/migrating-from-express-session.md';
-const PENDING: { file: string; contains: string; reason: string }[] = [
-  {
-    file: MIGRATING,
-    contains: '// before',
-    reason: 'a before/after fragment: it declares session twice, and express-session has no types',
-  },
-  {
-    file: MIGRATING,
-    contains: "session({ secret: '' });",
-    reason: 'a fragment: session is not imported, and its first call throws by design',
-  },
-  {
-    file: MIGRATING,
-    contains: 'new MemoryStore({ userIdOf',
-    reason: 'a fragment: MemoryStore is not imported',
-  },
-  {
-    file: MIGRATING,
-    contains: 'fromExpressSessionStore(new RedisStore',
-    reason: 'app is not defined, and the app does not listen',
-  },
-  {
-    file: MIGRATING,
-    contains: 'toExpressSessionStore(new RedisStore',
-    reason: 'client, app, secret, userId and req are not defined; express-session has no types',
-  },
-];
 
 const RUN_TIMEOUT_MS = 30_000;
 const CONCURRENCY = 4;
@@ -81,9 +54,12 @@ const CONCURRENCY = 4;
 const samples = findSamples(root);
 const needed = new Set(samples.flatMap((sample) => sample.marker.needs));
 
-function pendingReason(sample: Sample): string | undefined {
-  return PENDING.find((entry) => entry.file === sample.file && sample.code.includes(entry.contains))
-    ?.reason;
+/**
+ * Whether a sample imports express-session or the drop-in: either types Express's `req.session`
+ * its own way for every file compiled with it, so such samples are checked apart from the rest.
+ */
+function typesExpressSession(sample: Sample): boolean {
+  return /['"](tessera-session\/)?express-session['"]/.test(sample.code);
 }
 
 /** What happened to one sample. */
@@ -108,11 +84,11 @@ const cleanups: (() => Promise<unknown>)[] = [];
 async function gateFor(name: ServiceName): Promise<ServiceGate> {
   switch (name) {
     case 'postgres':
-      return requireService('PostgreSQL at 127.0.0.1:5432', () => probeTcp('127.0.0.1', 5432));
+      return requireShared(SHARED.postgres);
     case 'mysql':
-      return requireService('MariaDB at 127.0.0.1:3306', () => probeTcp('127.0.0.1', 3306));
+      return requireShared(SHARED.mysql);
     case 'redis':
-      return requireService('Redis at 127.0.0.1:6379', () => probeTcp('127.0.0.1', 6379));
+      return requireShared(SHARED.redis);
     case 'memcached':
       return requireService('memcached binary', async () => memcachedInstalled());
     case 'redis-cluster':
@@ -126,38 +102,38 @@ async function startService(name: ServiceName): Promise<void> {
     case 'postgres': {
       const { default: pg } = await import('pg');
       const schema = `docs_samples_${suffix}`;
-      const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/test' });
+      const admin = new pg.Client(SHARED.postgres.connection);
       await admin.connect();
       await admin.query(`CREATE SCHEMA ${schema}`);
       await admin.end();
       cleanups.push(async () => {
-        const client = new pg.Client({
-          connectionString: 'postgres://postgres@127.0.0.1:5432/test',
-        });
+        const client = new pg.Client(SHARED.postgres.connection);
         await client.connect();
         await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
         await client.end();
       });
       const options = encodeURIComponent(`-c search_path=${schema}`);
-      serviceEnv.set(name, `postgres://postgres@127.0.0.1:5432/test?options=${options}`);
+      serviceEnv.set(name, withQuery(SHARED.postgres.url, `options=${options}`));
       return;
     }
     case 'mysql': {
       const mysql = await import('mysql2/promise');
       const database = `docs_samples_${suffix}`;
-      const admin = await mysql.createConnection('mysql://root@127.0.0.1:3306/test');
+      const admin = await mysql.createConnection(SHARED.mysql.connection);
       await admin.query(`CREATE DATABASE ${database}`);
       await admin.end();
       cleanups.push(async () => {
-        const connection = await mysql.createConnection('mysql://root@127.0.0.1:3306/test');
+        const connection = await mysql.createConnection(SHARED.mysql.connection);
         await connection.query(`DROP DATABASE IF EXISTS ${database}`);
         await connection.end();
       });
-      serviceEnv.set(name, `mysql://root@127.0.0.1:3306/${database}`);
+      const url = new URL(SHARED.mysql.url);
+      url.pathname = `/${database}`;
+      serviceEnv.set(name, url.href);
       return;
     }
     case 'redis':
-      serviceEnv.set(name, 'redis://127.0.0.1:6379');
+      serviceEnv.set(name, SHARED.redis.url);
       return;
     case 'memcached': {
       const server = await MemcachedServer.start();
@@ -309,19 +285,22 @@ describe.skipIf(!built)(
 
       const byFile = new Map<string, Sample>();
       const shared: string[] = [];
+      const expressSession: string[] = [];
       const alone: string[] = [];
       for (const sample of samples) {
         outcomes.set(sample, { diagnostics: [] });
         if (sample.problem !== undefined || sample.marker.skip !== undefined) continue;
-        if (pendingReason(sample) !== undefined) continue;
         const name = sampleFileName(sample);
         byFile.set(name, sample);
         const code = [...sample.marker.prelude, sample.code].join('\n');
         writeFileSync(join(dir, 'src', name), code);
-        (augments(sample) ? alone : shared).push(name);
+        if (augments(sample)) alone.push(name);
+        else (typesExpressSession(sample) ? expressSession : shared).push(name);
       }
       const tsc = join(root, 'node_modules/typescript/bin/tsc');
-      const projects = [shared, ...alone.map((file) => [file])].filter((files) => files.length);
+      const projects = [shared, expressSession, ...alone.map((file) => [file])].filter(
+        (files) => files.length,
+      );
       const checks = projects.map(async (files, index) => {
         const config = `tsconfig.${index}.json`;
         writeFileSync(join(dir, config), tsconfig(files));
@@ -373,7 +352,7 @@ describe.skipIf(!built)(
     });
 
     for (const sample of samples) {
-      const skip = sample.marker.skip ?? pendingReason(sample);
+      const skip = sample.marker.skip;
       const title = `${sample.where} (${sample.language === 'ts' ? 'TypeScript' : 'JavaScript'})`;
       if (skip !== undefined) {
         it.skip(`${title} [skipped: ${skip}]`, () => undefined);

@@ -9,7 +9,7 @@ import { session as tesseraSession } from '../../src/adapters/express.js';
 import { SessionManager } from '../../src/manager.js';
 import type { SessionStore } from '../../src/store.js';
 import { defineStoreConformance } from '../../src/testing/index.js';
-import { requireService, probeTcp } from '../support/services.js';
+import { SHARED, requireShared } from '../support/services.js';
 import { Browser, listen, type Running } from './helpers.js';
 
 const expressSession = createRequire(import.meta.url)('express-session') as any;
@@ -64,9 +64,7 @@ describe('fromExpressSessionStore limits', () => {
 
 type Client = ReturnType<typeof createClient>;
 
-const redisGate = await requireService('Redis at 127.0.0.1:6379', () =>
-  probeTcp('127.0.0.1', 6379),
-);
+const redisGate = await requireShared(SHARED.redis);
 
 describe.runIf(redisGate.available)(
   `fromExpressSessionStore(connect-redis)${redisGate.label}`,
@@ -87,7 +85,7 @@ describe.runIf(redisGate.available)(
     }
 
     beforeAll(async () => {
-      client = createClient({ socket: { host: '127.0.0.1', port: 6379, connectTimeout: 2000 } });
+      client = createClient({ url: SHARED.redis.url, socket: { connectTimeout: 2000 } });
       client.on('error', () => undefined);
       await client.connect();
     });

@@ -13,7 +13,7 @@ import session, {
   type SessionOptions,
   type SessionRequest,
 } from '../../src/compat/express-session/index.js';
-import { probeTcp, requireService } from '../support/services.js';
+import { SHARED, requireShared } from '../support/services.js';
 import { Browser, idOf, listen, sessionCookies, sessionOf, type Running } from './helpers.js';
 
 const secret = 'a test secret that is at least thirty-two bytes long';
@@ -65,9 +65,7 @@ describe('default session IDs', () => {
   });
 });
 
-const postgres = await requireService('PostgreSQL at 127.0.0.1:5432', () =>
-  probeTcp('127.0.0.1', 5432),
-);
+const postgres = await requireShared(SHARED.postgres);
 
 /** An express-session store keeping the ID in VARCHAR(36), as connect-session-sequelize's table does. */
 class Sid36Store extends Store {
@@ -107,7 +105,7 @@ describe(`a store with a 36-character ID column (PostgreSQL)${postgres.label}`, 
 
   beforeAll(async () => {
     if (!postgres.available) return;
-    pool = new pg.Pool({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' });
+    pool = new pg.Pool(SHARED.postgres.connection);
     await pool.query(`CREATE TABLE ${table} (sid VARCHAR(36) PRIMARY KEY, sess JSON NOT NULL)`);
   });
 

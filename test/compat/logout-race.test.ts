@@ -8,7 +8,7 @@ import session, {
   type StoreLike,
 } from '../../src/compat/express-session/index.js';
 import { SessionError } from '../../src/errors.js';
-import { probeTcp, requireService } from '../support/services.js';
+import { SHARED, requireShared } from '../support/services.js';
 import { DelayedStore } from './delayed-store.js';
 import { Browser, gate, idOf, listen, sessionOf, type Running } from './helpers.js';
 import { HoldingProxy } from './holding-proxy.js';
@@ -245,14 +245,12 @@ describe('a save past its storeTimeout', () => {
   });
 });
 
-const redisGate = await requireService('Redis at 127.0.0.1:6379', () =>
-  probeTcp('127.0.0.1', 6379),
-);
+const redisGate = await requireShared(SHARED.redis);
 
 describe.runIf(redisGate.available)(
   `connect-redis on Redis, with reply latency from a proxy${redisGate.label}`,
   () => {
-    const proxy = new HoldingProxy('127.0.0.1', 6379);
+    const proxy = new HoldingProxy(SHARED.redis.host, SHARED.redis.port);
     const prefix = `tessera-test:logout-race:${randomBytes(6).toString('hex')}:`;
     let client: ReturnType<typeof createClient>;
     let direct: ReturnType<typeof createClient>;
@@ -262,7 +260,7 @@ describe.runIf(redisGate.available)(
       client = createClient({ socket: { host: '127.0.0.1', port, connectTimeout: 2000 } });
       client.on('error', () => undefined);
       await client.connect();
-      direct = createClient({ socket: { host: '127.0.0.1', port: 6379, connectTimeout: 2000 } });
+      direct = createClient({ url: SHARED.redis.url, socket: { connectTimeout: 2000 } });
       direct.on('error', () => undefined);
       await direct.connect();
     });

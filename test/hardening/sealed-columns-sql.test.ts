@@ -13,15 +13,15 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { SessionManager, type SessionStore } from '../../src/index.js';
 import { PostgresStore } from '../../src/stores/postgres.js';
 import { SqliteStore } from '../../src/stores/sqlite.js';
-import { probeTcp, requireService } from '../support/services.js';
+import { SHARED, probeTcp, requireService, requireShared } from '../support/services.js';
 import { FakeClock, SECRET, cookiePair, rawIdOf, sha256 } from '../support/fixtures.js';
 
 const HOUR = 3_600_000;
-const connection = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
+const connection = SHARED.postgres.connection;
 const encryption = { keys: [{ id: 'k1', key: new Uint8Array(32).fill(5) }] };
 const table = () => `tessera_hardening_${randomBytes(6).toString('hex')}`;
 
-const postgres = await requireService('PostgreSQL at 127.0.0.1:5432', async () => {
+const postgres = await requireShared(SHARED.postgres, async () => {
   if (!(await probeTcp(connection.host, connection.port))) return 'nothing listens there';
   const probe = new pg.Client({ ...connection, connectionTimeoutMillis: 2_000 });
   try {

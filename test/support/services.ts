@@ -14,6 +14,77 @@ export function probeTcp(host: string, port: number, timeoutMs = 1000): Promise<
   });
 }
 
+/** How to reach a shared server: a spread into `pg` or `mysql2` options. */
+export interface ServiceConnection {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  database: string;
+}
+
+/** A shared server the tests use (never stopped, flushed or reconfigured by them). */
+export interface SharedService {
+  /** `PostgreSQL at 127.0.0.1:5432`: for skip reasons and test titles. */
+  label: string;
+  /** The URL, as given in the environment or by default. */
+  url: string;
+  host: string;
+  port: number;
+  connection: ServiceConnection;
+}
+
+/** Reads the service's URL from `variable`, or takes `fallback`. */
+function sharedService(name: string, variable: string, fallback: string): SharedService {
+  const url = process.env[variable] || fallback;
+  const parsed = new URL(url);
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = Number(parsed.port || new URL(fallback).port);
+  const password = decodeURIComponent(parsed.password);
+  return {
+    label: `${name} at ${host}:${port}`,
+    url,
+    host,
+    port,
+    connection: {
+      host,
+      port,
+      user: decodeURIComponent(parsed.username),
+      ...(password === '' ? {} : { password }),
+      database: decodeURIComponent(parsed.pathname.slice(1)),
+    },
+  };
+}
+
+/**
+ * The shared servers of the store tests, each from an environment variable with this machine's
+ * server as the default: `TEST_POSTGRES_URL` (`postgres://postgres@127.0.0.1:5432/test`),
+ * `TEST_MYSQL_URL` (`mysql://root@127.0.0.1:3306/test`), `TEST_REDIS_URL`
+ * (`redis://127.0.0.1:6379`). Memcached and Redis Cluster are private servers the tests start.
+ */
+export const SHARED = {
+  postgres: sharedService(
+    'PostgreSQL',
+    'TEST_POSTGRES_URL',
+    'postgres://postgres@127.0.0.1:5432/test',
+  ),
+  mysql: sharedService('MariaDB', 'TEST_MYSQL_URL', 'mysql://root@127.0.0.1:3306/test'),
+  redis: sharedService('Redis', 'TEST_REDIS_URL', 'redis://127.0.0.1:6379'),
+};
+
+/** `url` with `query` (`table=t`) added after the URL's own parameters, if it has any. */
+export function withQuery(url: string, query: string): string {
+  return `${url}${url.includes('?') ? '&' : '?'}${query}`;
+}
+
+/** Gates tests on a shared server (see {@link requireService}); by default its port must answer. */
+export function requireShared(
+  service: SharedService,
+  check: () => Promise<boolean | string> = () => probeTcp(service.host, service.port),
+): Promise<ServiceGate> {
+  return requireService(service.label, check);
+}
+
 /** Whether this run is CI, where a missing service fails the run instead of skipping. */
 export const inCI = process.env.CI === 'true' || process.env.CI === '1';
 
