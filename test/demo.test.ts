@@ -1,128 +1,47 @@
 import { spawn } from 'node:child_process';
-import type { Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { SessionManager } from '../src/index.js';
-import { MemoryStore } from '../src/stores/memory.js';
-import { createDemoApp, DEADLINE_COOKIE, DEMO_USERS } from '../examples/demo/app.js';
+import { SECRET_COMMAND } from '../src/manager-options.js';
+import { DEADLINE_COOKIE } from '../examples/demo/app.js';
 import { deviceName } from '../examples/demo/device.js';
-import { FakeClock, SECRET } from './support/fixtures.js';
+import { SECRET } from './support/fixtures.js';
+import {
+  Browser as DemoBrowser,
+  CHROME_LINUX,
+  FIREFOX_WINDOWS,
+  FORM,
+  SAFARI_IPHONE,
+  noticeOf,
+  request,
+  serveDemo,
+  signInAt,
+  type CallInit,
+  type RunningDemo,
+} from './support/demo-client.js';
 
 const MINUTE = 60_000;
-const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
-const CHROME_LINUX =
-  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
-const FIREFOX_WINDOWS =
-  'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:127.0) Gecko/20100101 Firefox/127.0';
-const SAFARI_IPHONE =
-  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
 
-const clock = new FakeClock();
-let server: Server;
-let base: string;
-
+let demo: RunningDemo;
 beforeAll(async () => {
-  const manager = new SessionManager({
-    store: new MemoryStore({ now: clock.now }),
-    secrets: [SECRET],
-    now: clock.now,
-  });
-  server = createDemoApp(manager, { now: clock.now }).listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  demo = await serveDemo();
 });
+afterAll(() => demo.close());
 
-afterAll(() => new Promise((resolve) => server.close(resolve)));
+const call = (path: string, init: CallInit = {}) => request(demo.base, path, init);
+const signIn = (username?: string, password?: string, agent?: string) =>
+  signInAt(demo.base, username, password, agent);
 
-const call = (path: string, init: RequestInit & { cookie?: string; json?: unknown } = {}) =>
-  fetch(base + path, {
-    method: init.method ?? (init.json !== undefined || init.body !== undefined ? 'POST' : 'GET'),
-    redirect: 'manual',
-    body: init.json !== undefined ? JSON.stringify(init.json) : init.body,
-    headers: {
-      ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...(init.cookie ? { cookie: init.cookie } : {}),
-      ...(init.headers as object),
-    },
-  });
-
-async function signIn(
-  username = 'alice',
-  password = 'wonderland',
-  agent = 'test-agent',
-): Promise<string> {
-  const response = await call('/login', {
-    json: { username, password },
-    headers: { 'user-agent': agent },
-  });
-  expect(response.status).toBe(200);
-  return response.headers.getSetCookie()[0]!.split(';')[0]!;
-}
-
-/** A browser's cookie jar and user agent: keeps what Set-Cookie gives, drops what it clears. */
-class Browser {
-  readonly cookies = new Map<string, string>();
-  constructor(readonly agent = CHROME_LINUX) {}
-
-  get cookie(): string {
-    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
+/** A browser on the demo. */
+class Browser extends DemoBrowser {
+  constructor(agent = CHROME_LINUX) {
+    super(demo.base, agent);
   }
-
-  async request(path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
-    const response = await call(path, {
-      ...init,
-      cookie: this.cookie,
-      headers: {
-        'user-agent': this.agent,
-        ...(init.body !== undefined ? FORM : {}),
-        ...(init.headers as object),
-      },
-    });
-    for (const line of response.headers.getSetCookie()) {
-      const pair = line.split(';')[0]!;
-      const name = pair.slice(0, pair.indexOf('='));
-      // A cleared cookie comes back empty (with Max-Age=0 or an Expires in the past).
-      if (pair.length === name.length + 1) this.cookies.delete(name);
-      else this.cookies.set(name, pair.slice(name.length + 1));
-    }
-    return response;
-  }
-
-  /** Signs in with the form and loads the page it is sent to. */
-  async signIn(username = 'alice', password = DEMO_USERS[username]!): Promise<string> {
-    const response = await this.request('/login', {
-      body: new URLSearchParams({ username, password }).toString(),
-    });
-    expect(response.status).toBe(303);
-    return this.page('/');
-  }
-
-  async page(path: string): Promise<string> {
-    const response = await this.request(path);
-    expect(response.status).toBe(200);
-    return response.text();
-  }
-
-  /** The handle of the user's session on `device` (`'current'`: this browser's), from the list. */
-  async handleOf(device: string): Promise<string> {
-    const { sessions } = await (await this.request('/api/sessions')).json();
-    const found = sessions.find((s: { device: string; current: boolean }) =>
-      device === 'current' ? s.current : s.device === device && !s.current,
-    );
-    if (found === undefined) throw new Error(`no session on ${device}`);
-    return found.handle;
-  }
-}
-
-/** The `data-notice` of a page, or undefined when it shows none. */
-function noticeOf(html: string): string | undefined {
-  return /data-notice="([^"]*)"/.exec(html)?.[1];
 }
 
 describe('the demo', () => {
   // Each test starts once every earlier session has expired, so it sees only its own.
-  beforeEach(() => clock.advance(12 * 60 * MINUTE + 1));
+  beforeEach(() => demo.clock.advance(12 * 60 * MINUTE + 1));
 
   it('shows the login form to a visitor, and stores nothing for it', async () => {
     const response = await call('/');
@@ -190,9 +109,9 @@ describe('the demo', () => {
     const me = await (await call('/api/me', { cookie })).json();
     expect(me.user).toBe('alice');
     expect(me.prefs).toEqual({});
-    expect(me.session.createdAt).toBe(clock.now());
-    expect(me.session.expiresAt).toBe(clock.now() + 30 * MINUTE);
-    expect(me.session.absoluteExpiresAt).toBe(clock.now() + 12 * 60 * MINUTE);
+    expect(me.session.createdAt).toBe(demo.clock.now());
+    expect(me.session.expiresAt).toBe(demo.clock.now() + 30 * MINUTE);
+    expect(me.session.absoluteExpiresAt).toBe(demo.clock.now() + 12 * 60 * MINUTE);
   });
 
   it('shows what the browser holds, what the server holds, and when the session ends', async () => {
@@ -222,7 +141,7 @@ describe('the demo', () => {
     expect(html).toContain('<script src="/static/countdown.js" defer></script>');
     expect(html).not.toMatch(/<script>|<style>| style="/);
 
-    clock.advance(3 * MINUTE);
+    demo.clock.advance(3 * MINUTE);
     const later = await browser.page('/');
     expect(later).toMatch(/<dt>Signed in<\/dt><dd><time [^>]*>3 minutes ago<\/time>/);
     // The page saved its touch first: the idle deadline shown is the one now stored.
@@ -236,6 +155,13 @@ describe('the demo', () => {
     expect(policy).toContain("script-src 'self'");
     expect(policy).toContain("style-src 'self'");
     expect(policy).not.toContain('unsafe-inline');
+    // The page's script calls the JSON API of its own origin, and nothing else.
+    expect(policy).toContain("connect-src 'self'");
+    expect(policy).toContain("default-src 'none'");
+    const stepUp = await call('/static/step-up.js');
+    expect(stepUp.status).toBe(200);
+    expect(stepUp.headers.get('content-type')).toMatch(/^(text|application)\/javascript/);
+    expect(await stepUp.text()).toContain('REAUTH_REQUIRED');
     const script = await call('/static/countdown.js');
     expect(script.status).toBe(200);
     expect(script.headers.get('content-type')).toMatch(/^(text|application)\/javascript/);
@@ -312,7 +238,7 @@ describe('the demo', () => {
     const laptop = new Browser(CHROME_LINUX);
     const desktop = new Browser(FIREFOX_WINDOWS);
     await desktop.signIn('bob', 'builder');
-    clock.advance(2 * MINUTE);
+    demo.clock.advance(2 * MINUTE);
     const html = await laptop.signIn('bob', 'builder');
     const table = html.slice(html.indexOf('id="sessions"'));
     const rows = table.split('<tr').slice(2);
@@ -414,7 +340,7 @@ describe('the demo', () => {
     await laptop.request('/api/sessions/revoke', {
       json: { handle: await laptop.handleOf('Safari on iOS') },
     });
-    clock.advance(MINUTE);
+    demo.clock.advance(MINUTE);
     const html = await phone.page('/');
     expect(noticeOf(html)).toBe('ended-elsewhere');
     expect(html).toContain('Your session was ended on another device.');
@@ -430,7 +356,7 @@ describe('the demo', () => {
   it('says "expired" to a browser whose session timed out', async () => {
     const browser = new Browser();
     await browser.signIn();
-    clock.advance(31 * MINUTE);
+    demo.clock.advance(31 * MINUTE);
     const html = await browser.page('/');
     expect(noticeOf(html)).toBe('expired');
     expect(html).toContain('Your session expired.');
@@ -438,7 +364,7 @@ describe('the demo', () => {
     // After the absolute deadline the browser has dropped the session cookie, and is still told.
     const dropped = new Browser();
     await dropped.signIn();
-    clock.advance(13 * 60 * MINUTE);
+    demo.clock.advance(13 * 60 * MINUTE);
     dropped.cookies.delete('sid');
     expect(noticeOf(await dropped.page('/'))).toBe('expired');
   });
@@ -475,7 +401,7 @@ describe('the demo', () => {
 
   it('expires an idle session on the server', async () => {
     const cookie = await signIn();
-    clock.advance(31 * MINUTE);
+    demo.clock.advance(31 * MINUTE);
     expect((await call('/api/me', { cookie })).status).toBe(401);
   });
 });
@@ -604,18 +530,23 @@ describe('deviceName', () => {
   });
 });
 
-function startDemo(env: Record<string, string>) {
+/** Runs the demo as `npm start` does: its process, what it printed so far, and its exit. */
+function runDemo(env: Record<string, string>) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo/server.ts'], {
     env: { ...process.env, SESSION_SECRET: SECRET, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => (stdout += chunk));
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('exit', (code) => resolve({ code, stdout, stderr })),
+  const output = { stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk) => (output.stdout += chunk));
+  child.stderr.on('data', (chunk) => (output.stderr += chunk));
+  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('exit', (code) => resolve({ code, ...output })),
   );
+  return { child, output, exited };
+}
+
+function startDemo(env: Record<string, string>) {
+  return runDemo(env).exited;
 }
 
 describe('the demo start-up', () => {
@@ -623,6 +554,17 @@ describe('the demo start-up', () => {
     const { code, stderr } = await startDemo({ PORT: '0', SESSION_STORE: 'nosuch://x' });
     expect(code).toBe(1);
     expect(stderr).toContain('SESSION_STORE must start with memory:, sqlite:');
+  });
+
+  it('stops on a short SESSION_SECRET, saying how to make one', async () => {
+    const { code, stderr } = await startDemo({
+      PORT: '0',
+      SESSION_STORE: 'memory:',
+      SESSION_SECRET: 'short',
+    });
+    expect(code).toBe(1);
+    expect(stderr).toContain('Invalid session configuration: secrets[0]');
+    expect(stderr).toContain(`Make one with: ${SECRET_COMMAND}`);
   });
 
   it('stops with a clear message for an unreachable server', async () => {
@@ -659,5 +601,87 @@ describe('the demo start-up', () => {
     const { code, stderr } = await startDemo({ PORT: 'eighty', SESSION_STORE: 'memory:' });
     expect(code).toBe(1);
     expect(stderr).toContain('PORT must be a port number from 0 to 65535 (got "eighty")');
+  });
+
+  it('stops with a clear message for a SESSION_REAUTH_MS that is no duration', async () => {
+    for (const value of ['soon', '0', '-5']) {
+      const { code, stderr } = await startDemo({
+        PORT: '0',
+        SESSION_STORE: 'memory:',
+        SESSION_REAUTH_MS: value,
+      });
+      expect(code).toBe(1);
+      expect(stderr).toContain(
+        `SESSION_REAUTH_MS must be a positive number of milliseconds (got ${JSON.stringify(value)})`,
+      );
+    }
+  });
+
+  it('runs with SESSION_REAUTH_MS and bearer tokens, and logs audit events as JSON lines, never a token', async () => {
+    const { child, output, exited } = runDemo({
+      PORT: '0',
+      SESSION_STORE: 'memory:',
+      SESSION_REAUTH_MS: '90000',
+    });
+    try {
+      const base = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', () => {
+          const port = /Tessera demo on http:\/\/localhost:(\d+)/.exec(output.stdout)?.[1];
+          if (port !== undefined) resolve(`http://127.0.0.1:${port}`);
+        });
+        void exited.then(({ stderr }) => reject(new Error(`the demo stopped: ${stderr}`)));
+      });
+      const alice = { username: 'alice', password: 'wonderland' };
+      const refused = await request(base, '/login', {
+        json: alice,
+        headers: { 'sec-fetch-site': 'cross-site', 'user-agent': 'forger' },
+      });
+      expect(refused.status).toBe(403);
+      // A second session, so that the page offers to sign the others out.
+      await signInAt(base);
+      const issued = await request(base, '/api/token', {
+        json: alice,
+        headers: { 'user-agent': 'curl/8.5.0' },
+      });
+      expect(issued.status).toBe(200);
+      expect(issued.headers.getSetCookie()).toEqual([]);
+      const { token } = await issued.json();
+      const bearer = { authorization: `Bearer ${token}` };
+      const page = await request(base, '/', { headers: bearer });
+      expect(await page.text()).toContain('within the last 90 seconds');
+      expect(page.headers.getSetCookie()).toEqual([]);
+      expect((await request(base, '/logout', { method: 'POST', headers: bearer })).status).toBe(
+        200,
+      );
+
+      child.kill('SIGTERM');
+      const { code, stdout } = await exited;
+      expect(code).toBe(0);
+      const lines = stdout
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line));
+      expect(lines).toEqual([
+        expect.objectContaining({
+          event: 'crossOriginRefused',
+          reason: 'sec-fetch-site',
+          method: 'POST',
+          site: 'cross-site',
+          userAgent: 'forger',
+          handle: null,
+        }),
+        expect.objectContaining({ event: 'login', reason: 'login', userId: 'alice' }),
+        expect.objectContaining({ event: 'login', reason: 'login', userId: 'alice' }),
+        expect.objectContaining({ event: 'logout', reason: 'destroy', userId: 'alice' }),
+      ]);
+      expect(lines[2].handle).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(lines[2].userAgent).toBe('curl/8.5.0');
+      expect(lines[3].handle).toBe(lines[2].handle);
+      expect(lines[2].time).toMatch(/^\d{4}-\d\d-\d\dT/);
+      for (const part of token.split('.')) expect(stdout).not.toContain(part);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    }
   });
 });

@@ -1,14 +1,16 @@
 /**
  * Starts the demo: `npm start`. Configured by environment variables:
  * PORT (3000), SESSION_SECRET, SESSION_STORE (sqlite:data/sessions.db),
- * SESSION_IDLE_TIMEOUT_MS, SESSION_ABSOLUTE_TIMEOUT_MS, TRUST_PROXY (1 behind one proxy).
+ * SESSION_IDLE_TIMEOUT_MS, SESSION_ABSOLUTE_TIMEOUT_MS, SESSION_REAUTH_MS (300000: how recent a
+ * sign-in "sign out all other sessions" needs), TRUST_PROXY (1 behind one proxy).
  * Any configuration it cannot use, or a port it cannot listen on, stops it with a one-line
- * message and exit code 1.
+ * message and exit code 1. The manager's audit events go to stdout, one JSON line each.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SessionManager } from '../../src/index.js';
-import { createDemoApp } from './app.js';
+import { createDemoApp, DEFAULT_REAUTH_MS } from './app.js';
+import { SECRET_COMMAND } from '../../src/manager-options.js';
 import { openStore, StoreUrlError } from '../../src/store-url.js';
 
 const DEVELOPMENT_SECRET = 'tessera-demo-development-secret-not-for-production';
@@ -34,6 +36,27 @@ function portFromEnv(): number {
   return port;
 }
 
+/** The events an audit log keeps: who signed in or out, what was revoked or refused. */
+const AUDIT_EVENTS = [
+  'login',
+  'logout',
+  'revoked',
+  'crossOriginRefused',
+  'reauthRequired',
+] as const;
+
+/**
+ * Writes each audit event to stdout as one JSON line. The events carry the session's handle
+ * (a hash), never its ID or token, so the lines are safe to keep.
+ */
+function logAuditEvents(manager: SessionManager): void {
+  for (const name of AUDIT_EVENTS) {
+    manager.on(name, (event) =>
+      console.log(JSON.stringify({ time: new Date().toISOString(), event: name, ...event })),
+    );
+  }
+}
+
 /** The one-line reason a server could not listen on `port`. */
 function listenFailure(port: number, error: NodeJS.ErrnoException): string {
   switch (error.code) {
@@ -48,11 +71,13 @@ function listenFailure(port: number, error: NodeJS.ErrnoException): string {
 
 async function main(): Promise<void> {
   const port = portFromEnv();
+  const reauthMaxAge = numberFromEnv('SESSION_REAUTH_MS') ?? DEFAULT_REAUTH_MS;
   let secret = process.env.SESSION_SECRET;
   if (secret === undefined || secret === '') {
     console.warn(
       'WARNING: SESSION_SECRET is not set; using a development secret. Never do this in production.',
     );
+    console.warn(`Make a secret with: ${SECRET_COMMAND}`);
     secret = DEVELOPMENT_SECRET;
   }
   const storeUrl = process.env.SESSION_STORE || 'sqlite:data/sessions.db';
@@ -74,6 +99,8 @@ async function main(): Promise<void> {
       idleTimeout: numberFromEnv('SESSION_IDLE_TIMEOUT_MS'),
       absoluteTimeout: numberFromEnv('SESSION_ABSOLUTE_TIMEOUT_MS'),
       trustProxy,
+      // API clients: POST /api/token, then Authorization: Bearer <token>.
+      headerTransport: true,
     });
   } catch (error) {
     console.error(
@@ -82,7 +109,8 @@ async function main(): Promise<void> {
     await opened.close();
     process.exit(1);
   }
-  const app = createDemoApp(manager);
+  logAuditEvents(manager);
+  const app = createDemoApp(manager, { reauthMaxAge });
   // Behind one proxy, Express then takes the client's address and HTTPS from its headers.
   if (trustProxy) app.set('trust proxy', 1);
   const server = createServer(app);

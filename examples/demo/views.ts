@@ -1,6 +1,7 @@
 /**
  * The demo's HTML pages. Every value that comes from a request or from the store is escaped
- * here; no page carries inline script or style, so the strict Content-Security-Policy holds.
+ * here; no page carries inline script or style, so the strict Content-Security-Policy holds: the
+ * scripts are files under `/static`.
  */
 import { deviceName } from './device.js';
 
@@ -50,8 +51,14 @@ function countdown(at: number, now: number): string {
   return `<strong class="countdown" data-remaining-ms="${Math.max(0, at - now)}">${relativeTime(at, now)}</strong> <span class="muted">(${utcTime(at)})</span>`;
 }
 
-function page(title: string, body: string, theme?: string): string {
+function page(
+  title: string,
+  body: string,
+  theme?: string,
+  scripts: readonly string[] = [],
+): string {
   const themeAttribute = theme === 'dark' ? ' data-theme="dark"' : '';
+  const extra = scripts.map((name) => `\n<script src="/static/${name}" defer></script>`).join('');
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -59,7 +66,7 @@ function page(title: string, body: string, theme?: string): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)} · Tessera demo</title>
 <link rel="stylesheet" href="/static/demo.css">
-<script src="/static/countdown.js" defer></script>
+<script src="/static/countdown.js" defer></script>${extra}
 </head>
 <body${themeAttribute}>
 <main>
@@ -145,6 +152,8 @@ export interface HomeView {
     absoluteTimeout: number;
   };
   sessions: readonly SessionRow[];
+  /** Signing out the other sessions needs a sign-in at most `maxAge` ms old. */
+  stepUp: { maxAge: number; needsPassword: boolean };
 }
 
 const THEMES = [
@@ -184,6 +193,22 @@ function sessionRow(row: SessionRow, now: number): string {
   <td>${timeElement(row.lastSeenAt, now)}</td>
   <td>${action}</td>
 </tr>`;
+}
+
+/**
+ * "Sign out all other sessions": a form that carries the password when the sign-in is older than
+ * the step-up window. The page's script (`/static/step-up.js`) posts it through the JSON API
+ * instead, and shows the password field when the server asks for it.
+ */
+function revokeOthersForm(stepUp: HomeView['stepUp']): string {
+  const hidden = stepUp.needsPassword ? '' : ' hidden';
+  const disabled = stepUp.needsPassword ? '' : ' disabled';
+  return `<form method="post" action="/sessions/revoke-others" id="revoke-others" class="inline">
+    <label id="reauth"${hidden}>Your password, to confirm <input name="password" type="password" autocomplete="current-password" required${disabled}></label>
+    <button type="submit">Sign out all other sessions</button>
+    <span id="reauth-message" class="notice problem" role="alert" hidden></span>
+  </form>
+  <p class="muted">Signing out your other sessions asks for your password unless you signed in or confirmed it within the last ${duration(stepUp.maxAge)}; confirming it moves this browser to a new session ID.</p>`;
 }
 
 /** The signed-in page: the two halves of the session, its deadlines, its data and its siblings. */
@@ -247,8 +272,10 @@ ${noticeBlock(view.notice)}
 ${view.sessions.map((row) => sessionRow(row, now)).join('\n')}
     </tbody>
   </table></div>
-  ${others ? '<form method="post" action="/sessions/revoke-others"><button type="submit">Sign out all other sessions</button></form>' : ''}
+  ${others ? revokeOthersForm(view.stepUp) : ''}
+  <p class="muted">Scripts and apps sign in with <code>POST /api/token</code> and send <code>Authorization: Bearer &lt;token&gt;</code>; their sessions are listed here too. Forms and scripts posted from another site are refused.</p>
 </section>`,
     view.prefs.theme,
+    ['step-up.js'],
   );
 }
