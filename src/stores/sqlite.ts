@@ -325,9 +325,10 @@ function prepareStatements(db: Database.Database, t: string): Statements {
       )
       .pluck(),
     // Oldest first: the ORDER BY keeps the expiry index the planner's choice with any statistics.
+    // Rows are found by rowid, which spares a lookup in the key index for every row deleted.
     pruneBatch: db.prepare(
-      `DELETE FROM ${t} WHERE key IN (
-         SELECT key FROM ${t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)`,
+      `DELETE FROM ${t} WHERE rowid IN (
+         SELECT rowid FROM ${t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)`,
     ),
   };
   // An application may have turned on BigInt integers for the whole database; the store's
