@@ -6,18 +6,17 @@ import { RedisStore, type RedisStoreClient, type RedisScriptOptions } from '../s
 import type { SessionStore } from '../src/store.js';
 import { SessionManager } from '../src/manager.js';
 import { SessionError } from '../src/errors.js';
-import { requireService, eventually } from './support/services.js';
+import { SHARED, eventually, requireService, requireShared } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { RedisServerProcess, redisBinariesAvailable, redisCli } from './support/redis-server.js';
 
 type Client = ReturnType<typeof createClient>;
 
-const SHARED_PORT = 6379;
-
-/** Connects to a server, answering its version, or throws. */
-async function serverVersion(port: number): Promise<string> {
+/** Connects to the shared server, answering its version, or throws. */
+async function serverVersion(): Promise<string> {
   const client = createClient({
-    socket: { host: '127.0.0.1', port, connectTimeout: 1000, reconnectStrategy: false },
+    url: SHARED.redis.url,
+    socket: { connectTimeout: 1000, reconnectStrategy: false },
   });
   client.on('error', () => undefined);
   await client.connect();
@@ -34,8 +33,8 @@ function atLeast(version: string, major: number, minor: number): boolean {
   return a > major || (a === major && b >= minor);
 }
 
-const sharedGate = await requireService(`Redis at 127.0.0.1:${SHARED_PORT}`, async () => {
-  const version = await serverVersion(SHARED_PORT);
+const sharedGate = await requireShared(SHARED.redis, async () => {
+  const version = await serverVersion();
   return atLeast(version, 6, 2) || `version ${version} is older than 6.2`;
 });
 const privateGate = await requireService('redis-server binaries', redisBinariesAvailable);
@@ -55,6 +54,7 @@ async function deleteUnder(client: Client, prefix: string): Promise<void> {
   if (keys.length > 0) await client.del(keys);
 }
 
+/** Connects to a private server on the loopback at `port`, or to `extra.url` when given. */
 function connect(
   port: number,
   extra: Parameters<typeof createClient>[0] = {},
@@ -139,13 +139,13 @@ describe('RedisStore options', () => {
 });
 
 describe.skipIf(!sharedGate.available)(
-  `RedisStore on 127.0.0.1:${SHARED_PORT}${sharedGate.label}`,
+  `RedisStore on ${SHARED.redis.host}:${SHARED.redis.port}${sharedGate.label}`,
   () => {
     let client: Client;
     const prefixes = new Map<SessionStore, string>();
 
     beforeAll(async () => {
-      client = await connect(SHARED_PORT);
+      client = await connect(SHARED.redis.port, { url: SHARED.redis.url });
     });
     afterAll(async () => {
       await client?.close();
@@ -235,7 +235,7 @@ describe.skipIf(!sharedGate.available)(
         await store.update(key, { data: 'x', expiresAt: Date.now() + minute, userId: null }, 1);
         await store.touch(key, Date.now() + minute);
 
-        const measure = async (run: () => Promise<unknown>) => {
+        const measure = async (run: () => unknown) => {
           counting.calls = [];
           await run();
           return counting.calls;

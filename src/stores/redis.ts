@@ -3,7 +3,6 @@
  *
  * @packageDocumentation
  */
-import { createHash } from 'node:crypto';
 import type {
   SessionRecord,
   SessionStore,
@@ -14,6 +13,16 @@ import type {
 import { SessionError } from '../errors.js';
 import { booleanOption, invalidOption } from '../options.js';
 import { clientOption, indexMarginOption, optionsObject } from './shared.js';
+import { SCRIPTS, type Script } from './redis/scripts.js';
+import type { MaybePromise } from '../maybe.js';
+import {
+  clientSideCacheOf,
+  type RedisCacheOptions,
+  type SessionCache,
+  type TrackingClient,
+} from './redis/client-cache.js';
+
+export type { RedisCacheOptions, TrackingClient } from './redis/client-cache.js';
 
 /** The keys and arguments of one script call, in node-redis v5's shape. */
 export interface RedisScriptOptions {
@@ -28,7 +37,7 @@ export interface RedisScriptOptions {
  * cluster from `createCluster()` offers them. The application creates, configures, connects and
  * closes the client; the store only sends commands through it.
  */
-export interface RedisStoreClient {
+export interface RedisStoreClient extends TrackingClient {
   /** `EVALSHA`: runs a script the server has cached. */
   evalSha(sha1: string, options: RedisScriptOptions): Promise<unknown>;
   /** `EVAL`: runs (and caches) a script. */
@@ -73,154 +82,26 @@ export interface RedisStoreOptions {
    * @defaultValue 3_600_000 (one hour), as `indexMargin`
    */
   indexHeadroom?: number;
+  /**
+   * Keep the sessions this process reads in memory, until Redis says they changed (client
+   * tracking): a read of a session read before and not changed since then costs no round trip.
+   * `true` keeps up to 10,000 sessions; `{ maxEntries }` sets the bound. Needs a single-server
+   * client created with `RESP: 3` and `emitInvalidate: true`. Another process's write reaches
+   * this cache when Redis's invalidation arrives; see the store's documentation, "Client-side
+   * caching".
+   * @defaultValue `false`
+   */
+  clientSideCache?: boolean | RedisCacheOptions;
 }
-
-/** How much the clocks of different cluster nodes may disagree, in milliseconds. */
-const CLOCK_MARGIN = 60_000;
-
-/**
- * Adds `member` to the user index `key`, never lowering its score, drops entries that ended more
- * than the clock margin ago, and makes the index live as long as its longest entry plus the margin.
- */
-const INDEX_FUNCTION = `
-local function index_session(key, member, until_ms)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - ${CLOCK_MARGIN})
-  redis.call('ZADD', key, 'GT', until_ms, member)
-  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  redis.call('PEXPIREAT', key, tonumber(top[2]) + ${CLOCK_MARGIN})
-end
-`;
-
-/** KEYS: index. ARGV: member, until. */
-const INDEX_SCRIPT = `${INDEX_FUNCTION}
-index_session(KEYS[1], ARGV[1], ARGV[2])
-return 1
-`;
-
-/**
- * KEYS: session[, index]. ARGV: data, expiresAt, expireAtMs, hasUser, userId, indexedUntil, member.
- * Answers 1 when created, 0 when a live record is already there.
- */
-const CREATE_SCRIPT = `${INDEX_FUNCTION}
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if KEYS[2] then index_session(KEYS[2], ARGV[7], ARGV[6]) end
-redis.call('HSET', KEYS[1], 'data', ARGV[1], 'expiresAt', ARGV[2], 'version', '1')
-if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'userId', ARGV[5], 'indexedUntil', ARGV[6]) end
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-return 1
-`;
-
-/**
- * KEYS: session[, index of the new user]. ARGV: expectedVersion, data, expiresAt, expireAtMs,
- * hasUser, userId, indexedUntil, granted ('1' when the caller has just indexed the session until
- * indexedUntil), member.
- * Answers {'ok', version}, {'conflict'}, {'missing'}, or {'index'} when the user index must be
- * extended first (nothing is written then).
- */
-const UPDATE_SCRIPT = `${INDEX_FUNCTION}
-local cur = redis.call('HMGET', KEYS[1], 'version', 'userId', 'indexedUntil')
-if not cur[1] then return {'missing'} end
-if cur[1] ~= ARGV[1] then return {'conflict'} end
-local indexed = false
-if ARGV[5] == '1' then
-  if cur[2] == ARGV[6] and cur[3] and tonumber(cur[3]) >= tonumber(ARGV[4]) then
-    indexed = cur[3]
-  elseif ARGV[8] == '1' then
-    indexed = ARGV[7]
-  elseif KEYS[2] then
-    index_session(KEYS[2], ARGV[9], ARGV[7])
-    indexed = ARGV[7]
-  else
-    return {'index'}
-  end
-end
-local version = tonumber(cur[1]) + 1
-redis.call('HSET', KEYS[1], 'data', ARGV[2], 'expiresAt', ARGV[3], 'version', version)
-if indexed then
-  redis.call('HSET', KEYS[1], 'userId', ARGV[6], 'indexedUntil', indexed)
-else
-  redis.call('HDEL', KEYS[1], 'userId', 'indexedUntil')
-end
-redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-return {'ok', version}
-`;
-
-/**
- * KEYS: session. ARGV: expiresAt, expireAtMs, granted ('1' when the caller has just indexed the
- * session for grantedUser until grantedUntil), grantedUser, grantedUntil.
- * Answers {1} when touched, {0} when missing, {2, userId} when that user's index must be extended
- * first (nothing is written then).
- */
-const TOUCH_SCRIPT = `
-local cur = redis.call('HMGET', KEYS[1], 'version', 'userId', 'indexedUntil')
-if not cur[1] then return {0} end
-if cur[2] and not (cur[3] and tonumber(cur[3]) >= tonumber(ARGV[2])) then
-  if ARGV[3] == '1' and ARGV[4] == cur[2] then
-    redis.call('HSET', KEYS[1], 'indexedUntil', ARGV[5])
-  else
-    return {2, cur[2]}
-  end
-end
-redis.call('HSET', KEYS[1], 'expiresAt', ARGV[1])
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-return {1}
-`;
-
-/** KEYS: session. Deletes it and answers the user it belonged to, or nil. */
-const DELETE_SCRIPT = `
-local user = redis.call('HGET', KEYS[1], 'userId')
-redis.call('DEL', KEYS[1])
-return user
-`;
-
-/** KEYS: session. ARGV: userId. Deletes the session only if it still belongs to the user. */
-const DELETE_IF_USER_SCRIPT = `
-if redis.call('HGET', KEYS[1], 'userId') == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-`;
-
-/** KEYS: index. Drops entries that ended more than the clock margin ago; answers the others. */
-const LIST_SCRIPT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ${CLOCK_MARGIN})
-return redis.call('ZRANGE', KEYS[1], 0, -1)
-`;
-
-/** KEYS: index. ARGV: members to remove. */
-const UNINDEX_SCRIPT = `
-return redis.call('ZREM', KEYS[1], unpack(ARGV))
-`;
-
-interface Script {
-  source: string;
-  sha1: string;
-}
-
-function script(source: string): Script {
-  return { source, sha1: createHash('sha1').update(source).digest('hex') };
-}
-
-const SCRIPTS = {
-  index: script(INDEX_SCRIPT),
-  create: script(CREATE_SCRIPT),
-  update: script(UPDATE_SCRIPT),
-  touch: script(TOUCH_SCRIPT),
-  delete: script(DELETE_SCRIPT),
-  deleteIfUser: script(DELETE_IF_USER_SCRIPT),
-  list: script(LIST_SCRIPT),
-  unindex: script(UNINDEX_SCRIPT),
-};
 
 const OWNER = 'RedisStore';
 const RECORD_FIELDS = ['data', 'expiresAt', 'userId', 'version'];
 const UNINDEX_BATCH = 1000;
 const TOUCH_ATTEMPTS = 3;
+/** Tries of a script that meets `TRYAGAIN`, the pause after the first, and the longest pause. */
+const TRYAGAIN_ATTEMPTS = 16;
+const TRYAGAIN_PAUSE_MS = 25;
+const TRYAGAIN_MAX_PAUSE_MS = 200;
 
 function text(value: unknown): string | null {
   if (typeof value === 'string') return value;
@@ -230,6 +111,10 @@ function text(value: unknown): string | null {
 
 function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT');
+}
+
+function isTryAgain(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('TRYAGAIN');
 }
 
 /** The instant handed to `PEXPIREAT`: a whole number of milliseconds, never before 1. */
@@ -261,11 +146,14 @@ function expireAtMs(expiresAt: number): number {
  * ```
  */
 export class RedisStore implements SessionStore {
+  readonly name = 'redis';
   readonly #client: RedisStoreClient;
   readonly #prefix: string;
   readonly #cluster: boolean;
   /** The option `indexMargin`. */
   readonly #margin: number;
+  /** The sessions read, when the option `clientSideCache` is on. */
+  readonly #cache: SessionCache | null;
 
   /**
    * Checks the options; does not contact the server.
@@ -292,6 +180,7 @@ export class RedisStore implements SessionStore {
       options.indexHeadroom === undefined
         ? indexMarginOption(OWNER, 'indexMargin', options.indexMargin)
         : indexMarginOption(OWNER, 'indexHeadroom', options.indexHeadroom);
+    this.#cache = clientSideCacheOf(OWNER, client, options.clientSideCache, 'masters' in client);
   }
 
   /** The Redis key of the session stored under `key`; its hash tag keeps it in one slot. */
@@ -305,13 +194,31 @@ export class RedisStore implements SessionStore {
   }
 
   async #run(which: Script, keys: string[], args: string[]): Promise<unknown> {
-    const options = { keys, arguments: args };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#send(which, { keys, arguments: args });
+      } catch (error) {
+        // While a cluster slot moves between nodes, a script whose keys are split between them
+        // (only with `cluster: false`) is refused with TRYAGAIN and runs nothing: send it again.
+        if (!isTryAgain(error) || attempt === TRYAGAIN_ATTEMPTS) throw error;
+        const pause = Math.min(TRYAGAIN_PAUSE_MS * 2 ** (attempt - 1), TRYAGAIN_MAX_PAUSE_MS);
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    }
+  }
+
+  async #send(which: Script, options: RedisScriptOptions): Promise<unknown> {
     try {
       return await this.#client.evalSha(which.sha1, options);
     } catch (error) {
       // A server that restarted, or a cluster node not used before, has not cached the script.
       if (!isNoScript(error)) throw error;
       return await this.#client.eval(which.source, options);
+    } finally {
+      // The server's invalidation of a key this script wrote may come after its reply: drop the
+      // cached copy now, so this process reads its own write, and a compare-and-set that failed
+      // is retried on what the server holds.
+      if (this.#cache !== null) for (const key of options.keys) this.#cache.invalidate(key);
     }
   }
 
@@ -349,9 +256,13 @@ export class RedisStore implements SessionStore {
     }
   }
 
-  /** One `HMGET`. */
-  async get(key: string): Promise<StoredRecord | null> {
-    return this.#read(key);
+  /** One `HMGET`; with `clientSideCache`, none for a session cached here (answered at once). */
+  get(key: string): MaybePromise<StoredRecord | null> {
+    const cache = this.#cache;
+    if (cache === null) return this.#read(key);
+    const redisKey = this.sessionKey(key);
+    const cached = cache.get(redisKey);
+    return cached === undefined ? cache.fill(redisKey, this.#read(key)) : cached;
   }
 
   /**
@@ -469,8 +380,11 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * Does nothing: the store owns no timers, and the client belongs to the application, which
-   * closes it. Present so that code can close any store the same way.
+   * Stops following the client's invalidations (with `clientSideCache`), and otherwise does
+   * nothing: the store owns no timers, and the client belongs to the application, which closes
+   * it. Present so that code can close any store the same way.
    */
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.#cache?.detach();
+  }
 }
