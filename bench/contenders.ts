@@ -41,6 +41,8 @@ export interface Contender {
   packages: readonly string[];
   /** The id of the peer a Tessera contender is compared with, if any. */
   peer?: string;
+  /** Tessera on Redis: whether the store reads through node-redis's client-side cache. */
+  clientSideCache?: boolean;
 }
 
 /** The Tessera stores, in the order they are reported. */
@@ -89,6 +91,20 @@ function tessera(framework: Framework, store: Exclude<StoreKind, 'none'>): Conte
     store,
     packages: [],
     ...(peer === undefined ? {} : { peer }),
+  };
+}
+
+/** Tessera on Redis with the store's `clientSideCache` option (RESP3 client tracking) on. */
+function tesseraCached(framework: 'express' | 'fastify'): Contender {
+  return {
+    id: `tessera-${framework}-redis-cached`,
+    label: `Tessera / ${FRAMEWORK_LABEL[framework]} / Redis, client-side cache`,
+    kind: 'tessera',
+    library: 'tessera',
+    framework,
+    store: 'redis',
+    packages: [],
+    clientSideCache: true,
   };
 }
 
@@ -221,6 +237,7 @@ export const CONTENDERS: readonly Contender[] = [
     tessera('express', store),
     tessera('fastify', store),
     tessera('node', store),
+    ...(store === 'redis' ? [tesseraCached('express'), tesseraCached('fastify')] : []),
     ...PEERS.filter((peer) => peer.store === store),
   ]),
 ];
@@ -234,12 +251,14 @@ const RUN_ORDER: readonly string[] = [
   'bare-express',
   'tessera-express-memory',
   'tessera-express-redis',
+  'tessera-express-redis-cached',
   'work-express',
   'layer-express',
   'floor-express',
   'express-session-memory',
   'bare-fastify',
   'tessera-fastify-memory',
+  'tessera-fastify-redis-cached',
   'fastify-session-memory',
   'floor-fastify',
   'work-fastify',

@@ -25,6 +25,7 @@ import { measureMemoryInChild, ServerProcess } from './children.js';
 import { resolveOptions, ROOT, type BenchOptions } from './options.js';
 import { SCENARIO_PATHS, type RunCounters, type ScenarioId } from './protocol.js';
 import { collectEnvironment, renderReport, type Environment } from './report.js';
+import { measureInstructions, type InstructionResults } from './instructions.js';
 import { startServices, type Services } from './services.js';
 import type { MemoryResult } from './servers/memory.js';
 import { sourceExists } from './servers/modules.js';
@@ -124,6 +125,8 @@ export interface BenchReport {
   /** Contenders that did not run, and why. */
   skipped: { contender: Contender; reason: string }[];
   memory: { label: string; note?: string; result?: MemoryResult; error?: string }[];
+  /** Instructions per request under callgrind, when they were counted (`--instructions`). */
+  instructions?: InstructionResults;
   /** How Redis was provided. */
   redisNote: string;
   /** How the servers ran Tessera (compiled, or from source). */
@@ -621,6 +624,38 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
   log(`Tessera: ${build.note}`);
   const services = await startServices(needed, log);
   const entrants: Entrant[] = [];
+  let instructions: InstructionResults | undefined;
+  const memory: BenchReport['memory'] = [];
+  const reportSoFar = (): BenchReport => ({
+    options,
+    environment: collectEnvironment(),
+    startedAt,
+    finishedAt: new Date(),
+    rows,
+    skipped,
+    memory,
+    ...(instructions === undefined ? {} : { instructions }),
+    redisNote: services.redisNote,
+    tesseraNote: build.note,
+    calibration,
+    loadAverage: { start: loadStart, end: loadavg() },
+    outFile: options.out,
+    markdown: '',
+  });
+  // The raw results, so the report can be rendered again without measuring again (--render).
+  // Saved after the HTTP runs and after each instruction count too, so an interrupted run keeps
+  // what it measured.
+  const rawFile = join(
+    ROOT,
+    'bench',
+    'results',
+    `benchmarks-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`,
+  );
+  const saveRaw = async (report: BenchReport) => {
+    if (options.smoke) return;
+    await mkdir(dirname(rawFile), { recursive: true });
+    await writeFile(rawFile, serializeReport(report));
+  };
   try {
     log('Starting the servers');
     const runnable: Contender[] = [];
@@ -663,51 +698,53 @@ export async function runBench(partial: Partial<BenchOptions> = {}): Promise<Ben
     // Keep the report order whatever order the servers came up in.
     for (const entrant of started) if (entrant !== undefined) entrants.push(entrant);
     rows.push(...(await measureAll(entrants, options, services, calibration)));
+    if (options.instructions) {
+      // The HTTP servers are done; the counts run their own, a few at a time under valgrind.
+      await Promise.all(entrants.map((entrant) => entrant.server.stop()));
+      await saveRaw(reportSoFar());
+      log(`Raw results so far written to ${rawFile}`);
+      const { redisUrl } = services.endpoints;
+      instructions = await measureInstructions(
+        entrants.map((entrant) => entrant.contender),
+        options.scenarios,
+        {
+          requests: options.instructionRequests,
+          warmup: options.instructionWarmup,
+          repeats: options.instructionRepeats,
+          jobs: options.instructionJobs,
+          ...(options.smoke ? {} : { keepDir: rawFile.replace(/\.json$/, '-callgrind') }),
+        },
+        build.dir,
+        { ...(redisUrl === undefined ? {} : { redisUrl }), namespace: `${namespace}:instructions` },
+        log,
+        async (partial) => {
+          instructions = partial;
+          await saveRaw(reportSoFar());
+        },
+      );
+    }
   } finally {
     await Promise.all(entrants.map((entrant) => entrant.server.stop()));
     await services.close(namespace);
     await rm(workDir, { recursive: true, force: true });
   }
 
-  const memory: BenchReport['memory'] = [];
   try {
     if (options.memory) await measureMemory(options, build.dir, memory);
   } finally {
     await removeBuild(namespace);
   }
 
-  const finishedAt = new Date();
-  const report: BenchReport = {
-    options,
-    environment: collectEnvironment(),
-    startedAt,
-    finishedAt,
-    rows,
-    skipped,
-    memory,
-    redisNote: services.redisNote,
-    tesseraNote: build.note,
-    calibration,
-    loadAverage: { start: loadStart, end: loadavg() },
-    outFile: options.out,
-    markdown: '',
-  };
+  const report = reportSoFar();
+  if (!options.smoke) {
+    // Saved before rendering, so a rendering error loses no measurement.
+    await saveRaw(report);
+    log(`Raw results written to ${rawFile}`);
+  }
   report.markdown = renderReport(report);
   if (!existsSync(dirname(options.out))) await mkdir(dirname(options.out), { recursive: true });
   await writeFile(options.out, report.markdown);
   log(`Report written to ${options.out}`);
-  if (!options.smoke) {
-    // The raw results, so the report can be rendered again without measuring again (--render).
-    const file = join(
-      ROOT,
-      'bench',
-      'results',
-      `benchmarks-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`,
-    );
-    await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, serializeReport(report));
-    log(`Raw results written to ${file}`);
-  }
   return report;
 }
 

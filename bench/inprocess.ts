@@ -10,15 +10,12 @@
  * 25th-percentile batch. A contender may name a directory of compiled Tessera after `@`, to
  * compare two builds side by side.
  *
- * With `--instructions`, each contender instead runs twice under callgrind (valgrind), after the
- * same warm-up, with N and 2N measured requests; the difference of the two instruction totals,
- * divided by N, is its instructions per request. That count does not move with the machine's
- * load, only with GC and JIT timing, so it settles differences that CPU time on a shared machine
- * cannot. V8 runs with `--predictable` there (no concurrent GC or compiler threads). Even so, a
- * run's window of requests may or may not hold a major GC: of three counts of each of two
- * builds, all but one agreed within 3 %, and that one was 27 % higher (at 4,000 requests). Use `--requests 16000` and
- * repeat a count before trusting a difference of a few percent. It is slow: about 10 ms per Express request under valgrind, some 3 minutes per
- * contender at the default 4,000 requests.
+ * With `--instructions`, each contender instead runs under callgrind (valgrind) and the report is
+ * its instructions per request over the measured window after the warm-up (see `instructions.ts`).
+ * That count does not move with the machine's load, only with what GC and JIT work the window
+ * holds, so it settles differences that CPU time on a shared machine cannot; `--repeats 3` counts
+ * each contender three times and gives the median and range. It is slow: about 10 ms per Express
+ * request under valgrind.
  *
  * `--instructions --http` counts the same over real HTTP: the contender's app listens on
  * loopback, under callgrind, and a separate process (not under valgrind, so not counted) sends
@@ -26,19 +23,26 @@
  * HTTP parser and socket writes, and shows how much of a difference in CPU time per request
  * comes from executing more instructions and how much from executing them more slowly.
  *
+ * The memory-store, Redis and sessionless contenders run here. The Redis ones use
+ * `BENCH_REDIS_URL` (default the machine's Redis at 127.0.0.1:6379) under a key prefix of this run's
+ * own, and every key under it is deleted after each count. `--keep <dir>` keeps each count's
+ * callgrind output of the measured window, for `callgrind_annotate`.
+ *
  * @example
  * ```sh
  * npx tsx bench/inprocess.ts bare-express tessera-express-memory --rounds 8
  * npx tsx bench/inprocess.ts bare-express layer-express tessera-express-memory --instructions
- * npx tsx bench/inprocess.ts bare-express tessera-express-memory --instructions --http --requests 8000 --warmup 8000
+ * npx tsx bench/inprocess.ts bare-express tessera-express-memory --instructions --http --requests 1000 --warmup 2000 --repeats 3
+ * npx tsx bench/inprocess.ts tessera-express-redis connect-redis --instructions --http --keep /tmp/cg
  * npx tsc -p tsconfig.json --outDir /tmp/before   # on the older commit
  * npx tsx bench/inprocess.ts tessera-node-memory@/tmp/before tessera-node-memory@dist
  * ```
  *
  * @packageDocumentation
  */
-import { execFile, fork } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { fork } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
@@ -46,14 +50,45 @@ import { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { askChild } from './children.js';
+import {
+  countInstructions,
+  idOf,
+  SERVICES_ENV,
+  spread,
+  type ChildServices,
+} from './instructions.js';
 
 const BATCH = 500;
 const IN_FLIGHT = 16;
 
 interface ChildResult {
   spec: string;
-  /** CPU µs per request: the 25th percentile of the batches. */
+  /** CPU µs per request: the 25th percentile of the batches (NaN when instructions are counted). */
   p25: number;
+}
+
+/**
+ * How a child measures: CPU time over batches, or (under callgrind) the instructions of the
+ * measured window on in-memory sockets or over HTTP.
+ */
+export type MeasureMode = 'cpu' | 'instructions' | 'http';
+
+/**
+ * Marks an end of the measured window. Under callgrind (`--dump-before=uv_getrusage`, see
+ * `instructions.ts`) reading the CPU usage dumps the counts so far.
+ */
+function markWindow(): void {
+  process.cpuUsage();
+}
+
+/** The services the parent handed this child, or the defaults of a run on its own. */
+function childServices(): ChildServices {
+  const raw = process.env[SERVICES_ENV];
+  if (raw !== undefined && raw !== '') return JSON.parse(raw) as ChildServices;
+  return {
+    redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    namespace: `tessera_inprocess_${randomBytes(4).toString('hex')}`,
+  };
 }
 
 /** Measures one contender in this process and answers its CPU µs per request. */
@@ -62,28 +97,36 @@ export async function measureHere(
   scenario: string,
   requests: number,
   warmup = Math.min(20_000, requests),
-  overHttp = false,
+  mode: MeasureMode = 'cpu',
 ): Promise<ChildResult> {
   const [id, dir] = spec.split('@') as [string, string | undefined];
   if (dir !== undefined) process.env.BENCH_TESSERA_DIR = resolve(dir);
   const { contenderById } = await import('./contenders.js');
   const { startApp } = await import('./servers/apps.js');
-  const { loadSource, ExpressSession } = await import('./servers/modules.js');
+  const { storesFor } = await import('./servers/stores.js');
   const contender = contenderById(id);
-  if (contender.store !== 'none' && contender.store !== 'memory') {
-    throw new Error(`${id}: only the bare, calibration and memory-store contenders run in-process`);
+  if (!['none', 'memory', 'redis'].includes(contender.store)) {
+    throw new Error(
+      `${id}: only the sessionless, memory-store and Redis contenders run in-process`,
+    );
   }
-  const input: Parameters<typeof startApp>[0] = {
+  const services = childServices();
+  const secret = 'inprocess-secret-that-is-at-least-32-bytes';
+  // Built as the bench's servers build them, without the counting wrappers.
+  const stores = await storesFor(
     contender,
-    secret: 'inprocess-secret-that-is-at-least-32-bytes',
-  };
-  if (contender.library === 'tessera') {
-    input.tesseraStore = new (await loadSource('stores/memory.js')).MemoryStore();
-  } else if (contender.library === 'express-session') {
-    input.peerStore = new ExpressSession.MemoryStore();
-  } else if (contender.library === 'fastify-session') {
-    throw new Error(`${id}: @fastify/session is not measured in-process`);
-  }
+    {
+      contender: id,
+      services: services.redisUrl === undefined ? {} : { redisUrl: services.redisUrl },
+      namespace: services.namespace,
+      workDir: tmpdir(),
+      secret,
+    },
+    undefined,
+  );
+  const input: Parameters<typeof startApp>[0] = { contender, secret };
+  if (stores.tesseraStore !== undefined) input.tesseraStore = stores.tesseraStore;
+  if (stores.peerStore !== undefined) input.peerStore = stores.peerStore;
   const app = await startApp(input);
   try {
     const login = await fetch(`http://127.0.0.1:${app.port}/login?u=0`);
@@ -92,11 +135,12 @@ export async function measureHere(
       .map((line) => line.split(';')[0])
       .join('; ');
     const path = `/${scenario}`;
-    if (overHttp) {
+    if (mode === 'http') {
+      // Under valgrind on a busy machine the process can stand still for seconds; Node's default
+      // 5 s keep-alive timeout would then close connections the driver is about to use.
+      app.server.keepAliveTimeout = 600_000;
       const url = `http://127.0.0.1:${app.port}${path}`;
-      const sent = scenario === 'new' ? '' : cookie;
-      await driveOverHttp(url, sent, warmup);
-      await driveOverHttp(url, sent, requests);
+      await driveOverHttp(url, scenario === 'new' ? '' : cookie, warmup, requests);
       return { spec, p25: Number.NaN };
     }
     const one = () =>
@@ -130,6 +174,12 @@ export async function measureHere(
       );
     };
     await run(warmup);
+    if (mode === 'instructions') {
+      markWindow();
+      await run(requests);
+      markWindow();
+      return { spec, p25: Number.NaN };
+    }
     const batches: number[] = [];
     for (let done = 0; done < requests; done += BATCH) {
       const before = process.cpuUsage();
@@ -141,23 +191,58 @@ export async function measureHere(
     return { spec, p25: batches[Math.floor((batches.length - 1) / 4)]! };
   } finally {
     await app.close();
+    await stores.close();
   }
 }
 
+/** What the HTTP driver and the measured process say to each other. */
+type DriverMessage = { type: 'warm' } | { type: 'go' } | { type: 'done' };
+
 /**
- * Sends `amount` requests to `url` from a separate Node process (which callgrind does not follow)
- * over 8 keep-alive connections, and waits for them.
+ * Sends `warmup` and then `amount` requests to `url` from a separate Node process (which
+ * callgrind does not follow) over 8 keep-alive connections. Between the two it waits for this
+ * process to mark the start of the measured window; the end is marked when the driver reports
+ * its last answer, before it exits.
  */
-function driveOverHttp(url: string, cookie: string, amount: number): Promise<void> {
+function driveOverHttp(url: string, cookie: string, warmup: number, amount: number): Promise<void> {
   return new Promise((done, fail) => {
-    const child = fork(fileURLToPath(import.meta.url), ['--drive', url, cookie, String(amount)], {
-      execArgv: ['--import', 'tsx'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    const child = fork(
+      fileURLToPath(import.meta.url),
+      ['--drive', url, cookie, String(warmup), String(amount)],
+      { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+    );
+    let finished = false;
+    child.on('message', (message: DriverMessage) => {
+      if (message.type === 'warm') {
+        markWindow();
+        child.send({ type: 'go' } satisfies DriverMessage);
+      } else if (message.type === 'done') {
+        markWindow();
+        finished = true;
+      }
     });
     child.once('exit', (code) =>
-      code === 0 ? done() : fail(new Error(`the HTTP driver exited with ${code}`)),
+      code === 0 && finished
+        ? done()
+        : fail(new Error(`the HTTP driver exited with ${code} before it was done`)),
     );
   });
+}
+
+/** The driver's side of {@link driveOverHttp}. */
+async function drive(url: string, cookie: string, warmup: number, amount: number): Promise<void> {
+  const { cannonCount } = await import('./harness.js');
+  const sent = cookie === '' ? undefined : cookie;
+  if (warmup > 0) await cannonCount(url, sent, warmup, 8);
+  const go = new Promise<void>((resolve) =>
+    process.on('message', (message: DriverMessage) => {
+      if (message.type === 'go') resolve();
+    }),
+  );
+  process.send!({ type: 'warm' } satisfies DriverMessage);
+  await go;
+  await cannonCount(url, sent, amount, 8);
+  await new Promise<void>((resolve) => process.send!({ type: 'done' }, () => resolve()));
 }
 
 function runChild(spec: string, scenario: string, requests: number): Promise<ChildResult> {
@@ -168,79 +253,18 @@ function runChild(spec: string, scenario: string, requests: number): Promise<Chi
   );
 }
 
-/** What one instruction count measures. */
-interface CountSpec {
-  spec: string;
-  scenario: string;
-  requests: number;
-  warmup: number;
-  overHttp: boolean;
-}
-
-/** The instructions callgrind counted in one run of a contender's child (all its threads). */
-async function instructionsOfRun({
-  spec,
-  scenario,
-  requests,
-  warmup,
-  overHttp,
-}: CountSpec): Promise<number> {
-  const dir = await mkdtemp(join(tmpdir(), 'tessera-callgrind-'));
-  const out = join(dir, 'callgrind.out');
-  try {
-    await new Promise<void>((done, fail) => {
-      execFile(
-        'valgrind',
-        [
-          '--tool=callgrind',
-          // V8 writes machine code at run time; callgrind must see those writes.
-          '--smc-check=all-non-file',
-          `--callgrind-out-file=${out}`,
-          process.execPath,
-          // No concurrent GC or compiler threads: repeated counts of one build agree more closely.
-          '--predictable',
-          '--import',
-          'tsx',
-          fileURLToPath(import.meta.url),
-          '--child',
-          spec,
-          scenario,
-          String(requests),
-          String(warmup),
-          ...(overHttp ? ['http'] : []),
-        ],
-        { maxBuffer: 64 * 1024 * 1024 },
-        (error) => (error === null ? done() : fail(error)),
-      );
-    });
-    const totals = /^(?:summary|totals): (\d+)/m.exec(await readFile(out, 'utf8'));
-    if (totals === null) throw new Error(`${spec}: no instruction total in the callgrind output`);
-    return Number(totals[1]);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** Instructions per request: two runs with N and 2N measured requests after the same warm-up. */
-async function instructionsPerRequest(count: CountSpec): Promise<number> {
-  const [once, twice] = await Promise.all([
-    instructionsOfRun(count),
-    instructionsOfRun({ ...count, requests: 2 * count.requests }),
-  ]);
-  return (twice - once) / count.requests;
-}
-
 function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  return spread(values).median;
+}
+
+function formatCount(value: number): string {
+  return Math.round(value).toLocaleString('en-US');
 }
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--drive') {
-    const [url, cookie, amount] = process.argv.slice(3) as [string, string, string];
-    const { cannonCount } = await import('./harness.js');
-    await cannonCount(url, cookie === '' ? undefined : cookie, Number(amount), 8);
+    const [url, cookie, warmup, amount] = process.argv.slice(3) as [string, string, string, string];
+    await drive(url, cookie, Number(warmup), Number(amount));
     process.exit(0);
   }
   if (process.argv[2] === '--child') {
@@ -249,7 +273,7 @@ async function main(): Promise<void> {
       string,
       string,
       string | undefined,
-      string | undefined,
+      MeasureMode | undefined,
     ];
     let message: ChildResult | { error: string };
     try {
@@ -258,7 +282,7 @@ async function main(): Promise<void> {
         scenario,
         Number(requests),
         warmup === undefined ? undefined : Number(warmup),
-        mode === 'http',
+        mode ?? 'cpu',
       );
     } catch (error) {
       message = { error: error instanceof Error ? error.message : String(error) };
@@ -278,27 +302,50 @@ async function main(): Promise<void> {
       warmup: { type: 'string', default: '4000' },
       instructions: { type: 'boolean', default: false },
       http: { type: 'boolean', default: false },
+      repeats: { type: 'string', default: '1' },
+      keep: { type: 'string' },
     },
   });
   if (positionals.length === 0) {
     console.log(
       'npx tsx bench/inprocess.ts [--rounds 8] [--scenario read|write|new] [--requests 30000] <contender>[@<compiled dir>] ...\n' +
-        'npx tsx bench/inprocess.ts --instructions [--http] [--scenario read|write|new] [--requests 4000] [--warmup 4000] <contender>[@<compiled dir>] ...',
+        'npx tsx bench/inprocess.ts --instructions [--http] [--scenario read|write|new] [--requests 4000] [--warmup 4000] [--repeats 1] [--keep <dir>] <contender>[@<compiled dir>] ...',
     );
     return;
   }
   if (values.instructions) {
     const requests = Number(values.requests ?? '4000');
+    const repeats = Math.max(1, Number(values.repeats));
+    const services = childServices();
+    if (values.keep !== undefined) await mkdir(values.keep, { recursive: true });
     for (const spec of positionals) {
-      const perRequest = await instructionsPerRequest({
-        spec,
-        scenario: values.scenario,
-        requests,
-        warmup: Number(values.warmup),
-        overHttp: values.http,
-      });
+      const counts: number[] = [];
+      const compiled: number[] = [];
+      const loaders: number[] = [];
+      for (let repeat = 1; repeat <= repeats; repeat++) {
+        const keep =
+          values.keep === undefined
+            ? undefined
+            : join(values.keep, `${idOf(spec)}-${values.scenario}-${repeat}.callgrind`);
+        const { total, compiler, loader } = await countInstructions({
+          spec,
+          scenario: values.scenario,
+          requests,
+          warmup: Number(values.warmup),
+          overHttp: values.http,
+          services,
+          ...(keep === undefined ? {} : { keep }),
+        });
+        counts.push(total);
+        compiled.push(compiler);
+        loaders.push(loader);
+      }
+      const { median: middle, min, max } = spread(counts);
+      const range = repeats > 1 ? ` (${formatCount(min)}–${formatCount(max)} over ${repeats})` : '';
       console.log(
-        `${spec.padEnd(48)} ${Math.round(perRequest).toLocaleString('en-US').padStart(9)} instructions/req   (callgrind, ${values.scenario}, ${values.http ? 'over HTTP, ' : ''}${values.warmup} warm-up + ${requests} requests)`,
+        `${spec.padEnd(48)} ${formatCount(middle).padStart(9)} instructions/req${range}, ` +
+          `of them ${formatCount(spread(compiled).median)} in the optimizing compiler and ${formatCount(spread(loaders).median)} on the module loader's thread   ` +
+          `(callgrind, ${values.scenario}, ${values.http ? 'over HTTP, ' : ''}${values.warmup} warm-up + ${requests} requests)`,
       );
     }
     return;

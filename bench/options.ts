@@ -47,6 +47,20 @@ export interface BenchOptions {
   memorySessions: number;
   /** New sessions in the bounded-store flood. @defaultValue 1_000_000 */
   floodSessions: number;
+  /**
+   * Whether instructions per request are counted under callgrind, over HTTP, for the memory-store,
+   * Redis and sessionless contenders (see `instructions.ts`). The slow part of a full run.
+   * @defaultValue true (false with `smoke`)
+   */
+  instructions: boolean;
+  /** Measured requests per instruction count. @defaultValue 1000 */
+  instructionRequests: number;
+  /** Requests before each count's measured window. @defaultValue 2000 */
+  instructionWarmup: number;
+  /** Counts per contender and scenario; the report gives their median and range. @defaultValue 3 */
+  instructionRepeats: number;
+  /** Counts run at once, each one process under valgrind. @defaultValue 2 */
+  instructionJobs: number;
   /** Where the Markdown report goes. @defaultValue `docs/benchmarks.md` (a temporary file with `smoke`) */
   out: string;
   /**
@@ -102,6 +116,11 @@ export function resolveOptions(partial: Partial<BenchOptions> = {}): BenchOption
     smoke,
     memory: partial.memory ?? !smoke,
     memorySessions: partial.memorySessions ?? 100_000,
+    instructions: partial.instructions ?? !smoke,
+    instructionRequests: partial.instructionRequests ?? 1000,
+    instructionWarmup: partial.instructionWarmup ?? 2000,
+    instructionRepeats: partial.instructionRepeats ?? 3,
+    instructionJobs: partial.instructionJobs ?? 2,
     floodSessions: partial.floodSessions ?? 1_000_000,
     out:
       partial.out ??
@@ -121,7 +140,8 @@ export function resolveOptions(partial: Partial<BenchOptions> = {}): BenchOption
  *
  * Flags: `--duration`, `--runs`, `--warmup`, `--connections`, `--pipelining`, `--filter`,
  * `--scenarios`, `--smoke`, `--memory` / `--no-memory`, `--memory-sessions`, `--flood-sessions`,
- * `--out`, `--profile[=dir]`, `--help`.
+ * `--instructions` / `--no-instructions`, `--instruction-requests`, `--instruction-warmup`,
+ * `--instruction-repeats`, `--instruction-jobs`, `--out`, `--profile[=dir]`, `--help`.
  */
 export function parseOptions(
   argv: readonly string[],
@@ -133,7 +153,18 @@ export function parseOptions(
     if (!arg.startsWith('--')) throw new Error(`unexpected argument "${arg}"`);
     const eq = arg.indexOf('=');
     if (eq !== -1) flags.set(arg.slice(2, eq), arg.slice(eq + 1));
-    else if (['smoke', 'memory', 'no-memory', 'help', 'profile', 'source'].includes(arg.slice(2)))
+    else if (
+      [
+        'smoke',
+        'memory',
+        'no-memory',
+        'instructions',
+        'no-instructions',
+        'help',
+        'profile',
+        'source',
+      ].includes(arg.slice(2))
+    )
       flags.set(arg.slice(2), 'true');
     else {
       const value = argv[i + 1];
@@ -155,6 +186,12 @@ export function parseOptions(
     'no-memory',
     'memory-sessions',
     'flood-sessions',
+    'instructions',
+    'no-instructions',
+    'instruction-requests',
+    'instruction-warmup',
+    'instruction-repeats',
+    'instruction-jobs',
     'out',
     'profile',
     'source',
@@ -191,6 +228,18 @@ export function parseOptions(
   const floodSessions = pick('flood-sessions', 'BENCH_FLOOD_SESSIONS');
   if (floodSessions !== undefined)
     options.floodSessions = Math.round(number('flood-sessions', floodSessions, 1_000_000, 1_000));
+  if (flags.has('no-instructions') || env.BENCH_INSTRUCTIONS === '0') options.instructions = false;
+  else if (flags.has('instructions') || env.BENCH_INSTRUCTIONS === '1') options.instructions = true;
+  const counts = [
+    ['instruction-requests', 'instructionRequests', 1000, 10],
+    ['instruction-warmup', 'instructionWarmup', 2000, 0],
+    ['instruction-repeats', 'instructionRepeats', 3, 1],
+    ['instruction-jobs', 'instructionJobs', 2, 1],
+  ] as const;
+  for (const [flag, key, fallback, min] of counts) {
+    const raw = flags.get(flag);
+    if (raw !== undefined) options[key] = Math.round(number(flag, raw, fallback, min));
+  }
   if (flags.has('source') || env.BENCH_SOURCE === '1') options.fromSource = true;
   const out = pick('out', 'BENCH_OUT');
   if (out !== undefined) options.out = out;
@@ -216,6 +265,14 @@ export const HELP = `npm run bench -- [options]
   --memory | --no-memory  run the heap measurements (default: yes, except with --smoke)
   --memory-sessions <n>   sessions per heap measurement (default 100000)
   --flood-sessions <n>    new sessions in the bounded-store flood (default 1000000)
+  --instructions | --no-instructions
+                          count instructions per request under callgrind, over HTTP, for the
+                          memory-store, Redis and sessionless contenders (BENCH_INSTRUCTIONS;
+                          default: yes, except with --smoke; the slow part of a full run)
+  --instruction-requests <n>  measured requests per count (default 1000)
+  --instruction-warmup <n>    requests before each count's measured window (default 2000)
+  --instruction-repeats <n>   counts per contender and scenario, median and range shown (default 3)
+  --instruction-jobs <n>      counts run at once, one valgrind process each (default 2)
   --out <file>            the Markdown report (BENCH_OUT; default docs/benchmarks.md)
   --profile[=<dir>]       write a CPU profile of each measured run of a Tessera server to <dir>
   --source                run Tessera from src/ through tsx instead of compiling it with tsc first

@@ -55,6 +55,19 @@ export function parseCommandStats(info: string): Record<string, number> {
 }
 
 /**
+ * Deletes the keys under `<namespace>:` and no other: SCAN and UNLINK, never FLUSHALL, since the
+ * server may be the machine's shared one.
+ */
+export async function deleteKeys(
+  client: ReturnType<typeof createClient>,
+  namespace: string,
+): Promise<void> {
+  for await (const keys of client.scanIterator({ MATCH: `${namespace}:*`, COUNT: 1000 })) {
+    if (keys.length > 0) await client.unlink(keys);
+  }
+}
+
+/**
  * Finds or starts the services the contenders need. `BENCH_POSTGRES_URL`, `BENCH_MYSQL_URL` and
  * `BENCH_REDIS_URL` override the defaults (PostgreSQL `postgres@127.0.0.1:5432/test`, MariaDB
  * `root@127.0.0.1:3306/test`, a private redis-server, falling back to `127.0.0.1:6379`).
@@ -185,13 +198,7 @@ export async function startServices(needed: ReadonlySet<StoreKind>, log: Log): P
         statsClient ??= createClient({ url: endpoints.redisUrl });
         statsClient.on('error', () => undefined);
         if (!statsClient.isOpen) await statsClient.connect();
-        // SCAN and delete only the bench's own keys; never FLUSHALL, even on a private server.
-        for await (const keys of statsClient.scanIterator({
-          MATCH: `${namespace}:*`,
-          COUNT: 1000,
-        })) {
-          if (keys.length > 0) await statsClient.unlink(keys);
-        }
+        await deleteKeys(statsClient, namespace);
       } catch (error) {
         log(`could not delete the bench's Redis keys: ${message(error)}`);
       }

@@ -13,12 +13,7 @@ import { contenderById } from '../contenders.js';
 import type { ChildMessage, ParentMessage, ServerConfig } from '../protocol.js';
 import { startApp, type AppInput, type RunningApp } from './apps.js';
 import { Counters } from './instrument.js';
-import {
-  expressSessionStore,
-  fastifySessionStore,
-  tesseraStore,
-  type BuiltStore,
-} from './stores.js';
+import { storesFor } from './stores.js';
 
 function send(message: ChildMessage): void {
   process.send?.(message);
@@ -34,21 +29,10 @@ async function main(): Promise<void> {
   const config = JSON.parse(raw) as ServerConfig;
   const contender = contenderById(config.contender);
   const counters = new Counters();
-  let store: BuiltStore<unknown> | undefined;
+  const stores = await storesFor(contender, config, counters);
   const input: AppInput = { contender, secret: config.secret };
-  if (contender.library === 'tessera' && contender.store !== 'none') {
-    const built = await tesseraStore(contender.store, config, counters);
-    input.tesseraStore = built.store;
-    store = built;
-  } else if (contender.library === 'express-session') {
-    const built = await expressSessionStore(contender.id, config, counters);
-    input.peerStore = built.store;
-    store = built;
-  } else if (contender.library === 'fastify-session') {
-    const built = await fastifySessionStore(counters);
-    input.peerStore = built.store;
-    store = built;
-  }
+  if (stores.tesseraStore !== undefined) input.tesseraStore = stores.tesseraStore;
+  if (stores.peerStore !== undefined) input.peerStore = stores.peerStore;
   if (contender.library === 'floor') input.countStoreCall = (name) => counters.storeCall(name);
   const app: RunningApp = await startApp(input);
   app.server.on('request', () => {
@@ -60,7 +44,7 @@ async function main(): Promise<void> {
     if (closing) return;
     closing = true;
     await app.close().catch(() => undefined);
-    await store?.close().catch(() => undefined);
+    await stores.close().catch(() => undefined);
     send({ type: 'closed' });
     process.disconnect?.();
     // Some peers keep timers that never unref (prune intervals); the harness is done with us.

@@ -9,12 +9,12 @@
  */
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import Database from 'better-sqlite3';
-import pg from 'pg';
-import mysql from 'mysql2/promise';
+import type Database from 'better-sqlite3';
+import type pg from 'pg';
+import type mysql from 'mysql2/promise';
 import { createClient } from 'redis';
 import type { SessionStore } from '../../src/store.js';
-import type { StoreKind } from '../contenders.js';
+import type { Contender, StoreKind } from '../contenders.js';
 import type { ServerConfig } from '../protocol.js';
 import type { Counters } from './instrument.js';
 import { countMethods, countPrototype, ownerOf } from './instrument.js';
@@ -22,6 +22,12 @@ import { closeStoreThenClient } from '../../src/store-url.js';
 import { ExpressSession, loadSource } from './modules.js';
 
 const require = createRequire(import.meta.url);
+
+// The database drivers load when a contender needs them: a process counted under valgrind
+// (`instructions.ts`) starts many times slower, and most contenders use none of them.
+const sqlite = () => require('better-sqlite3') as typeof Database;
+const postgres = () => require('pg') as typeof pg;
+const mysqlDriver = () => require('mysql2/promise') as typeof mysql;
 
 /** A store built for one contender, and how to let go of its client. */
 export interface BuiltStore<S> {
@@ -50,7 +56,8 @@ function tableName(config: ServerConfig, suffix: string): string {
 }
 
 /** Counts SQLite statement executions (every statement of every database in this process). */
-function countSqlite(db: Database.Database, counters: Counters): void {
+function countSqlite(db: Database.Database, counters: Counters | undefined): void {
+  if (counters === undefined) return;
   const statement = db.prepare('SELECT 1');
   countPrototype(
     ownerOf(statement, 'run'),
@@ -60,12 +67,14 @@ function countSqlite(db: Database.Database, counters: Counters): void {
 }
 
 /** Counts the queries node-postgres sends (a pool's query goes through a client's query once). */
-function countPostgres(counters: Counters): void {
-  countPrototype(pg.Client.prototype, { query: 'query' }, counters);
+function countPostgres(counters: Counters | undefined): void {
+  if (counters === undefined) return;
+  countPrototype(postgres().Client.prototype, { query: 'query' }, counters);
 }
 
 /** Counts the queries and prepared-statement executions mysql2 sends. */
-function countMysql(counters: Counters): void {
+function countMysql(counters: Counters | undefined): void {
+  if (counters === undefined) return;
   const core = require('mysql2') as { Connection: { prototype: object } };
   const proto = ownerOf(core.Connection.prototype, 'query');
   countPrototype(proto, { query: 'query', execute: 'execute' }, counters);
@@ -75,7 +84,8 @@ function countMysql(counters: Counters): void {
  * Counts node-redis round trips: one per single command, and one per MULTI or pipeline batch
  * (its commands go out in one write and come back together).
  */
-function countRedis(client: object, counters: Counters): void {
+function countRedis(client: object, counters: Counters | undefined): void {
+  if (counters === undefined) return;
   const proto = ownerOf(client, 'sendCommand');
   countPrototype(
     proto,
@@ -87,7 +97,7 @@ function countRedis(client: object, counters: Counters): void {
 function postgresPool(config: ServerConfig): pg.Pool {
   const pgConfig = config.services.postgres;
   if (pgConfig === undefined) throw new Error('PostgreSQL is not available');
-  const pool = new pg.Pool({ ...pgConfig, max: 10, connectionTimeoutMillis: 5_000 });
+  const pool = new (postgres().Pool)({ ...pgConfig, max: 10, connectionTimeoutMillis: 5_000 });
   pool.on('error', () => undefined);
   return pool;
 }
@@ -95,26 +105,32 @@ function postgresPool(config: ServerConfig): pg.Pool {
 function mysqlPool(config: ServerConfig): mysql.Pool {
   const myConfig = config.services.mysql;
   if (myConfig === undefined) throw new Error('MySQL is not available');
-  return mysql.createPool({ ...myConfig, connectionLimit: 10, connectTimeout: 5_000 });
+  return mysqlDriver().createPool({ ...myConfig, connectionLimit: 10, connectTimeout: 5_000 });
 }
 
-async function redisClient(config: ServerConfig) {
+async function redisClient(config: ServerConfig, clientSideCache = false) {
   if (config.services.redisUrl === undefined) throw new Error('Redis is not available');
-  const client = createClient({ url: config.services.redisUrl, disableOfflineQueue: true });
+  const client = createClient({
+    url: config.services.redisUrl,
+    disableOfflineQueue: true,
+    // RESP3 client tracking, whose invalidations the store's clientSideCache follows.
+    ...(clientSideCache ? { RESP: 3 as const, emitInvalidate: true } : {}),
+  });
   client.on('error', () => undefined);
   await client.connect();
   return client;
 }
 
 function sqliteDatabase(config: ServerConfig, contender: string): Database.Database {
-  return new Database(join(config.workDir, `${contender}.db`));
+  return new (sqlite())(join(config.workDir, `${contender}.db`));
 }
 
-/** Tessera's store of the given kind, counted. */
+/** Tessera's store of the given kind, counted unless `counters` is undefined. */
 export async function tesseraStore(
   kind: Exclude<StoreKind, 'none'>,
   config: ServerConfig,
-  counters: Counters,
+  counters: Counters | undefined,
+  clientSideCache = false,
 ): Promise<BuiltStore<SessionStore>> {
   let built: BuiltStore<SessionStore>;
   switch (kind) {
@@ -163,11 +179,12 @@ export async function tesseraStore(
     }
     case 'redis': {
       const { RedisStore } = await loadSource('stores/redis.js');
-      const client = await redisClient(config);
+      const client = await redisClient(config, clientSideCache);
       countRedis(client, counters);
       const store = new RedisStore({
         client,
         prefix: `${config.namespace}:tessera:`,
+        clientSideCache,
       }) as SessionStore;
       built = {
         store,
@@ -182,7 +199,8 @@ export async function tesseraStore(
       const memjs = require('memjs') as {
         Client: { create(servers: string, options?: object): { close(): void }; prototype: object };
       };
-      countPrototype(memjs.Client.prototype, { perform: 'request' }, counters);
+      if (counters !== undefined)
+        countPrototype(memjs.Client.prototype, { perform: 'request' }, counters);
       const client = memjs.Client.create(`${memcached.host}:${memcached.port}`, {
         retries: 0,
         timeout: 2,
@@ -198,15 +216,15 @@ export async function tesseraStore(
       break;
     }
   }
-  countMethods(built.store, TESSERA_METHODS, counters);
+  if (counters !== undefined) countMethods(built.store, TESSERA_METHODS, counters);
   return built;
 }
 
-/** The express-session store a peer contender uses, counted. */
+/** The express-session store a peer contender uses, counted unless `counters` is undefined. */
 export async function expressSessionStore(
   contender: string,
   config: ServerConfig,
-  counters: Counters,
+  counters: Counters | undefined,
 ): Promise<BuiltStore<object>> {
   const session = ExpressSession;
   let built: BuiltStore<object>;
@@ -298,14 +316,49 @@ export async function expressSessionStore(
     default:
       throw new Error(`no express-session store for ${contender}`);
   }
-  countMethods(built.store, CONNECT_METHODS, counters);
+  if (counters !== undefined) countMethods(built.store, CONNECT_METHODS, counters);
   return built;
 }
 
-/** @fastify/session's default store, counted. */
-export async function fastifySessionStore(counters: Counters): Promise<BuiltStore<object>> {
+/** @fastify/session's default store, counted unless `counters` is undefined. */
+export async function fastifySessionStore(
+  counters: Counters | undefined,
+): Promise<BuiltStore<object>> {
   const { MemoryStore } = require('@fastify/session') as { MemoryStore: new () => object };
   const store = new MemoryStore();
-  countMethods(store, CONNECT_METHODS, counters);
+  if (counters !== undefined) countMethods(store, CONNECT_METHODS, counters);
   return { store, close: async () => undefined };
+}
+
+/** The stores a contender's application is given (see `AppInput`), and how to close them. */
+export interface ContenderStores {
+  tesseraStore?: SessionStore;
+  peerStore?: object;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the store a contender's application runs on, as its server does; nothing for the bare,
+ * calibration and floor rows (the floor keeps its sessions inline). Counted unless `counters` is
+ * undefined: the instruction counts leave the counting wrappers out.
+ */
+export async function storesFor(
+  contender: Contender,
+  config: ServerConfig,
+  counters: Counters | undefined,
+): Promise<ContenderStores> {
+  if (contender.library === 'tessera' && contender.store !== 'none') {
+    const cached = contender.clientSideCache === true;
+    const built = await tesseraStore(contender.store, config, counters, cached);
+    return { tesseraStore: built.store, close: () => built.close() };
+  }
+  if (contender.library === 'express-session') {
+    const built = await expressSessionStore(contender.id, config, counters);
+    return { peerStore: built.store, close: () => built.close() };
+  }
+  if (contender.library === 'fastify-session') {
+    const built = await fastifySessionStore(counters);
+    return { peerStore: built.store, close: () => built.close() };
+  }
+  return { close: async () => undefined };
 }

@@ -100,7 +100,7 @@ describe('bench harness, smoke mode', () => {
     } finally {
       await rm(out, { force: true });
     }
-  }, 120_000);
+  }, 300_000);
 
   it('measures the in-process CPU per request of a bare server and of Tessera on it', async () => {
     const { stdout } = await run(
