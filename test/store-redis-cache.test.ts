@@ -8,6 +8,7 @@ import { SessionCache } from '../src/stores/redis/client-cache.js';
 import type { SessionRecord, SessionStore, StoredRecord } from '../src/store.js';
 import { SessionManager } from '../src/manager.js';
 import { SHARED, requireService, requireShared } from './support/services.js';
+import { FakeClock } from './support/fixtures.js';
 import { RedisServerProcess, redisBinariesAvailable } from './support/redis-server.js';
 
 type Client = ReturnType<typeof createClient>;
@@ -105,7 +106,7 @@ describe('RedisStore clientSideCache option', () => {
   it('is off by default, and on with true or a bound, on a client with tracking', () => {
     expect(new RedisStore({ client: plain })).toBeInstanceOf(RedisStore);
     expect(new RedisStore({ client: plain, clientSideCache: false })).toBeInstanceOf(RedisStore);
-    for (const option of [true, {}, { maxEntries: 1 }, { maxEntries: 10_000_000 }]) {
+    for (const option of [true, {}, { maxEntries: 1 }, { maxEntries: 10_000_000, maxAge: 1 }]) {
       const client = new FakeTrackingClient();
       expect(new RedisStore({ client, clientSideCache: option })).toBeInstanceOf(RedisStore);
       expect(client.listenerCount('invalidate')).toBe(1);
@@ -126,6 +127,15 @@ describe('RedisStore clientSideCache option', () => {
       refused(
         { client: new FakeTrackingClient(), clientSideCache: { maxEntries: maxEntries as number } },
         /clientSideCache\.maxEntries must be a whole number from 1 to 10000000/,
+      );
+    }
+  });
+
+  it('refuses a maxAge that is not a whole number of milliseconds from 1 to one day', () => {
+    for (const maxAge of [0, -1, 1.5, '10', Infinity, 86_400_001]) {
+      refused(
+        { client: new FakeTrackingClient(), clientSideCache: { maxAge: maxAge as number } },
+        /clientSideCache\.maxAge must be a whole number from 1 to 86400000/,
       );
     }
   });
@@ -167,7 +177,7 @@ describe('SessionCache', () => {
 
   it('answers a copy of what it keeps, and nothing while the client is not ready', async () => {
     const client = new FakeTrackingClient();
-    const cache = new SessionCache(client, 10);
+    const cache = new SessionCache(client, { maxEntries: 10, maxAge: 60_000 });
     expect(cache.get('k')).toBeUndefined();
     expect(await cache.fill('k', Promise.resolve(stored('"a"')))).toMatchObject({ data: '"a"' });
     const hit = cache.get('k')!;
@@ -186,7 +196,7 @@ describe('SessionCache', () => {
 
   it('forgets a key on its invalidation, and everything on a flush', async () => {
     const client = new FakeTrackingClient();
-    const cache = new SessionCache(client, 10);
+    const cache = new SessionCache(client, { maxEntries: 10, maxAge: 60_000 });
     await cache.fill('a', Promise.resolve(stored('1')));
     await cache.fill('b', Promise.resolve(stored('2')));
     client.emit('invalidate', Buffer.from('a'));
@@ -198,7 +208,7 @@ describe('SessionCache', () => {
 
   it('does not keep an answer whose key was invalidated, or the cache emptied, on its way', async () => {
     const client = new FakeTrackingClient();
-    const cache = new SessionCache(client, 10);
+    const cache = new SessionCache(client, { maxEntries: 10, maxAge: 60_000 });
     const first = pending();
     const filled = cache.fill('k', first.promise);
     client.emit('invalidate', 'k');
@@ -216,7 +226,7 @@ describe('SessionCache', () => {
 
   it('keeps a read sent after the invalidation while an older one is still on its way', async () => {
     const client = new FakeTrackingClient();
-    const cache = new SessionCache(client, 10);
+    const cache = new SessionCache(client, { maxEntries: 10, maxAge: 60_000 });
     const older = pending();
     const olderFilled = cache.fill('k', older.promise);
     client.emit('invalidate', 'k');
@@ -229,8 +239,23 @@ describe('SessionCache', () => {
     expect(cache.get('k')).toMatchObject({ data: 'new', version: 2 });
   });
 
+  it('reads a session from Redis again once it is maxAge old', async () => {
+    const clock = new FakeClock();
+    const cache = new SessionCache(
+      new FakeTrackingClient(),
+      { maxEntries: 10, maxAge: 1_000 },
+      clock.now,
+    );
+    await cache.fill('k', Promise.resolve(stored('a')));
+    clock.advance(999);
+    expect(cache.get('k')).toMatchObject({ data: 'a' });
+    clock.advance(1);
+    expect(cache.get('k')).toBeUndefined();
+    expect(cache.size).toBe(0);
+  });
+
   it('keeps at most its bound, dropping the session read least recently', async () => {
-    const cache = new SessionCache(new FakeTrackingClient(), 3);
+    const cache = new SessionCache(new FakeTrackingClient(), { maxEntries: 3, maxAge: 60_000 });
     for (const key of ['a', 'b', 'c']) await cache.fill(key, Promise.resolve(stored(key)));
     cache.get('a');
     await cache.fill('d', Promise.resolve(stored('d')));
@@ -393,6 +418,42 @@ describe.skipIf(!sharedGate.available)(
         session.set('c', 3);
         await here.commit(session); // update at version 1: conflict, then a re-read from Redis
         expect((await there.load({ cookie })).toJSON()).toEqual({ a: 1, b: 2, c: 3 });
+      });
+
+      it('replays of a logged-out cookie get nothing, and a write from a stale copy does not bring the session back', async () => {
+        const store = new RedisStore({ client: own, prefix, clientSideCache: true });
+        const here = new SessionManager({ store, secrets });
+        const there = new SessionManager({
+          store: new RedisStore({ client: other, prefix }),
+          secrets,
+        });
+        const login = async () => {
+          const session = await here.load({});
+          session.set('a', 1);
+          return cookieOf((await here.commit(session)).setCookie);
+        };
+
+        // Logout here: the same process never answers the deleted session from its cache.
+        const ended = await login();
+        const session = await here.load({ cookie: ended });
+        await session.destroy();
+        await here.commit(session);
+        expect((await here.load({ cookie: ended })).isNew).toBe(true);
+
+        // Logout elsewhere, its invalidation held back: the stale copy may be read, but its save
+        // finds no record and writes nothing.
+        const cookie = await login();
+        await here.load({ cookie });
+        await own.sendCommand(['CLIENT', 'TRACKING', 'OFF']);
+        const elsewhere = await there.load({ cookie });
+        await elsewhere.destroy();
+        await there.commit(elsewhere);
+        const stale = await here.load({ cookie });
+        expect(stale.get('a')).toBe(1);
+        stale.set('a', 2);
+        await here.commit(stale);
+        expect(await store.get(storeKeyOf(cookie))).toBeNull();
+        expect((await there.load({ cookie })).isNew).toBe(true);
       });
 
       it('keeps at most maxEntries sessions', async () => {

@@ -42,6 +42,8 @@ export interface AppInput {
   /** Counts a store call of the floor contenders (`get`, `create`, `update`). */
   countStoreCall?: (name: string) => void;
   peerStore?: object;
+  /** Tessera's `storeTimeout`, when not its default (see `inprocess.ts`). */
+  storeTimeout?: number;
 }
 
 /** The calibration contenders' fixed work per request; nothing for the others. */
@@ -72,7 +74,11 @@ function closeServer(server: Server): Promise<void> {
 async function tesseraManager(input: AppInput): Promise<SessionManager> {
   if (input.tesseraStore === undefined) throw new Error('Tessera needs a store');
   const { SessionManager } = await loadCore();
-  return new SessionManager({ store: input.tesseraStore, secrets: [input.secret] });
+  return new SessionManager({
+    store: input.tesseraStore,
+    secrets: [input.secret],
+    ...(input.storeTimeout === undefined ? {} : { storeTimeout: input.storeTimeout }),
+  });
 }
 
 /** Sets a floor answer's session headers through the framework's own header call. */

@@ -85,7 +85,8 @@ export interface RedisStoreOptions {
   /**
    * Keep the sessions this process reads in memory, until Redis says they changed (client
    * tracking): a read of a session read before and not changed since then costs no round trip.
-   * `true` keeps up to 10,000 sessions; `{ maxEntries }` sets the bound. Needs a single-server
+   * `true` keeps up to 10,000 sessions, each for at most a minute before it is read again;
+   * `{ maxEntries, maxAge }` sets those (see {@link RedisCacheOptions}). Needs a single-server
    * client created with `RESP: 3` and `emitInvalidate: true`. Another process's write reaches
    * this cache when Redis's invalidation arrives; see the store's documentation, "Client-side
    * caching".

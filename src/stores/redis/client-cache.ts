@@ -18,6 +18,14 @@ export interface RedisCacheOptions {
    * @defaultValue 10_000
    */
   maxEntries?: number;
+  /**
+   * How long a session is answered from memory before it is read from Redis again, in
+   * milliseconds: a whole number from 1 to 86,400,000 (one day). It bounds how long a change made
+   * elsewhere can go unseen when invalidations stop arriving without the connection failing
+   * visibly (a network that drops packets silently).
+   * @defaultValue 60_000 (one minute)
+   */
+  maxAge?: number;
 }
 
 /** The events the cache follows. */
@@ -43,7 +51,15 @@ export interface TrackingClient {
 
 const DEFAULT_MAX_ENTRIES = 10_000;
 const MAX_ENTRIES = 10_000_000;
+const DEFAULT_MAX_AGE = 60_000;
+const MAX_AGE = 86_400_000;
 const CLIENT_NEEDED = 'create the client with createClient({ RESP: 3, emitInvalidate: true })';
+
+/** A cached answer (a record, or `null` for an absence) and the instant it must be read again. */
+interface Entry {
+  record: StoredRecord | null;
+  readAgainAt: number;
+}
 
 /** A key being read from Redis: how many reads, and when it was last invalidated. */
 interface Reading {
@@ -52,7 +68,8 @@ interface Reading {
 }
 
 /**
- * Sessions read from Redis, by Redis key, bounded, least recently read evicted first. A read's
+ * Sessions read from Redis, by Redis key: at most `maxEntries` (the one read least recently goes
+ * first), each answered for at most `maxAge` after it was read. A read's
  * answer is kept only if nothing invalidated its key (or emptied the cache) while it was on its
  * way: an invalidation that arrives in the same network read as the answer is handled before the
  * code awaiting the answer runs, so without this check the old value would be kept.
@@ -60,7 +77,9 @@ interface Reading {
 export class SessionCache {
   readonly #client: TrackingClient;
   readonly #max: number;
-  readonly #entries = new Map<string, StoredRecord | null>();
+  readonly #maxAge: number;
+  readonly #now: () => number;
+  readonly #entries = new Map<string, Entry>();
   readonly #reading = new Map<string, Reading>();
   /** Counts reads started, invalidations and clears, to order them. */
   #tick = 0;
@@ -71,10 +90,19 @@ export class SessionCache {
   };
   readonly #onReady: TrackingListener = () => this.clear();
 
-  /** Starts following `client`'s invalidations; {@link SessionCache.detach} stops. */
-  constructor(client: TrackingClient, maxEntries: number) {
+  /**
+   * Starts following `client`'s invalidations; {@link SessionCache.detach} stops. `now` gives the
+   * time in milliseconds for `maxAge` (default `Date.now`).
+   */
+  constructor(
+    client: TrackingClient,
+    options: Required<RedisCacheOptions>,
+    now: () => number = Date.now,
+  ) {
     this.#client = client;
-    this.#max = maxEntries;
+    this.#max = options.maxEntries;
+    this.#maxAge = options.maxAge;
+    this.#now = now;
     client.on!('invalidate', this.#onInvalidate);
     // A new connection starts with nothing tracked: what was cached before it is not followed.
     client.on!('ready', this.#onReady);
@@ -87,15 +115,16 @@ export class SessionCache {
 
   /**
    * A copy of the record cached under the Redis key `key`, `null` for a cached absence, or
-   * `undefined` when nothing is cached or the client is not ready (its connection lost, and the
-   * invalidations it would have received lost with it).
+   * `undefined` when nothing is cached, the entry is older than `maxAge`, or the client is not
+   * ready (its connection lost, and the invalidations it would have received lost with it).
    */
   get(key: string): StoredRecord | null | undefined {
     const cached = this.#entries.get(key);
     if (cached === undefined || this.#client.isReady !== true) return undefined;
     this.#entries.delete(key);
+    if (this.#now() >= cached.readAgainAt) return undefined;
     this.#entries.set(key, cached);
-    return cached === null ? null : { ...cached };
+    return cached.record === null ? null : { ...cached.record };
   }
 
   /**
@@ -123,7 +152,7 @@ export class SessionCache {
 
   #keep(key: string, record: StoredRecord | null): void {
     this.#entries.delete(key);
-    this.#entries.set(key, record);
+    this.#entries.set(key, { record, readAgainAt: this.#now() + this.#maxAge });
     if (this.#entries.size > this.#max) {
       this.#entries.delete(this.#entries.keys().next().value!);
     }
@@ -153,7 +182,7 @@ export class SessionCache {
 /**
  * Checks the store's `clientSideCache` option against its client and answers the cache to read
  * through, or `null` when the option is off. Throws `INVALID_OPTION` for a value that is neither
- * a boolean nor an options object, a bad `maxEntries`, and, with the option on, a cluster or a
+ * a boolean nor an options object, a bad `maxEntries` or `maxAge`, and, with the option on, a cluster or a
  * client without RESP3 and `emitInvalidate: true`. Refuses, whatever the option, a client created
  * with node-redis's own `clientSideCache`: it would answer the store's reads from a second cache
  * that the store cannot keep in step with its writes.
@@ -179,13 +208,19 @@ export function clientSideCacheOf(
   if (option !== true && (typeof option !== 'object' || option === null)) {
     invalidOption(owner, 'clientSideCache must be true, false or an options object');
   }
+  const given: RedisCacheOptions = option === true ? {} : option;
   const maxEntries = numberOption(
     owner,
     'clientSideCache.maxEntries',
-    option === true ? undefined : (option as RedisCacheOptions).maxEntries,
+    given.maxEntries,
     DEFAULT_MAX_ENTRIES,
     { min: 1, max: MAX_ENTRIES, integer: true },
   );
+  const maxAge = numberOption(owner, 'clientSideCache.maxAge', given.maxAge, DEFAULT_MAX_AGE, {
+    min: 1,
+    max: MAX_AGE,
+    integer: true,
+  });
   if (cluster) invalidOption(owner, `clientSideCache needs a single server: ${CLIENT_NEEDED}`);
   const options = client.options;
   if (
@@ -196,5 +231,5 @@ export function clientSideCacheOf(
   ) {
     invalidOption(owner, `clientSideCache needs client tracking: ${CLIENT_NEEDED}`);
   }
-  return new SessionCache(client, maxEntries);
+  return new SessionCache(client, { maxEntries, maxAge });
 }
