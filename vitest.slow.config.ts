@@ -1,11 +1,14 @@
 import { defineConfig } from 'vitest/config';
 
-// The slow checks (npm run test:slow, run by CI after npm test): whole programs built and run (the
-// documentation's samples, consumer apps type-checked against the built package, the packed
-// tarball installed into a fresh folder), and the stress tool's runs: fault scenarios and Redis
-// Cluster failover under load, and a short soak.
+// The slow checks (npm run test:slow, run by CI after npm test; it builds dist/ first): whole
+// programs built and run (the documentation's samples, the package's files and its CommonJS
+// build, consumer apps type-checked against the built package, the packed tarball installed into
+// a fresh folder), and the stress tool's runs: fault scenarios and Redis Cluster failover under
+// load, and a short soak.
 export const SLOW_TESTS = [
   'test/docs-samples.test.ts',
+  'test/packaging.test.ts',
+  'test/compat/cjs.test.ts',
   'test/compat/consumer-types.test.ts',
   'test/package-install.test.ts',
   'test/stress/cluster.test.ts',

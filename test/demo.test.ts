@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SECRET_COMMAND } from '../src/manager-options.js';
 import { DEADLINE_COOKIE } from '../examples/demo/app.js';
 import { deviceName } from '../examples/demo/device.js';
+import { bundleOnce } from './support/bundle.js';
 import { SECRET } from './support/fixtures.js';
 import {
   Browser as DemoBrowser,
@@ -530,9 +531,11 @@ describe('deviceName', () => {
   });
 });
 
+const DEMO = await bundleOnce('examples/demo/server.ts', 'demo');
+
 /** Runs the demo as `npm start` does: its process, what it printed so far, and its exit. */
 function runDemo(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo/server.ts'], {
+  const child = spawn(process.execPath, [DEMO], {
     env: { ...process.env, SESSION_SECRET: SECRET, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

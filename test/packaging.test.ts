@@ -141,7 +141,7 @@ describe.skipIf(!built)(
     });
 
     describe('what npm pack ships', () => {
-      // The files npm would pack from this tree (dist/ as npm test built it; prepack is the build,
+      // The files npm would pack from this tree (dist/ as test:slow built it; prepack is the build,
       // so a fresh clone packs the same).
       let packed = new Set<string>();
       beforeAll(() => {

@@ -7,11 +7,10 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { build } from 'esbuild';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -19,6 +18,7 @@ import { SessionManager, type SessionManagerOptions, type SessionStore } from '.
 import { PostgresStore } from '../../src/stores/postgres.js';
 import { RedisStore } from '../../src/stores/redis.js';
 import { SqliteStore } from '../../src/stores/sqlite.js';
+import { bundleOnce } from '../support/bundle.js';
 import { SECRET, cookiePair, rawIdOf } from '../support/fixtures.js';
 import { RedisServerProcess, redisBinariesAvailable, redisCli } from '../support/redis-server.js';
 import { SHARED, requireService, requireShared, withQuery } from '../support/services.js';
@@ -28,23 +28,7 @@ const suffix = randomBytes(4).toString('hex');
 const dir = mkdtempSync(join(tmpdir(), 'tessera-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-// The CLI from src/, bundled once: starting tsx for each run would cost more than the commands.
-// It sits two folders below the root, as dist/cli/main.js does, so it finds ../../package.json;
-// the drivers stay external and load from node_modules.
-mkdirSync(join(ROOT, '.tmp'), { recursive: true });
-const bundleDir = mkdtempSync(join(ROOT, '.tmp', 'cli-'));
-afterAll(() => rmSync(bundleDir, { recursive: true, force: true }));
-const CLI = join(bundleDir, 'main.js');
-await build({
-  entryPoints: [join(ROOT, 'src/cli/main.ts')],
-  outfile: CLI,
-  bundle: true,
-  packages: 'external',
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  logLevel: 'error',
-});
+const CLI = await bundleOnce('src/cli/main.ts', 'cli');
 
 const postgres = await requireShared(SHARED.postgres);
 const redis = await requireShared(SHARED.redis);
