@@ -7,7 +7,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { MemoryStore, fromExpressSessionStore } from '../../src/compat/express-session/index.js';
 import { session as tesseraSession } from '../../src/adapters/express.js';
 import { SessionManager } from '../../src/manager.js';
-import type { SessionStore } from '../../src/store.js';
+import { hasUserIndex, type SessionStore } from '../../src/store.js';
+import type { StoreFailure } from '../../src/store-calls.js';
 import { defineStoreConformance } from '../../src/testing/index.js';
 import { SHARED, requireShared } from '../support/services.js';
 import { Browser, listen, type Running } from './helpers.js';
@@ -34,16 +35,115 @@ defineStoreConformance({
   runner,
 });
 
+/** An express-session store over a Map, with `all()` only when asked. */
+class MapSessionStore {
+  readonly sessions = new Map<string, string>();
+  failSet = false;
+
+  constructor(withAll: boolean) {
+    if (withAll) {
+      Object.assign(this, {
+        all: (cb: (err: unknown, all?: unknown[]) => void) =>
+          cb(
+            null,
+            [...this.sessions.values()].map((json) => JSON.parse(json) as unknown),
+          ),
+      });
+    }
+  }
+
+  get(sid: string, cb: (err: unknown, session?: unknown) => void): void {
+    const json = this.sessions.get(sid);
+    cb(null, json === undefined ? null : JSON.parse(json));
+  }
+
+  set(sid: string, session: unknown, cb?: (err?: unknown) => void): void {
+    if (this.failSet) return cb?.(new Error('backend down'));
+    this.sessions.set(sid, JSON.stringify(session));
+    cb?.();
+  }
+
+  destroy(sid: string, cb?: (err?: unknown) => void): void {
+    this.sessions.delete(sid);
+    cb?.();
+  }
+}
+
+defineStoreConformance({
+  name: 'fromExpressSessionStore(a store without all())',
+  createStore: (clock) => fromExpressSessionStore(new MapSessionStore(false), { now: clock.now }),
+  prune: false,
+  userIndex: false,
+  runner,
+});
+
+defineStoreConformance({
+  name: 'fromExpressSessionStore(a store with all())',
+  createStore: (clock) => fromExpressSessionStore(new MapSessionStore(true), { now: clock.now }),
+  prune: false,
+  runner,
+});
+
+const SECRET = 'a test secret that is at least thirty-two bytes long';
+
 describe('fromExpressSessionStore limits', () => {
-  it("rejects listing a user's sessions when the store has no all()", async () => {
-    const sessions = new Map<string, unknown>();
-    const bridge = fromExpressSessionStore({
-      get: (sid, cb) => cb(null, sessions.get(sid) ?? null),
-      set: (sid, s, cb) => (sessions.set(sid, JSON.parse(JSON.stringify(s))), cb?.()),
-      destroy: (sid, cb) => (sessions.delete(sid), cb?.()),
+  it('offers a user index only over a store with all(), and the manager refuses it otherwise', async () => {
+    const without = fromExpressSessionStore(new MapSessionStore(false));
+    expect(hasUserIndex(without)).toBe(false);
+    expect('listByUser' in without || 'deleteByUser' in without).toBe(false);
+    const manager = new SessionManager({ store: without, secrets: [SECRET] });
+    await expect(manager.listUserSessions('alice')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    await expect(manager.revokeUserSessions('alice')).rejects.toMatchObject({
+      code: 'UNSUPPORTED',
     });
-    await expect(bridge.listByUser('alice')).rejects.toThrow(/no all\(\)/);
-    await expect(bridge.deleteByUser('alice')).rejects.toThrow(/no all\(\)/);
+
+    const withAll = fromExpressSessionStore(new MapSessionStore(true));
+    expect(hasUserIndex(withAll)).toBe(true);
+    const indexed = new SessionManager({ store: withAll, secrets: [SECRET] });
+    const session = await indexed.load({});
+    session.setUser('alice');
+    await indexed.commit(session);
+    expect(await indexed.listUserSessions('alice')).toHaveLength(1);
+    expect(await indexed.revokeUserSessions('alice')).toBe(1);
+    expect(await indexed.listUserSessions('alice')).toEqual([]);
+  });
+
+  it("is named after the wrapped store's class unless given a name", () => {
+    expect(fromExpressSessionStore(new MapSessionStore(false)).name).toBe(
+      'express-session:MapSessionStore',
+    );
+    expect(fromExpressSessionStore(new expressSession.MemoryStore()).name).toBe(
+      'express-session:MemoryStore',
+    );
+    const plain = fromExpressSessionStore({
+      get: (_sid, cb) => cb(null, null),
+      set: (_sid, _s, cb) => cb?.(),
+      destroy: (_sid, cb) => cb?.(),
+    });
+    expect(plain.name).toBe('express-session');
+    expect(fromExpressSessionStore(new MapSessionStore(false), { name: 'redis' }).name).toBe(
+      'redis',
+    );
+    for (const name of ['', 42]) {
+      expect(() =>
+        fromExpressSessionStore(new MapSessionStore(false), { name: name as string }),
+      ).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+    }
+  });
+
+  it('reports its name in the storeError event', async () => {
+    const backend = new MapSessionStore(false);
+    const manager = new SessionManager({
+      store: fromExpressSessionStore(backend, { name: 'redis' }),
+      secrets: [SECRET],
+    });
+    const failures: StoreFailure[] = [];
+    manager.on('storeError', (failure) => failures.push(failure));
+    backend.failSet = true;
+    const session = await manager.load({});
+    session.set('theme', 'dark');
+    await expect(manager.commit(session)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    expect(failures).toEqual([expect.objectContaining({ operation: 'create', store: 'redis' })]);
   });
 
   it('turns a store error into a rejection, and ENOENT into "not found"', async () => {
@@ -115,10 +215,7 @@ describe.runIf(redisGate.available)(
       });
 
       async function start(store: SessionStore): Promise<{ manager: SessionManager; url: string }> {
-        const manager = new SessionManager({
-          store,
-          secrets: ['a test secret that is at least thirty-two bytes long'],
-        });
+        const manager = new SessionManager({ store, secrets: [SECRET] });
         const app = express();
         app.use(tesseraSession(manager));
         app.get('/login/:user', async (req, res) => {

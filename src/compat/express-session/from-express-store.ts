@@ -76,16 +76,47 @@ function bridgedOf(value: unknown): BridgedRecord | null {
 export interface ExpressStoreBridgeOptions {
   /** The clock, in epoch milliseconds, expiry is checked against. @defaultValue `Date.now` */
   now?: () => number;
+  /**
+   * The bridge's {@link SessionStore.name}, reported in `storeError` events, metrics and traces:
+   * give the server's OpenTelemetry name (`'redis'`, `'postgresql'`, ...) to report it as a
+   * native store would. A non-empty string.
+   * @defaultValue `'express-session:'` and the wrapped store's class name
+   * (`'express-session:RedisStore'`), or `'express-session'` for a store that is a plain object
+   */
+  name?: string;
+}
+
+/** The default name: the wrapped store's class, which says which package it came from. */
+function defaultName(store: object): string {
+  const constructor = (store as { constructor?: unknown }).constructor;
+  const className =
+    typeof constructor === 'function' && constructor !== Object ? constructor.name : '';
+  return className === '' ? 'express-session' : `express-session:${className}`;
 }
 
 /**
  * A Tessera {@link SessionStore} over an express-session store. See {@link fromExpressSessionStore}.
  */
 export class ExpressStoreBridge implements SessionStore {
+  /** What kind of store this is: see {@link ExpressStoreBridgeOptions.name}. */
+  readonly name: string;
+  /**
+   * Every live record of `userId`, read through the wrapped store's `all()` (a full scan):
+   * present only when the wrapped store has `all()`.
+   */
+  declare readonly listByUser?: (userId: string) => Promise<UserRecord[]>;
+  /**
+   * Removes every record of `userId` but `exceptKey`'s and answers how many live ones, found
+   * through the wrapped store's `all()` (a full scan): present only when it has `all()`.
+   */
+  declare readonly deleteByUser?: (userId: string, exceptKey?: string) => Promise<number>;
   readonly #store: StoreLike;
   readonly #now: () => number;
 
-  /** Wraps `store`; prefer {@link fromExpressSessionStore}. */
+  /**
+   * Wraps `store`; prefer {@link fromExpressSessionStore}. A bad store or option throws
+   * `SessionError` with code `INVALID_OPTION`.
+   */
   constructor(store: StoreLike, options: ExpressStoreBridgeOptions = {}) {
     if (
       typeof store !== 'object' ||
@@ -98,8 +129,21 @@ export class ExpressStoreBridge implements SessionStore {
         'fromExpressSessionStore: give an express-session store',
       );
     }
+    if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) {
+      throw new SessionError(
+        'INVALID_OPTION',
+        'fromExpressSessionStore: name must be a non-empty string',
+      );
+    }
     this.#store = store;
     this.#now = options.now ?? Date.now;
+    this.name = options.name ?? defaultName(store);
+    // Without all() a user's sessions cannot be found: no user index, so the manager answers
+    // UNSUPPORTED rather than "no sessions".
+    if (typeof (store as { all?: unknown }).all === 'function') {
+      this.listByUser = (userId) => this.#listByUser(userId);
+      this.deleteByUser = (userId, exceptKey) => this.#deleteByUser(userId, exceptKey);
+    }
   }
 
   async #read(key: string): Promise<BridgedRecord | null> {
@@ -192,12 +236,6 @@ export class ExpressStoreBridge implements SessionStore {
   }
 
   async #all(): Promise<BridgedRecord[]> {
-    if (typeof (this.#store as { all?: unknown }).all !== 'function') {
-      throw new SessionError(
-        'INVALID_OPTION',
-        "this express-session store has no all(): listing and revoking a user's sessions are not available",
-      );
-    }
     const answer = await invoke<unknown>(this.#store, 'all', []);
     const values = Array.isArray(answer)
       ? answer
@@ -214,14 +252,14 @@ export class ExpressStoreBridge implements SessionStore {
     return records;
   }
 
-  async listByUser(userId: string): Promise<UserRecord[]> {
+  async #listByUser(userId: string): Promise<UserRecord[]> {
     const records = await this.#all();
     return records
       .filter((record) => record.userId === userId)
       .map((record) => ({ key: record.key, ...this.#stored(record) }));
   }
 
-  async deleteByUser(userId: string, exceptKey?: string): Promise<number> {
+  async #deleteByUser(userId: string, exceptKey?: string): Promise<number> {
     let removed = 0;
     for (const record of await this.#all()) {
       if (record.userId !== userId || record.key === exceptKey) continue;
@@ -248,8 +286,13 @@ export class ExpressStoreBridge implements SessionStore {
  *   earlier one, and a `create` racing a `delete` from another process can bring a record back.
  * - `touch` rewrites the whole record (a store's own `touch` may move only a TTL).
  * - Listing and revoking a user's sessions (`listUserSessions`, `revokeUserSessions`,
- *   `maxSessionsPerUser`) read every session through the store's `all()`: a full scan. A store
- *   without `all()` rejects those calls.
+ *   `maxSessionsPerUser`) read every session through the store's `all()`: a full scan. Over a
+ *   store without `all()` the bridge has no user index, and the manager refuses those calls
+ *   with `UNSUPPORTED`.
+ *
+ * The bridge's `name` (for `storeError` events, metrics and traces) is
+ * {@link ExpressStoreBridgeOptions.name}, by default `'express-session:'` and the store's class
+ * name.
  *
  * @example With connect-redis:
  * ```ts
