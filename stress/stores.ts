@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { SessionStore } from '../src/store.js';
-import { MYSQL_STATEMENT_TIMEOUT, WatchedRedis, guardedMysqlPool } from './remedies.js';
+import { RedisWatchdog } from '../src/stores/redis.js';
 import { SHARED } from '../test/support/services.js';
 
 /** The stores the tool knows. */
@@ -131,10 +131,9 @@ export async function openStore(spec: StoreSpec): Promise<OpenStore> {
         ...mysqlPoolOptions(profile),
         ...spec.client,
       });
-      // `fixed`: each statement on its own checked-out connection, with a timeout (stress/remedies.ts).
-      const queryable =
-        profile === 'fixed' ? guardedMysqlPool(pool, MYSQL_STATEMENT_TIMEOUT) : pool;
-      const store = new MysqlStore({ pool: queryable, table: name, pruneInterval: 0 });
+      // Every profile: the store runs each statement on a connection of its own, bounded by its
+      // statementTimeout (5 s), and destroys a connection whose statement timed out.
+      const store = new MysqlStore({ pool, table: name, pruneInterval: 0 });
       await store.createTable();
       return {
         store,
@@ -172,9 +171,9 @@ export async function openStore(spec: StoreSpec): Promise<OpenStore> {
         client.on('error', () => undefined);
         return client;
       };
-      // `fixed`: a watchdog replaces a client whose connection went silent (stress/remedies.ts).
-      const client = profile === 'fixed' ? await WatchedRedis.open(create) : create();
-      if (!(client instanceof WatchedRedis)) await client.connect();
+      // `fixed`: the store's watchdog replaces a client whose connection went silent.
+      const client = profile === 'fixed' ? await RedisWatchdog.open(create) : create();
+      if (!(client instanceof RedisWatchdog)) await client.connect();
       const store = new RedisStore({ client, prefix: `${name}:` });
       return {
         store,

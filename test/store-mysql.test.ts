@@ -8,6 +8,7 @@ import {
   MysqlStore,
   createMysqlTable,
   mysqlSchema,
+  type MysqlPool,
   type MysqlQueryable,
 } from '../src/stores/mysql.js';
 import { SessionManager } from '../src/manager.js';
@@ -15,6 +16,7 @@ import { SessionError } from '../src/errors.js';
 import type { SessionStore } from '../src/store.js';
 import { SHARED, eventually, probeTcp, requireShared } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
+import { FaultRelay } from '../stress/relay.js';
 
 const { host: HOST, port: PORT } = SHARED.mysql;
 const server: PoolOptions = { ...SHARED.mysql.connection, connectTimeout: 2_000 };
@@ -115,12 +117,14 @@ describe('MysqlStore options', () => {
 
   // Each numeric option against what it must refuse.
   const refused: [option: string, value: unknown][] = [
-    ...['pruneInterval', 'pruneBatchSize'].flatMap((option) =>
+    ...['pruneInterval', 'pruneBatchSize', 'statementTimeout'].flatMap((option) =>
       [Infinity, -Infinity, Number.NaN, -1, '5'].map((value): [string, unknown] => [option, value]),
     ),
     ['pruneInterval', 2 ** 31],
     ['pruneBatchSize', 0],
     ['pruneBatchSize', 1.5],
+    ['statementTimeout', 0],
+    ['statementTimeout', 2 ** 31],
   ];
   it.each(refused)('refuses %s: %o, naming the store and the option', (option, value) => {
     invalid(
@@ -595,6 +599,138 @@ describe.skipIf(!gate.available)(
     });
   },
 );
+
+/** A pool whose checked-out connections report how they went back: released or destroyed. */
+function tracked(pool: Pool): { pool: MysqlPool; returns: string[] } {
+  const returns: string[] = [];
+  const wrapped: MysqlPool = {
+    execute: (sql, values) => pool.execute(sql, values) as Promise<[unknown, unknown]>,
+    query: (sql) => pool.query(sql) as Promise<[unknown, unknown]>,
+    getConnection: async () => {
+      const connection = await pool.getConnection();
+      return {
+        execute: (sql, values) => connection.execute(sql, values) as Promise<[unknown, unknown]>,
+        query: (sql) => connection.query(sql) as Promise<[unknown, unknown]>,
+        release: () => {
+          returns.push(`released ${connection.threadId}`);
+          connection.release();
+        },
+        destroy: () => {
+          returns.push(`destroyed ${connection.threadId}`);
+          connection.destroy();
+        },
+      };
+    },
+  };
+  return { pool: wrapped, returns };
+}
+
+describe.skipIf(!gate.available)(`MysqlStore's statementTimeout on a pool${gate.label}`, () => {
+  const TIMEOUT = 300;
+  let direct: Pool;
+  const table = randomTable();
+
+  beforeAll(async () => {
+    direct = mysql.createPool({ ...server, connectionLimit: 2 });
+    await createMysqlTable(direct, { table });
+  });
+  afterAll(async () => {
+    await dropTable(direct, table);
+    await direct.end();
+  });
+
+  it('runs each statement on a connection checked out for it, and gives it back after a success or an error', async () => {
+    const one = mysql.createPool({ ...server, connectionLimit: 1 });
+    try {
+      const { pool, returns } = tracked(one);
+      const store = new MysqlStore({ pool, table, pruneInterval: 0, statementTimeout: TIMEOUT });
+      const key = randomStoreKey();
+      expect(await store.create(key, record('a', 'u'))).toBe(true);
+      expect((await store.get(key))?.data).toBe('a');
+      expect(await store.update(key, record('b', 'u'), 1)).toEqual({ status: 'ok', version: 2 });
+      const missing = new MysqlStore({ pool, table: randomTable(), pruneInterval: 0 });
+      await expect(missing.get(key)).rejects.toMatchObject({ errno: 1146 });
+      await store.createTable();
+      expect(await store.deleteByUser('u')).toBe(1);
+      const [thread] = returns;
+      expect(returns).toEqual(Array.from({ length: 6 }, () => thread));
+      expect(thread).toMatch(/^released \d+$/);
+    } finally {
+      await one.end();
+    }
+  });
+
+  it('never sends a statement still waiting for a connection when the timeout fires', async () => {
+    const one = mysql.createPool({ ...server, connectionLimit: 1 });
+    try {
+      const store = new MysqlStore({
+        pool: one,
+        table,
+        pruneInterval: 0,
+        statementTimeout: TIMEOUT,
+      });
+      const held = await one.getConnection();
+      const key = randomStoreKey();
+      const started = performance.now();
+      const write = store.create(key, record('late'));
+      await expect(write).rejects.toBeInstanceOf(SessionError);
+      await expect(write).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      expect(performance.now() - started).toBeGreaterThanOrEqual(TIMEOUT - 5);
+      held.release();
+      // The late checkout is served first and given back unused: the create never ran.
+      expect(await store.get(key)).toBeNull();
+      expect(await store.create(key, record('now'))).toBe(true);
+    } finally {
+      await one.end();
+    }
+  });
+
+  it('times out a statement on a connection the network silently lost, destroys that connection, and runs the next one on a new connection', async () => {
+    const relay = new FaultRelay(HOST, PORT);
+    const port = await relay.start();
+    const one = mysql.createPool({
+      ...server,
+      host: LOOPBACK,
+      port,
+      connectionLimit: 1,
+      connectTimeout: 1_000,
+    });
+    try {
+      const { pool, returns } = tracked(one);
+      const store = new MysqlStore({ pool, table, pruneInterval: 0, statementTimeout: TIMEOUT });
+      const key = randomStoreKey();
+      await direct.execute(
+        `INSERT INTO \`${table}\` (\`key\`, data, expires_at, version) VALUES (?, 'kept', ?, 1)`,
+        [Buffer.from(key), Date.now() + MINUTE],
+      );
+      expect((await store.get(key))?.data).toBe('kept');
+      expect(relay.connections).toBe(1);
+
+      // The open connection goes silent for good (a NAT or firewall forgot it); new ones work.
+      relay.partition();
+      relay.heal(true);
+      // A statement this connection never prepared: its PREPARE, not only its EXECUTE, is bounded.
+      const started = performance.now();
+      const lost = store.create(randomStoreKey(), record('lost'));
+      await expect(lost).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+      const waited = performance.now() - started;
+      expect(waited).toBeGreaterThanOrEqual(TIMEOUT - 5);
+      expect(waited).toBeLessThan(TIMEOUT + 1_000);
+      expect(returns.at(-1)).toMatch(/^destroyed \d+$/);
+
+      // With a limit of one connection, the next statement runs only if the dead one left the pool.
+      expect((await store.get(key))?.data).toBe('kept');
+      const [first, destroyed, next] = returns;
+      expect(destroyed).toBe(first!.replace('released', 'destroyed'));
+      expect(next).toMatch(/^released \d+$/);
+      expect(next).not.toBe(first);
+      await eventually(() => expect(relay.connections).toBe(1), 2_000, 20);
+    } finally {
+      await one.end().catch(() => undefined);
+      await relay.close();
+    }
+  });
+});
 
 describe.skipIf(!gate.available)(`MysqlStore with another store's table${gate.label}`, () => {
   it('keeps two stores on two tables apart', async () => {

@@ -11,13 +11,19 @@ import type {
   UserRecord,
 } from '../store.js';
 import { SessionError } from '../errors.js';
+import { numberOption } from '../options.js';
 import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
 import { DEFAULT_TABLE, clientOption, optionsObject, sqlTable, type TableRules } from './shared.js';
+import { onOwnConnections } from './mysql/own-connections.js';
 
 /** MySQL's error number for a deadlock whose victim was this statement. */
 const ER_LOCK_DEADLOCK = 1213;
 /** How many times a statement chosen as a deadlock victim is run. */
 const DEADLOCK_RETRIES = 5;
+/** The default `statementTimeout`, as the manager's default `storeTimeout`. */
+const DEFAULT_STATEMENT_TIMEOUT = 5_000;
+/** The longest delay `setTimeout` honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * What the store needs from a MySQL client: `execute(sql, values)` (a prepared statement) and
@@ -28,6 +34,23 @@ const DEADLOCK_RETRIES = 5;
 export interface MysqlQueryable {
   execute(sql: string, values?: any[]): Promise<[unknown, unknown]>;
   query(sql: string): Promise<[unknown, unknown]>;
+}
+
+/** A connection checked out of a {@link MysqlPool}: a `mysql2/promise` `PoolConnection`. */
+export interface MysqlPoolConnection extends MysqlQueryable {
+  /** Gives the connection back to its pool. */
+  release(): void;
+  /** Closes the connection and takes it out of its pool. */
+  destroy(): void;
+}
+
+/**
+ * A pool the store checks connections out of, one per statement: a `mysql2/promise` `Pool`. The
+ * store recognises it by its `getConnection` method; see {@link MysqlStoreOptions.statementTimeout}.
+ */
+export interface MysqlPool extends MysqlQueryable {
+  /** Checks a connection out of the pool, opening one if none is free and the limit allows. */
+  getConnection(): Promise<MysqlPoolConnection>;
 }
 
 /** Options of {@link createMysqlTable}. */
@@ -47,9 +70,22 @@ export interface MysqlStoreOptions extends MysqlTableOptions, PruningOptions {
    * The client the application created, usually a `mysql2/promise` Pool. The store never ends
    * it. Keep mysql2's defaults for the character set (`utf8mb4`) and for row decoding (no custom
    * `typeCast`, no `rowsAsArray`), and set `connectTimeout` so that no call waits long for a
-   * server that is down.
+   * server that is down. A pool (anything with `getConnection`) gets each statement on a
+   * connection of its own, bounded by {@link MysqlStoreOptions.statementTimeout}; any other
+   * client runs the statements itself, with no timeout from the store.
    */
-  pool: MysqlQueryable;
+  pool: MysqlPool | MysqlQueryable;
+  /**
+   * The longest one statement may take, in milliseconds, waiting for a free connection included,
+   * when `pool` is a pool (has `getConnection`). A statement that takes longer rejects with
+   * `SessionError` code `STORE_UNAVAILABLE`, and its connection is destroyed instead of given
+   * back: mysql2 never frees a connection whose statement the network silently lost, so without
+   * this such connections fill the pool. A statement still waiting for a connection when the time
+   * is up is never sent. Above 0 and at most 2³¹ − 1. Ignored for a client without
+   * `getConnection`.
+   * @defaultValue 5_000 (the manager's default `storeTimeout`)
+   */
+  statementTimeout?: number;
 }
 
 interface SessionRow {
@@ -82,6 +118,10 @@ function checkPool(pool: unknown, owner: string): MysqlQueryable {
     ['execute', 'query'],
     'a mysql2/promise Pool (execute and query)',
   );
+}
+
+function isPool(client: MysqlQueryable): client is MysqlPool {
+  return typeof (client as Partial<MysqlPool>).getConnection === 'function';
 }
 
 function createTableSql(table: string): string {
@@ -171,7 +211,9 @@ function userIdBytes(userId: string | null): Buffer | null {
  * Keeps sessions in a MySQL (5.7 or later) or MariaDB (10.2 or later) table, through a
  * `mysql2/promise` Pool the application created and owns. Every operation is a single statement
  * (one round trip); expiry is compared against the store's clock, and expired rows are deleted in
- * batches on a timer that never holds the process open.
+ * batches on a timer that never holds the process open. With a Pool, each statement runs on a
+ * connection checked out for it and is bounded by `statementTimeout` (5 s by default); a
+ * connection whose statement timed out is destroyed, never given back to the pool.
  *
  * Create the table once with {@link MysqlStore.createTable} or {@link createMysqlTable} (or from
  * {@link mysqlSchema}, in a migration).
@@ -200,7 +242,15 @@ export class MysqlStore implements SessionStore {
 
   constructor(options: MysqlStoreOptions) {
     optionsObject('MysqlStore', options, 'a pool');
-    this.#pool = checkPool(options.pool, 'MysqlStore');
+    const pool = checkPool(options.pool, 'MysqlStore');
+    const statementTimeout = numberOption(
+      'MysqlStore',
+      'statementTimeout',
+      options.statementTimeout,
+      DEFAULT_STATEMENT_TIMEOUT,
+      { exclusiveMin: true, max: MAX_TIMER_MS },
+    );
+    this.#pool = isPool(pool) ? onOwnConnections(pool, statementTimeout) : pool;
     const table = sqlTable('MysqlStore', TABLE_RULES, options.table);
     this.#tableName = table.plain;
     this.#table = table.sql;

@@ -1,5 +1,6 @@
 /**
- * A session store on Redis (a single server or Redis Cluster), through node-redis v5.
+ * A session store on Redis (a single server or Redis Cluster), through node-redis v5, and
+ * {@link RedisWatchdog}, which replaces a single server's client whose connection went silent.
  *
  * @packageDocumentation
  */
@@ -23,6 +24,12 @@ import {
 } from './redis/client-cache.js';
 
 export type { RedisCacheOptions, TrackingClient } from './redis/client-cache.js';
+export {
+  RedisWatchdog,
+  type RedisWatchdogOptions,
+  type RedisWatchdogReason,
+  type WatchableRedisClient,
+} from './redis/watchdog.js';
 
 /** The keys and arguments of one script call, in node-redis v5's shape. */
 export interface RedisScriptOptions {
