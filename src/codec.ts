@@ -177,28 +177,53 @@ function isEnvelope(value: unknown): value is Envelope {
   );
 }
 
+/** Throws `INVALID_DATA`: session data cannot hold `what`, found under `key`. */
+function refuse(what: string, key: string): never {
+  throw new SessionError('INVALID_DATA', `session data cannot hold ${what} (key "${key}")`);
+}
+
 /**
- * A `JSON.stringify` replacer that refuses what JSON would silently change: functions, symbols
- * and `undefined` in arrays (dropped or turned into `null`), non-finite numbers (`null`), BigInt,
- * and objects other than plain objects and arrays (a Map or a class instance would lose its
- * contents). Values with `toJSON`, such as Dates, are seen after it ran.
+ * Refuses what `JSON.stringify` would silently change: functions, symbols and `undefined` in
+ * arrays (dropped or turned into `null`), non-finite numbers (`null`), and objects other than
+ * plain objects and arrays (a Map or a class instance would lose its contents). Values with
+ * `toJSON`, such as Dates, are checked after it ran. Called once `JSON.stringify` has succeeded,
+ * so the value holds no cycle. A walk of its own, because a replacer makes `JSON.stringify` call
+ * back into JavaScript for every key, which costs more than the walk and the stringify together.
  */
-function onlyJson(this: unknown, key: string, value: unknown): unknown {
-  const type = typeof value;
-  let refused: string | undefined;
-  if (type === 'function' || type === 'symbol' || type === 'bigint') refused = `a ${type}`;
-  else if (type === 'number' && !Number.isFinite(value)) refused = String(value);
-  else if (value === undefined && Array.isArray(this)) refused = 'undefined in an array';
-  else if (type === 'object' && value !== null) {
-    const prototype = Object.getPrototypeOf(value);
-    if (prototype !== Object.prototype && prototype !== Array.prototype && prototype !== null) {
-      refused = 'an object that is not a plain object or an array';
+function refuseWhatJsonChanges(value: unknown, key: string, inArray: boolean): void {
+  if (typeof value === 'object' && value !== null && 'toJSON' in value) {
+    const { toJSON } = value as { toJSON: unknown };
+    if (typeof toJSON === 'function') value = toJSON.call(value, key);
+  }
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) refuse(String(value), key);
+      return;
+    case 'undefined':
+      if (inArray) refuse('undefined in an array', key);
+      return;
+    case 'object': {
+      if (value === null) return;
+      const prototype = Object.getPrototypeOf(value);
+      if (prototype === Array.prototype) {
+        const array = value as unknown[];
+        for (let i = 0; i < array.length; i++) refuseWhatJsonChanges(array[i], String(i), true);
+      } else if (prototype === Object.prototype || prototype === null) {
+        const object = value as Record<string, unknown>;
+        for (const name in object) {
+          if (Object.hasOwn(object, name)) refuseWhatJsonChanges(object[name], name, false);
+        }
+      } else {
+        refuse('an object that is not a plain object or an array', key);
+      }
+      return;
     }
+    default:
+      refuse(`a ${typeof value}`, key);
   }
-  if (refused !== undefined) {
-    throw new SessionError('INVALID_DATA', `session data cannot hold ${refused} (key "${key}")`);
-  }
-  return value;
 }
 
 /** Turns envelopes into store data and back. */
@@ -244,9 +269,11 @@ export class Codec {
     const fields = toArray(envelope, this.#keys.length > 0);
     let json: string;
     try {
-      json = JSON.stringify(fields, onlyJson);
+      json = JSON.stringify(fields);
+      refuseWhatJsonChanges(fields, '', false);
     } catch (cause) {
       if (cause instanceof SessionError) throw cause;
+      // A cycle, a BigInt, nesting too deep, or a toJSON that threw.
       throw new SessionError('INVALID_DATA', 'session data cannot be stored as JSON', { cause });
     }
     if (this.#keys.length === 0) return json;
