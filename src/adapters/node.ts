@@ -202,16 +202,17 @@ class HeaderGate {
 function gateOwnMethods(gate: HeaderGate, names: readonly HeldMethod[] = HELD_METHODS): void {
   const res = gate.res as unknown as Record<HeldMethod, Method>;
   const { writeHead, write, end, flushHeaders } = res;
-  if (names.includes('writeHead')) {
+  const all = names === HELD_METHODS;
+  if (all || names.includes('writeHead')) {
     res.writeHead = (...args: unknown[]) => gate.call(writeHead, args, 'writeHead');
   }
-  if (names.includes('write')) {
+  if (all || names.includes('write')) {
     res.write = (...args: unknown[]) => gate.call(write, args, 'write');
   }
-  if (names.includes('end')) {
+  if (all || names.includes('end')) {
     res.end = (...args: unknown[]) => gate.call(end, args, 'end');
   }
-  if (names.includes('flushHeaders')) {
+  if (all || names.includes('flushHeaders')) {
     res.flushHeaders = (...args: unknown[]) => gate.call(flushHeaders, args, 'flushHeaders');
   }
 }
