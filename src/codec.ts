@@ -177,8 +177,8 @@ function isEnvelope(value: unknown): value is Envelope {
   );
 }
 
-/** Throws `INVALID_DATA`: session data cannot hold `what`, found under `key`. */
-function refuse(what: string, key: string): never {
+/** Throws `INVALID_DATA`: session data cannot hold `what`, under `key` (an array's index). */
+function refuse(what: string, key: string | number): never {
   throw new SessionError('INVALID_DATA', `session data cannot hold ${what} (key "${key}")`);
 }
 
@@ -190,10 +190,10 @@ function refuse(what: string, key: string): never {
  * so the value holds no cycle. A walk of its own, because a replacer makes `JSON.stringify` call
  * back into JavaScript for every key, which costs more than the walk and the stringify together.
  */
-function refuseWhatJsonChanges(value: unknown, key: string, inArray: boolean): void {
+function refuseWhatJsonChanges(value: unknown, key: string | number, inArray: boolean): void {
   if (typeof value === 'object' && value !== null && 'toJSON' in value) {
     const { toJSON } = value as { toJSON: unknown };
-    if (typeof toJSON === 'function') value = toJSON.call(value, key);
+    if (typeof toJSON === 'function') value = toJSON.call(value, String(key));
   }
   switch (typeof value) {
     case 'string':
@@ -210,7 +210,7 @@ function refuseWhatJsonChanges(value: unknown, key: string, inArray: boolean): v
       const prototype = Object.getPrototypeOf(value);
       if (prototype === Array.prototype) {
         const array = value as unknown[];
-        for (let i = 0; i < array.length; i++) refuseWhatJsonChanges(array[i], String(i), true);
+        for (let i = 0; i < array.length; i++) refuseWhatJsonChanges(array[i], i, true);
       } else if (prototype === Object.prototype || prototype === null) {
         const object = value as Record<string, unknown>;
         for (const name in object) {
