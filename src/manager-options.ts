@@ -237,7 +237,7 @@ function crossOriginOf(
 }
 
 /** A shell command that prints a new signing secret: 32 random bytes in base64url. */
-export const SECRET_COMMAND = `node -e "console.log(require('node:crypto').randomBytes(32).toString('base64url'))"`;
+export const SECRET_COMMAND = `node -p "require('node:crypto').randomBytes(32).toString('base64url')"`;
 
 /** The signer of `secrets`; a missing or short secret's error says how to make a good one. */
 function signerOf(crypto: CryptoProvider, secrets: SessionManagerOptions['secrets']): CookieSigner {

@@ -132,7 +132,7 @@ export class SessionManager<Data extends object = DefaultSessionData> {
    * const stop = manager.observeStoreCalls({
    *   start: (operation) => ({ operation, started: performance.now() }),
    *   end: ({ operation, started }, failure) =>
-   *     console.log(operation, performance.now() - started, failure?.error.code ?? 'ok'),
+   *     logger.debug({ operation, ms: performance.now() - started, code: failure?.error.code }),
    * });
    * ```
    */

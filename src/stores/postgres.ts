@@ -275,7 +275,7 @@ function statementNames(sql: Record<Statement, string>): Record<Statement, strin
  * import { PostgresStore } from 'tessera-session/stores/postgres';
  *
  * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 2_000, query_timeout: 5_000, idleTimeoutMillis: 1_000 });
- * pool.on('error', (err) => console.error('idle PostgreSQL client failed', err));
+ * pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL client failed'));
  * const store = new PostgresStore({ pool });
  * await store.createTable();
  * const manager = new SessionManager({ store, secrets: [process.env.SESSION_SECRET!] });

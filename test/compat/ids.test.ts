@@ -115,7 +115,7 @@ describe(`a store with a 36-character ID column (PostgreSQL)${postgres.label}`, 
     await pool.end();
   });
 
-  it.skipIf(!postgres.available)('keeps the sessions the default IDs name', async () => {
+  it.skipIf(!postgres.available)(`keeps the sessions the default IDs name${postgres.label}`, async () => {
     const browser = await start({ store: new Sid36Store(pool, table) });
     expect(await browser.text('/views')).toBe('1');
     expect(await browser.text('/views')).toBe('2');
@@ -125,7 +125,7 @@ describe(`a store with a 36-character ID column (PostgreSQL)${postgres.label}`, 
   });
 
   it.skipIf(!postgres.available)(
-    'tells onLateError, and next, when the end-of-response save fails after the headers went out',
+    `tells onLateError, and next, when the end-of-response save fails after the headers went out${postgres.label}`,
     async () => {
       const late: { error: unknown; req: SessionRequest }[] = [];
       const errors: unknown[] = [];
@@ -149,7 +149,7 @@ describe(`a store with a 36-character ID column (PostgreSQL)${postgres.label}`, 
   );
 
   it.skipIf(!postgres.available)(
-    'emits a process warning naming the error, without its message, by default',
+    `emits a process warning naming the error, without its message, by default${postgres.label}`,
     async () => {
       const warnings: Error[] = [];
       const listen = (warning: Error) => warnings.push(warning);
