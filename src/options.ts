@@ -6,6 +6,9 @@
  */
 import { SessionError } from './errors.js';
 
+/** The longest delay, in milliseconds, that `setTimeout` and `setInterval` honour (2³¹ − 1). */
+export const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
 /** The bounds a numeric option must respect. */
 export interface NumberLimits {
   /** The smallest accepted value. @defaultValue 0 */

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import { performance } from 'node:perf_hooks';
-import { clockOption, numberOption } from './options.js';
+import { MAX_TIMER_DELAY, clockOption, numberOption } from './options.js';
 
 /** Pruning options, common to the SQL stores. */
 export interface PruningOptions {
@@ -31,9 +31,6 @@ export interface PruningOptions {
    */
   now?: () => number;
 }
-
-/** The longest delay a Node.js timer takes. */
-const MAX_TIMER_DELAY = 2_147_483_647;
 
 /**
  * Deletes one batch of records that expired at or before `now`, at most `limit` of them, and

@@ -10,7 +10,7 @@ import type {
   UpdateResult,
   UserRecord,
 } from '../store.js';
-import { clockOption, invalidOption, numberOption } from '../options.js';
+import { MAX_TIMER_DELAY, clockOption, invalidOption, numberOption } from '../options.js';
 import {
   encodeRecord,
   decodeRecord,
@@ -93,9 +93,6 @@ export interface MemcachedStoreOptions {
 
 const OWNER = 'MemcachedStore';
 
-/** The longest delay `setTimeout` honours. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 const PREFIX_PATTERN = /^[\x21-\x7e]{0,200}$/;
 
 /**
@@ -168,7 +165,7 @@ export class MemcachedStore implements SessionStore {
     });
     const requestTimeout = numberOption(OWNER, 'requestTimeout', options.requestTimeout, 5_000, {
       exclusiveMin: true,
-      max: MAX_TIMER_MS,
+      max: MAX_TIMER_DELAY,
     });
     this.#now = clockOption(OWNER, options.now);
     this.#prefix = prefix;

@@ -5,7 +5,7 @@ import type {
   UpdateResult,
   UserRecord,
 } from '../store.js';
-import { clockOption, numberOption } from '../options.js';
+import { MAX_TIMER_DELAY, clockOption, numberOption } from '../options.js';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -32,9 +32,6 @@ export interface MemoryStoreOptions {
 
 /** The most entries one V8 `Map` holds: beyond it `set` throws. */
 const MOST_SESSIONS = 2 ** 24;
-
-/** The longest delay a timer takes. */
-const MAX_TIMER_DELAY = 2_147_483_647;
 
 /** How many sessions a sweep examines before it yields, so that it never holds up requests. */
 const SWEEP_SLICE = 1_000;

@@ -11,7 +11,7 @@ import type {
   UserRecord,
 } from '../store.js';
 import { SessionError } from '../errors.js';
-import { numberOption } from '../options.js';
+import { MAX_TIMER_DELAY, numberOption } from '../options.js';
 import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
 import { DEFAULT_TABLE, clientOption, optionsObject, sqlTable, type TableRules } from './shared.js';
 import { onOwnConnections } from './mysql/own-connections.js';
@@ -22,8 +22,6 @@ const ER_LOCK_DEADLOCK = 1213;
 const DEADLOCK_RETRIES = 5;
 /** The default `statementTimeout`, as the manager's default `storeTimeout`. */
 const DEFAULT_STATEMENT_TIMEOUT = 5_000;
-/** The longest delay `setTimeout` honours. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * What the store needs from a MySQL client: `execute(sql, values)` (a prepared statement) and
@@ -248,7 +246,7 @@ export class MysqlStore implements SessionStore {
       'statementTimeout',
       options.statementTimeout,
       DEFAULT_STATEMENT_TIMEOUT,
-      { exclusiveMin: true, max: MAX_TIMER_MS },
+      { exclusiveMin: true, max: MAX_TIMER_DELAY },
     );
     this.#pool = isPool(pool) ? onOwnConnections(pool, statementTimeout) : pool;
     const table = sqlTable('MysqlStore', TABLE_RULES, options.table);

@@ -7,7 +7,7 @@
  *
  * @packageDocumentation
  */
-import { invalidOption, numberOption } from '../../options.js';
+import { MAX_TIMER_DELAY, invalidOption, numberOption } from '../../options.js';
 import type { RedisScriptOptions, RedisStoreClient } from '../redis.js';
 
 /**
@@ -63,8 +63,6 @@ type TrackedEvent = 'invalidate' | 'ready';
 const OWNER = 'RedisWatchdog';
 const DEFAULT_INTERVAL = 250;
 const DEFAULT_TIMEOUT = 1_000;
-/** The longest delay `setTimeout` honours. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** `promise`'s value if it settles within `ms`, else `otherwise`. */
 async function within<T>(promise: Promise<T>, ms: number, otherwise: T): Promise<T> {
@@ -77,6 +75,18 @@ async function within<T>(promise: Promise<T>, ms: number, otherwise: T): Promise
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether `promise` fulfils within `ms`: `false` when it rejects or takes longer. */
+function fulfilsWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return within(
+    promise.then(
+      () => true,
+      () => false,
+    ),
+    ms,
+    false,
+  );
 }
 
 /** Destroys a client; one already closed (node-redis then throws) is left as it is. */
@@ -167,7 +177,7 @@ export class RedisWatchdog<
     if (typeof options !== 'object' || options === null) {
       invalidOption(OWNER, 'options must be an object');
     }
-    const limits = { exclusiveMin: true, max: MAX_TIMER_MS };
+    const limits = { exclusiveMin: true, max: MAX_TIMER_DELAY };
     const interval = numberOption(OWNER, 'interval', options.interval, DEFAULT_INTERVAL, limits);
     const timeout = numberOption(OWNER, 'timeout', options.timeout, DEFAULT_TIMEOUT, limits);
     const onReplace = options.onReplace;
@@ -241,14 +251,7 @@ export class RedisWatchdog<
     this.#stop();
     const client = this.#current;
     // Replies come in order: a PING answered means every command sent before it was answered.
-    const alive = await within(
-      client.ping().then(
-        () => true,
-        () => false,
-      ),
-      this.#timeout,
-      false,
-    );
+    const alive = await fulfilsWithin(client.ping(), this.#timeout);
     if (alive) await client.close();
     else destroyQuietly(client);
   }
@@ -271,14 +274,7 @@ export class RedisWatchdog<
       const trouble = await this.#trouble();
       if (trouble === null || this.#closed) return;
       const next = this.#create();
-      const ready = await within(
-        next.connect().then(
-          () => true,
-          () => false,
-        ),
-        this.#timeout,
-        false,
-      );
+      const ready = await fulfilsWithin(next.connect(), this.#timeout);
       // Keep the old client when the new one is not ready in time, when the watchdog was closed
       // meanwhile, or when the old one recovered while the new one connected.
       if (!ready || this.#closed || !trouble.persists()) {
