@@ -115,14 +115,17 @@ describe(`a store with a 36-character ID column (PostgreSQL)${postgres.label}`, 
     await pool.end();
   });
 
-  it.skipIf(!postgres.available)(`keeps the sessions the default IDs name${postgres.label}`, async () => {
-    const browser = await start({ store: new Sid36Store(pool, table) });
-    expect(await browser.text('/views')).toBe('1');
-    expect(await browser.text('/views')).toBe('2');
-    expect(await browser.text('/views')).toBe('3');
-    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM ${table}`);
-    expect(rows[0].n).toBeGreaterThanOrEqual(1);
-  });
+  it.skipIf(!postgres.available)(
+    `keeps the sessions the default IDs name${postgres.label}`,
+    async () => {
+      const browser = await start({ store: new Sid36Store(pool, table) });
+      expect(await browser.text('/views')).toBe('1');
+      expect(await browser.text('/views')).toBe('2');
+      expect(await browser.text('/views')).toBe('3');
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM ${table}`);
+      expect(rows[0].n).toBeGreaterThanOrEqual(1);
+    },
+  );
 
   it.skipIf(!postgres.available)(
     `tells onLateError, and next, when the end-of-response save fails after the headers went out${postgres.label}`,
