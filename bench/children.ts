@@ -127,6 +127,11 @@ export class ServerProcess {
   }
 }
 
+/** Extra Node flags for the measured children, e.g. `BENCH_NODE_ARGS='--cpu-prof'` to profile them. */
+function nodeArgs(): string[] {
+  return process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+}
+
 /**
  * Runs a bench script as a child (`node --import tsx <script> --child ...args`) and answers the
  * one message it sends back. A message with `error`, or an exit before the message, rejects.
@@ -140,7 +145,7 @@ export function askChild<T extends object>(
 ): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = fork(script, ['--child', ...args], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--import', 'tsx', ...nodeArgs()],
       stdio: ['ignore', output, 'inherit', 'ipc'],
     });
     child.once('message', (message: T | { error: string }) =>

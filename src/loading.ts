@@ -76,6 +76,12 @@ interface Verified {
   key: string;
 }
 
+/** Whether one of `candidates` has the store key `key`. */
+function hasKey(candidates: readonly Verified[], key: string): boolean {
+  for (const candidate of candidates) if (candidate.key === key) return true;
+  return false;
+}
+
 /** Finds the sessions of requests. */
 export class Loading {
   readonly #core: Core;
@@ -184,7 +190,7 @@ export class Loading {
     const candidates: Verified[] = [];
     for (const entry of verified) {
       if (typeof entry === 'string') reason = entry;
-      else if (!candidates.some((known) => known.key === entry.key)) {
+      else if (!hasKey(candidates, entry.key)) {
         if (candidates.length === MAX_SESSION_CANDIDATES) {
           return this.#anonymous(context, 'ambiguous');
         }
@@ -224,6 +230,7 @@ export class Loading {
     if (reason !== undefined && reason !== 'expired' && reason !== 'tampered') {
       this.#core.events.emit('rejected', auditEvent(reason, null, null, context.request));
     }
+    context.state.createdAt = this.#core.settings.clock();
     context.recordRequest();
     return new Session<Data>(context, context.state);
   }
@@ -237,7 +244,8 @@ export class Loading {
       userId: null,
       authenticatedAt: undefined,
       userChanged: false,
-      createdAt: settings.clock(),
+      // Set by adopt() from the record, or by #anonymous() for a new session.
+      createdAt: 0,
       idle: settings.idle,
       absolute: settings.absolute,
       persistent: undefined,

@@ -72,7 +72,7 @@ export class Saving implements Lifecycle {
     const now = this.now();
     switch (this.#storeWork(context, now)) {
       case 'create':
-        return andThen(this.#core.tools(), (tools) => this.#create(context, tools));
+        return andThen(this.#core.tools(), (tools) => this.#create(context, tools, now));
       case 'rotate':
         // setUser on a stored session: the data is stored under a new ID like any new session's
         // (and nothing is, if it holds neither data nor user), then the old record is deleted.
@@ -80,7 +80,7 @@ export class Saving implements Lifecycle {
           this.persist(context),
         );
       case 'save':
-        return andThen(this.#core.tools(), (tools) => this.#save(context, tools, 0));
+        return andThen(this.#core.tools(), (tools) => this.#save(context, tools, 0, now));
       case 'touch': {
         const target = expiryOf(state, now);
         const store = this.#core.settings.store;
@@ -150,9 +150,8 @@ export class Saving implements Lifecycle {
    * Stores a new session under a new ID, then deletes the record it replaces, if any; with a
    * user, ends the user's sessions beyond the cap.
    */
-  #create(context: RequestContext, tools: Tools): MaybePromise<void> {
+  #create(context: RequestContext, tools: Tools, now: number): MaybePromise<void> {
     const { calls, settings } = this.#core;
-    const now = this.now();
     const attempt = (count: number): MaybePromise<void> => {
       const id = generateSessionId(tools.crypto);
       return andThen(storeKeyFor(tools.crypto, id), (key) =>
@@ -224,11 +223,10 @@ export class Saving implements Lifecycle {
    * Compare-and-set with rebase: on a newer version, re-apply only this request's changes. The
    * user never changes here (setting it moves the session to a new ID), so the cap is not checked.
    */
-  #save(context: RequestContext, tools: Tools, attempt: number): MaybePromise<void> {
+  #save(context: RequestContext, tools: Tools, attempt: number, now: number): MaybePromise<void> {
     const { calls, settings } = this.#core;
     const state = context.state;
     const key = context.key!;
-    const now = this.now();
     return andThen(recordFor(this.#core, tools, context, key, now), (record) =>
       andThen(
         calls.call('update', () => settings.store.update(key, record, context.version)),
@@ -253,7 +251,7 @@ export class Saving implements Lifecycle {
               if (typeof fresh === 'string') return markEnded(context);
               rebase(context, fresh.record, fresh.envelope);
               this.#core.events.emit('saveRetry', { attempt: attempt + 2 });
-              return this.#save(context, tools, attempt + 1);
+              return this.#save(context, tools, attempt + 1, this.now());
             }),
           );
         },

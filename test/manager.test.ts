@@ -367,6 +367,32 @@ describe('a store that answers at once', () => {
     expect(store.calls).toEqual({ get: 1 });
   });
 
+  it('waits on a store that answers thenables that are not native promises', async () => {
+    const clock = new FakeClock();
+    const memory = new MemoryStore({ now: clock.now, sweepInterval: 0 });
+    // Each method answers an object with only `then`, as promise libraries outside the language do.
+    const thenable = <T>(value: T | Promise<T>) => ({
+      then: (onDone: (v: T) => unknown, onFailed?: (e: unknown) => unknown) =>
+        Promise.resolve(value).then(onDone, onFailed),
+    });
+    const store = new Proxy(memory, {
+      get(target, name) {
+        const member = Reflect.get(target, name, target) as unknown;
+        return typeof member === 'function'
+          ? (...args: unknown[]) =>
+              thenable((member as (...a: unknown[]) => unknown).apply(target, args))
+          : member;
+      },
+    }) as unknown as SessionStore;
+    const manager = new SessionManager({ store, secrets: [SECRET], now: clock.now });
+    const { cookie } = await login(manager, { user: 'alice', n: 1 });
+    const session = await waited(manager.load({ cookie }));
+    expect(session.get('user')).toBe('alice');
+    session.set('n', 2);
+    await waited(manager.commit(session));
+    expect((await manager.load({ cookie })).get('n')).toBe(2);
+  });
+
   it('rejects with STORE_UNAVAILABLE when the store throws, never an empty session', async () => {
     const { manager, store } = setup({}, { synchronous: true });
     const cookie = await loginAndVerify(manager);

@@ -156,12 +156,12 @@ class HeaderGate {
     if (!this.#committing) {
       this.#committing = true;
       const headers = settle(this.commit);
-      if (!isPromiseLike(headers)) {
+      if (!(headers instanceof Promise)) {
         this.#open();
         applyUnlessSent(res, headers);
         return original.apply(res, args);
       }
-      Promise.resolve(headers).then(
+      headers.then(
         (answer) => this.#release(answer),
         (error: unknown) => {
           this.#open();
