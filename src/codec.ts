@@ -149,16 +149,20 @@ function fromArray(fields: unknown[], sealed: boolean): Envelope | null {
   ) {
     return null;
   }
-  const envelope: Envelope = { d: d as Record<string, unknown>, c, w: c + w, i, x: c + x };
-  if (typeof a === 'number') envelope.a = c + a;
-  if (typeof ua === 'string') envelope.ua = ua;
-  if (typeof ip === 'string') envelope.ip = ip;
-  if (typeof p === 'boolean') envelope.p = p;
-  if (sealed) {
-    envelope.u = typeof u === 'string' ? u : null;
-    envelope.e = c + (e as number);
-  }
-  return envelope;
+  // Every field present, in one order, as recordFor() writes them: one shape for every envelope.
+  return {
+    d: d as Record<string, unknown>,
+    c,
+    w: c + w,
+    i,
+    x: c + x,
+    a: typeof a === 'number' ? c + a : undefined,
+    ua: typeof ua === 'string' ? ua : undefined,
+    ip: typeof ip === 'string' ? ip : undefined,
+    p: typeof p === 'boolean' ? p : undefined,
+    u: sealed ? (typeof u === 'string' ? u : null) : undefined,
+    e: sealed ? c + (e as number) : undefined,
+  };
 }
 
 /** The named form that earlier plain records use: every time absolute. */

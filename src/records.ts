@@ -111,19 +111,20 @@ export function recordFor(
 ): MaybePromise<SessionRecord> {
   const state = context.state;
   const expiresAt = expiryOf(state, now);
+  // Every field present, in the order the codec reads them into: one shape for every envelope.
   const envelope: Envelope = {
     d: state.data,
     c: state.createdAt,
     w: now,
     i: state.idle,
     x: state.createdAt + state.absolute,
+    a: state.authenticatedAt,
+    ua: context.userAgent,
+    ip: context.ip,
+    p: state.persistent,
     u: state.userId,
     e: expiresAt,
   };
-  if (state.authenticatedAt !== undefined) envelope.a = state.authenticatedAt;
-  if (context.userAgent !== undefined) envelope.ua = context.userAgent;
-  if (context.ip !== undefined) envelope.ip = context.ip;
-  if (state.persistent !== undefined) envelope.p = state.persistent;
   const limit = core.settings.maxDataBytes;
   return andThen(tools.codec.encode(envelope, key), (data) => {
     const tooLarge =
