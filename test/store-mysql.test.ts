@@ -359,10 +359,10 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
 
   it('prunes oldest first through the expiry index, even once ANALYZE has seen many expired rows', async () => {
     const own = randomTable();
-    const sent: string[] = [];
+    const sent: { sql: string; values: unknown[] }[] = [];
     const recording = {
       execute: (sql: string, values?: unknown[]) => {
-        sent.push(sql);
+        sent.push({ sql, values: values ?? [] });
         return pool.execute(sql, values as never);
       },
       query: (sql: string) => pool.query(sql),
@@ -379,7 +379,7 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
       const rows = Array.from({ length: 5_000 }, (_, i) => [
         randomStoreKey(),
         'x',
-        i % 5 === 0 ? now - MINUTE : now + MINUTE,
+        i % 5 === 0 ? now - MINUTE - i : now + MINUTE,
         1,
         null,
       ]);
@@ -388,13 +388,199 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
         [rows],
       );
       await pool.query(`ANALYZE TABLE \`${own}\``);
+      const byAge = rows
+        .filter((row) => (row[2] as number) <= now)
+        .sort((a, b) => (a[2] as number) - (b[2] as number))
+        .map((row) => row[0] as string);
+      const select = async () => {
+        const read = sent.find(({ sql }) => sql.startsWith('SELECT'))!;
+        const [plan] = await pool.query<mysql.RowDataPacket[]>(`EXPLAIN ${read.sql}`, read.values);
+        return plan;
+      };
+      // With batches of 100, the deletes sent before the second read name the oldest keys.
+      const first = new MysqlStore({
+        pool: recording,
+        table: own,
+        pruneInterval: 0,
+        pruneBatchSize: 100,
+        now: () => now,
+      });
+      sent.length = 0;
+      expect(await first.prune()).toBe(1_000);
+      const secondRead = sent.findIndex(({ sql }, i) => i > 0 && sql.startsWith('SELECT'));
+      const firstRound = sent.slice(0, secondRead).filter(({ sql }) => sql.startsWith('DELETE'));
+      expect(firstRound.length).toBeGreaterThan(1);
+      const named = firstRound.flatMap(({ values }) => values.slice(0, 100));
+      expect(new Set(named.map((key) => (key as Buffer).toString()))).toEqual(
+        new Set(byAge.slice(0, 100 * firstRound.length)),
+      );
+      expect((await select())[0]).toMatchObject({ type: 'range', key: 'expires_at_idx' });
+      expect((await select())[0]!.Extra).toContain('Using index');
+      await first.close();
+
+      sent.length = 0;
+      await pool.query(
+        `INSERT INTO \`${own}\` (\`key\`, data, expires_at, version, user_id) VALUES ?`,
+        [rows.filter((row) => (row[2] as number) <= now)],
+      );
+      await pool.query(`ANALYZE TABLE \`${own}\``);
       expect(await pruner.prune()).toBe(1_000);
-      const prune = sent.find((sql) => sql.startsWith('DELETE'))!;
-      const [plan] = await pool.query<mysql.RowDataPacket[]>(`EXPLAIN ${prune}`, [now]);
-      expect(plan[0]).toMatchObject({ type: 'range', key: 'expires_at_idx' });
+      expect((await select())[0]).toMatchObject({ type: 'range', key: 'expires_at_idx' });
+      const remove = sent.find(({ sql }) => sql.startsWith('DELETE'))!;
+      const [plan] = await pool.query<mysql.RowDataPacket[]>(
+        `EXPLAIN ${remove.sql}`,
+        remove.values,
+      );
+      expect(plan[0]).toMatchObject({ type: 'range', key: 'PRIMARY' });
     } finally {
       await dropTable(pool, own);
     }
+  });
+
+  it('deletes through the primary key even when most of a small table has expired', async () => {
+    const sent: { sql: string; values: unknown[] }[] = [];
+    const recording = {
+      execute: (sql: string, values?: unknown[]) => {
+        sent.push({ sql, values: values ?? [] });
+        return pool.execute(sql, values as never);
+      },
+      query: (sql: string) => pool.query(sql),
+    };
+    const now = Date.now();
+    const rows = Array.from({ length: 1_200 }, (_, i) => [
+      randomStoreKey(),
+      'x',
+      i < 1_000 ? now - MINUTE : now + MINUTE,
+      1,
+      null,
+    ]);
+    await pool.query(
+      `INSERT INTO \`${table}\` (\`key\`, data, expires_at, version, user_id) VALUES ?`,
+      [rows],
+    );
+    await pool.query(`ANALYZE TABLE \`${table}\``);
+    const pruner = new MysqlStore({ pool: recording, table, pruneInterval: 0, now: () => now });
+    // The statement the prune sends, explained with the keys it named while they still exist.
+    const first = new Promise<{ sql: string; values: unknown[] }>((resolve) => {
+      recording.execute = (sql, values) => {
+        if (sql.startsWith('DELETE')) resolve({ sql, values: values ?? [] });
+        return pool.execute(sql, values as never);
+      };
+    });
+    const pruning = pruner.prune();
+    const remove = await first;
+    const [plan] = await pool.query<mysql.RowDataPacket[]>(`EXPLAIN ${remove.sql}`, remove.values);
+    expect(plan[0]).toMatchObject({ type: 'range', key: 'PRIMARY' });
+    expect(await pruning).toBe(1_000);
+  });
+
+  it('never prunes a session renewed after its key was read, and prunes the rest', async () => {
+    let now = Date.now();
+    const renewed = randomStoreKey();
+    let renew: (() => Promise<unknown>) | undefined = () =>
+      store.touch(renewed, Date.now() + 10 * MINUTE);
+    const racing = {
+      execute: async (sql: string, values?: unknown[]) => {
+        const answer = await pool.execute(sql, values as never);
+        // Between the prune's read of the expired keys and its deletes, a request renews one.
+        if (sql.startsWith('SELECT `key`') && renew !== undefined) {
+          const run = renew;
+          renew = undefined;
+          await run();
+        }
+        return answer;
+      },
+      query: (sql: string) => pool.query(sql),
+    };
+    const pruner = new MysqlStore({
+      pool: racing,
+      table,
+      pruneInterval: 0,
+      pruneBatchSize: 2,
+      now: () => now,
+    });
+    const soon = Date.now() + MINUTE;
+    // The oldest, so that the first read of expired keys finds it.
+    await store.create(renewed, { data: 'renewed', expiresAt: soon - 100, userId: null });
+    for (let i = 0; i < 6; i++)
+      await store.create(randomStoreKey(), { data: 'gone', expiresAt: soon - 1 - i, userId: null });
+    now = soon;
+    expect(await pruner.prune()).toBe(6);
+    expect((await store.get(renewed))?.data).toBe('renewed');
+    expect(await pruner.prune()).toBe(0);
+  });
+
+  it('prunes every row of an expiry that many rows share, across reads', async () => {
+    let now = Date.now();
+    const reads: unknown[][] = [];
+    const recording = {
+      execute: (sql: string, values?: unknown[]) => {
+        if (sql.startsWith('SELECT `key`')) reads.push(values ?? []);
+        return pool.execute(sql, values as never);
+      },
+      query: (sql: string) => pool.query(sql),
+    };
+    const pruner = new MysqlStore({
+      pool: recording,
+      table,
+      pruneInterval: 0,
+      pruneBatchSize: 2,
+      now: () => now,
+    });
+    const at = now + 1;
+    for (let i = 0; i < 21; i++)
+      await store.create(randomStoreKey(), {
+        data: 'x',
+        expiresAt: i < 20 ? at : at - 1,
+        userId: null,
+      });
+    now = at;
+    expect(await pruner.prune()).toBe(21);
+    // Each read after the first starts at the expiry where the one before it ended.
+    expect(reads.length).toBeGreaterThan(2);
+    expect(reads.slice(1).every(([from]) => from === at)).toBe(true);
+    // The next prune starts from the oldest row again.
+    await store.create(randomStoreKey(), { data: 'x', expiresAt: at - 5, userId: null });
+    expect(await pruner.prune()).toBe(1);
+  });
+
+  it('prunes with one delete statement whatever the number of rows left, and with batches above 10,000', async () => {
+    let now = Date.now();
+    const deletes = new Set<string>();
+    const recording = {
+      execute: (sql: string, values?: unknown[]) => {
+        if (sql.startsWith('DELETE')) deletes.add(sql);
+        return pool.execute(sql, values as never);
+      },
+      query: (sql: string) => pool.query(sql),
+    };
+    const pruner = new MysqlStore({
+      pool: recording,
+      table,
+      pruneInterval: 0,
+      pruneBatchSize: 4,
+      now: () => now,
+    });
+    for (const count of [1, 3, 4, 5, 11]) {
+      for (let i = 0; i < count; i++)
+        await store.create(randomStoreKey(), { data: 'x', expiresAt: now + 1, userId: null });
+      now += 2;
+      expect(await pruner.prune()).toBe(count);
+    }
+    // Prepared statements are per SQL text: the padded key list keeps the count at one.
+    expect(deletes.size).toBe(1);
+
+    const large = new MysqlStore({
+      pool,
+      table,
+      pruneInterval: 0,
+      pruneBatchSize: 100_000,
+      now: () => now,
+    });
+    for (let i = 0; i < 3; i++)
+      await store.create(randomStoreKey(), { data: 'x', expiresAt: now + 1, userId: null });
+    now += 2;
+    expect(await large.prune()).toBe(3);
   });
 
   it('prunes on its timer', async () => {

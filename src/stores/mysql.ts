@@ -15,6 +15,7 @@ import { MAX_TIMER_DELAY, numberOption } from '../options.js';
 import { Pruner, resolvePruning, type PruningOptions } from '../pruning.js';
 import { DEFAULT_TABLE, clientOption, optionsObject, sqlTable, type TableRules } from './shared.js';
 import { onOwnConnections } from './mysql/own-connections.js';
+import { pruneBatch, pruneCursor, pruneStatements, type PruneStatements } from './mysql/prune.js';
 
 /** MySQL's error number for a deadlock whose victim was this statement. */
 const ER_LOCK_DEADLOCK = 1213;
@@ -236,6 +237,7 @@ export class MysqlStore implements SessionStore {
   readonly #tableName: string;
   readonly #now: () => number;
   readonly #sql: ReturnType<typeof statements>;
+  readonly #prune: PruneStatements;
   readonly #pruner: Pruner;
 
   constructor(options: MysqlStoreOptions) {
@@ -254,10 +256,16 @@ export class MysqlStore implements SessionStore {
     this.#table = table.sql;
     const pruning = resolvePruning('MysqlStore', options);
     this.#now = pruning.now;
-    this.#sql = statements(this.#table, pruning.batchSize);
-    this.#pruner = new Pruner(
-      pruning,
-      async (now) => (await this.#write(this.#sql.prune, [now])).affectedRows,
+    this.#sql = statements(this.#table);
+    this.#prune = pruneStatements(this.#table, pruning.batchSize);
+    const client = {
+      rows: (sql: string, values: unknown[]) =>
+        this.#rows<{ key: unknown; expires_at: unknown }>(sql, values),
+      write: (sql: string, values: unknown[]) => this.#write(sql, values),
+    };
+    const cursor = pruneCursor();
+    this.#pruner = new Pruner(pruning, (now, limit) =>
+      pruneBatch(client, this.#prune, cursor, now, limit),
     );
   }
 
@@ -379,8 +387,10 @@ export class MysqlStore implements SessionStore {
   }
 
   /**
-   * Deletes expired rows in batches of `pruneBatchSize` and answers how many. Calls made while a
-   * prune runs share its result.
+   * Deletes expired rows and answers how many: their keys are read from the expiry index, oldest
+   * first, and deleted by key, `pruneBatchSize` (at most 10,000) per statement, four statements
+   * at a time. A session renewed in between is not deleted. Calls made while a prune runs share its
+   * result.
    */
   prune(): Promise<number> {
     return this.#pruner.prune();
@@ -399,7 +409,7 @@ export class MysqlStore implements SessionStore {
  * The statements of one table. Inside SET, MySQL evaluates assignments left to right and later
  * ones see earlier results, so every IF reads a column only before that column is assigned.
  */
-function statements(table: string, pruneBatchSize: number) {
+function statements(table: string) {
   return {
     get: `SELECT data, expires_at, version, user_id FROM ${table} WHERE \`key\` = ? AND expires_at > ?`,
     create: `INSERT INTO ${table} (\`key\`, data, expires_at, user_id, version) VALUES (?, ?, ?, ?, 1)
@@ -419,8 +429,5 @@ WHERE \`key\` = ? AND expires_at > ?`,
     listByUser: `SELECT \`key\`, data, expires_at, version, user_id FROM ${table} WHERE user_id = ? AND expires_at > ?`,
     deleteByUser: `DELETE FROM ${table} WHERE user_id = ? AND expires_at > ?`,
     deleteByUserExcept: `DELETE FROM ${table} WHERE user_id = ? AND expires_at > ? AND \`key\` <> ?`,
-    // Oldest first: the ORDER BY keeps the expiry index the optimizer's choice however many rows
-    // have expired.
-    prune: `DELETE FROM ${table} WHERE expires_at <= ? ORDER BY expires_at LIMIT ${pruneBatchSize}`,
   };
 }
