@@ -295,18 +295,29 @@ async function verify(
 
 /**
  * Sends exactly `amount` requests to `url` over `connections` keep-alive connections, each with
- * `cookie` when given; rejects on any error or non-2xx answer.
+ * one of `cookies` (none when empty); rejects on any error or non-2xx answer.
  */
 export function cannonCount(
   url: string,
-  cookie: string | undefined,
+  cookies: readonly string[],
   amount: number,
   connections: number,
 ): Promise<CannonResult> {
+  let index = 0;
   return new Promise((resolve, reject) => {
     autocannon(
-      // A server under valgrind answers slowly: a long timeout keeps the count from failing.
-      { url, connections, amount, timeout: 300, headers: cookie === undefined ? {} : { cookie } },
+      {
+        url,
+        connections,
+        amount,
+        // A server under valgrind answers slowly: a long timeout keeps the count from failing.
+        timeout: 300,
+        // One session per connection, as in cannon(): concurrent writes to one session on a store
+        // that answers later would conflict, and a conflict exhausting its retries is a 409.
+        setupClient: (client) => {
+          if (cookies.length > 0) client.setHeaders({ cookie: cookies[index++ % cookies.length]! });
+        },
+      },
       (error, result) => {
         if (error) reject(error instanceof Error ? error : new Error(String(error)));
         else if (result.errors > 0 || result.non2xx > 0)

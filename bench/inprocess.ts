@@ -19,9 +19,10 @@
  *
  * `--instructions --http` counts the same over real HTTP: the contender's app listens on
  * loopback, under callgrind, and a separate process (not under valgrind, so not counted) sends
- * the requests with autocannon over 8 keep-alive connections. The count then includes Node's
- * HTTP parser and socket writes, and shows how much of a difference in CPU time per request
- * comes from executing more instructions and how much from executing them more slowly.
+ * the requests with autocannon over 8 keep-alive connections, each with a session of its own.
+ * The count then includes Node's HTTP parser and socket writes, and shows how much of a
+ * difference in CPU time per request comes from executing more instructions and how much from
+ * executing them more slowly.
  *
  * The memory-store, Redis and sessionless contenders run here. The Redis ones use
  * `BENCH_REDIS_URL` (default the machine's Redis at 127.0.0.1:6379) under a key prefix of this run's
@@ -132,18 +133,26 @@ export async function measureHere(
   if (mode !== 'cpu') input.storeTimeout = 600_000;
   const app = await startApp(input);
   try {
-    const login = await fetch(`http://127.0.0.1:${app.port}/login?u=0`);
-    const cookie = login.headers
-      .getSetCookie()
-      .map((line) => line.split(';')[0])
-      .join('; ');
+    const logIn = async (user: number) => {
+      const login = await fetch(`http://127.0.0.1:${app.port}/login?u=${user}`);
+      return login.headers
+        .getSetCookie()
+        .map((line) => line.split(';')[0])
+        .join('; ');
+    };
+    const cookie = await logIn(0);
     const path = `/${scenario}`;
     if (mode === 'http') {
       // Under valgrind on a busy machine the process can stand still for seconds; Node's default
       // 5 s keep-alive timeout would then close connections the driver is about to use.
       app.server.keepAliveTimeout = 600_000;
       const url = `http://127.0.0.1:${app.port}${path}`;
-      await driveOverHttp(url, scenario === 'new' ? '' : cookie, warmup, requests);
+      // One session per connection, as in the bench's HTTP runs.
+      const cookies = [cookie];
+      while (scenario !== 'new' && cookies.length < DRIVER_CONNECTIONS) {
+        cookies.push(await logIn(cookies.length));
+      }
+      await driveOverHttp(url, scenario === 'new' ? [] : cookies, warmup, requests);
       return { spec, p25: Number.NaN };
     }
     const one = () =>
@@ -198,6 +207,9 @@ export async function measureHere(
   }
 }
 
+/** The HTTP driver's keep-alive connections, each with a session of its own. */
+const DRIVER_CONNECTIONS = 8;
+
 /** What the HTTP driver and the measured process say to each other. */
 type DriverMessage = { type: 'warm' } | { type: 'go' } | { type: 'done' };
 
@@ -207,11 +219,16 @@ type DriverMessage = { type: 'warm' } | { type: 'go' } | { type: 'done' };
  * process to mark the start of the measured window; the end is marked when the driver reports
  * its last answer, before it exits.
  */
-function driveOverHttp(url: string, cookie: string, warmup: number, amount: number): Promise<void> {
+function driveOverHttp(
+  url: string,
+  cookies: readonly string[],
+  warmup: number,
+  amount: number,
+): Promise<void> {
   return new Promise((done, fail) => {
     const child = fork(
       fileURLToPath(import.meta.url),
-      ['--drive', url, cookie, String(warmup), String(amount)],
+      ['--drive', url, cookies.join('\n'), String(warmup), String(amount)],
       { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
     );
     let finished = false;
@@ -233,10 +250,10 @@ function driveOverHttp(url: string, cookie: string, warmup: number, amount: numb
 }
 
 /** The driver's side of {@link driveOverHttp}. */
-async function drive(url: string, cookie: string, warmup: number, amount: number): Promise<void> {
+async function drive(url: string, cookies: string, warmup: number, amount: number): Promise<void> {
   const { cannonCount } = await import('./harness.js');
-  const sent = cookie === '' ? undefined : cookie;
-  if (warmup > 0) await cannonCount(url, sent, warmup, 8);
+  const sent = cookies === '' ? [] : cookies.split('\n');
+  if (warmup > 0) await cannonCount(url, sent, warmup, DRIVER_CONNECTIONS);
   const go = new Promise<void>((resolve) =>
     process.on('message', (message: DriverMessage) => {
       if (message.type === 'go') resolve();
@@ -244,7 +261,7 @@ async function drive(url: string, cookie: string, warmup: number, amount: number
   );
   process.send!({ type: 'warm' } satisfies DriverMessage);
   await go;
-  await cannonCount(url, sent, amount, 8);
+  await cannonCount(url, sent, amount, DRIVER_CONNECTIONS);
   await new Promise<void>((resolve) => process.send!({ type: 'done' }, () => resolve()));
 }
 

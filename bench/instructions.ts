@@ -146,13 +146,14 @@ export async function countInstructions(count: CountSpec): Promise<Count> {
         },
         (error, _stdout, stderr) => {
           if (error === null) return done();
-          // The last lines the child wrote (valgrind's own lines start with ==pid==) say why.
+          // What the child wrote (valgrind's own lines start with ==pid==) says why: its error
+          // message, not only the last frames of its stack.
           const said = stderr
             .split('\n')
-            .filter((line) => line.trim() !== '' && !/^==\d+==/.test(line))
-            .slice(-3)
+            .filter((line) => line.trim() !== '' && !/^==\d+==/.test(line) && !/^\s+at /.test(line))
+            .slice(-8)
             .join(' / ');
-          fail(new Error(`exited with ${error.code ?? error.signal}: ${said.slice(0, 600)}`));
+          fail(new Error(`exited with ${error.code ?? error.signal}: ${said.slice(0, 1500)}`));
         },
       );
     });
