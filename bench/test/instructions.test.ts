@@ -215,3 +215,30 @@ describe('the counted child, without valgrind', () => {
     }, 60_000);
   }
 });
+
+describe('the round-trip target of read-only requests', () => {
+  /** A read row of `id` with these store calls and round trips per request. */
+  function readRow(id: string, trips: number): Row {
+    return {
+      ...httpRow(id, [10]),
+      storeCallsPerRequest: { get: 1 },
+      roundTripsPerRequest: { get: trips },
+    };
+  }
+
+  it('expects one round trip on Redis, and none through the client-side cache', () => {
+    const met = renderReport(
+      reportWith({}, [
+        readRow('tessera-express-redis', 1),
+        readRow('tessera-express-redis-cached', 0),
+      ]),
+    );
+    expect(met).toMatch(
+      /\| Read-only: one store round trip, no write \| all 2 Tessera rows \| met \|/,
+    );
+    const missed = renderReport(reportWith({}, [readRow('tessera-express-redis-cached', 1)]));
+    expect(missed).toMatch(
+      /\| Read-only: one store round trip, no write \| [^|]+ \| \*\*missed\*\* \|/,
+    );
+  });
+});
