@@ -47,8 +47,8 @@ const MOST_SHARDS = 4_096;
 
 /**
  * How long one slice of a sweep runs before it yields, in milliseconds: a read waits that long.
- * At 5 µs, reads during a sweep keep their p99 within twice that of reads without (at 20 µs they
- * did not); the yields cost the sweep about a third more CPU, which a timer once a minute affords.
+ * Short enough that reads during a sweep keep their p99 (docs/reliability.md, "Scale"); the
+ * yields cost the sweep CPU, which a timer once a minute affords.
  */
 const SWEEP_SLICE_MS = 0.005;
 
@@ -360,9 +360,9 @@ export class MemoryStore implements SessionStore {
   }
 
   /**
-   * Removes the sessions expired now and answers how many. It works in slices of about 5 µs
-   * (at most 1,000 sessions) and yields to the event loop between them; a call made while a
-   * sweep runs shares it.
+   * Removes the sessions expired now and answers how many. It works in slices of a few
+   * microseconds (at most 1,000 sessions) and yields to the event loop between them; a call made
+   * while a sweep runs shares it.
    */
   prune(): Promise<number> {
     this.#sweeping ??= this.#sweep().finally(() => {

@@ -87,7 +87,7 @@ const SCENARIOS = [
 for (const scenario of SCENARIOS) {
   describe(`faults under load: ${scenario.title}`, () => {
     it.skipIf(!scenario.gate.available)(
-      'answers 200 or a cookieless 503, recovers within 1 s of the store returning, and loses no acknowledged write',
+      `answers 200 or a cookieless 503, recovers within 1 s of the store returning, and loses no acknowledged write${scenario.gate.label}`,
       async () => {
         expectGuaranteesHeld(await run(scenario.store, scenario.fault));
       },

@@ -64,6 +64,12 @@ export function pruneCursor(): PruneCursor {
   return { instant: undefined, after: Number.MIN_SAFE_INTEGER };
 }
 
+/** Sends the cursor back to the oldest row, for a prune at `instant`. */
+function restart(cursor: PruneCursor, instant: number | undefined): void {
+  cursor.instant = instant;
+  cursor.after = Number.MIN_SAFE_INTEGER;
+}
+
 /**
  * One prune batch: deletes rows expired at `now`, at least `limit` of them unless fewer are left,
  * and answers how many it deleted. Each round reads the keys of up to `PRUNE_CONCURRENCY`
@@ -78,14 +84,14 @@ export async function pruneBatch(
   now: number,
   limit: number,
 ): Promise<number> {
-  if (cursor.instant !== now) Object.assign(cursor, pruneCursor(), { instant: now });
+  if (cursor.instant !== now) restart(cursor, now);
   try {
     const removed = await deleteRounds(client, sql, cursor, now, limit);
     // Fewer than `limit` ends the prune: the next one starts from the oldest row again.
-    if (removed < limit) Object.assign(cursor, pruneCursor());
+    if (removed < limit) restart(cursor, undefined);
     return removed;
   } catch (error) {
-    Object.assign(cursor, pruneCursor());
+    restart(cursor, undefined);
     throw error;
   }
 }
