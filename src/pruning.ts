@@ -20,7 +20,7 @@ export interface PruningOptions {
    * The most rows one prune statement deletes. Pruning loops over batches and yields to the
    * event loop between them, so a large backlog never holds a lock or the event loop for long.
    * The SQLite store, whose statements run on the event loop, sizes its batches to take about
-   * 2 ms each, up to this.
+   * 0.5 ms each, up to this.
    * @defaultValue 1_000
    */
   pruneBatchSize?: number;

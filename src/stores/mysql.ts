@@ -388,8 +388,8 @@ export class MysqlStore implements SessionStore {
 
   /**
    * Deletes expired rows and answers how many: their keys are read from the expiry index, oldest
-   * first, and deleted by key, `pruneBatchSize` (at most 10,000) per statement, four statements
-   * at a time. A session renewed in between is not deleted. Calls made while a prune runs share its
+   * first, and deleted by key, `pruneBatchSize` (at most 10,000) per statement, one statement at
+   * a time. A session renewed in between is not deleted. Calls made while a prune runs share its
    * result.
    */
   prune(): Promise<number> {

@@ -108,9 +108,10 @@ const OWNER = 'SqliteStore';
 const TABLE_RULES: TableRules = { maxLength: 63, quote: '"' };
 /**
  * How long one prune batch may take, in milliseconds: better-sqlite3 runs it on the event loop,
- * so requests wait for it.
+ * so a request waits for the batch under way. Shorter batches cost more per row (see
+ * docs/reliability.md, "Pruning").
  */
-const PRUNE_BATCH_MS = 2;
+const PRUNE_BATCH_MS = 0.5;
 /** `PRAGMA busy_timeout` takes a 32-bit signed integer. */
 const MAX_BUSY_TIMEOUT = 2 ** 31 - 1;
 

@@ -1,12 +1,9 @@
 /**
- * The MySQL store's prune: expired keys read from the covering expiry index, then deleted by key
- * in statements that run side by side, each re-checking the expiry.
+ * The MySQL store's prune: expired keys read from the covering expiry index, then deleted by key,
+ * one statement at a time, each re-checking the expiry.
  *
  * @packageDocumentation
  */
-
-/** How many delete statements of one prune run at once, each on a pool connection of its own. */
-export const PRUNE_CONCURRENCY = 4;
 
 /**
  * The most keys one delete statement names: a prepared statement takes at most 65,535
@@ -17,8 +14,8 @@ export const MAX_KEYS_PER_DELETE = 10_000;
 /** The two statements of a prune, and the number of keys the delete always names. */
 export interface PruneStatements {
   /**
-   * Reads the keys and expiries of up to `PRUNE_CONCURRENCY` deletes' worth of rows that expired
-   * between two instants, oldest first.
+   * Reads the keys and expiries of up to one delete's rows that expired between two instants,
+   * oldest first.
    */
   select: string;
   /** Deletes the rows of `keysPerDelete` keys that are still expired. */
@@ -35,7 +32,7 @@ export function pruneStatements(table: string, batchSize: number): PruneStatemen
     // index"); the ORDER BY keeps it the optimizer's choice however many rows have expired. The
     // lower bound starts each read where the last one ended, past the entries of rows it deleted,
     // which stay in the index until InnoDB's purge removes them and would otherwise be read again.
-    select: `SELECT \`key\`, expires_at FROM ${table} WHERE expires_at BETWEEN ? AND ? ORDER BY expires_at LIMIT ${keysPerDelete * PRUNE_CONCURRENCY}`,
+    select: `SELECT \`key\`, expires_at FROM ${table} WHERE expires_at BETWEEN ? AND ? ORDER BY expires_at LIMIT ${keysPerDelete}`,
     // The expiry is checked again, so that a session renewed since the SELECT stays. Written as
     // `expires_at + 0` it offers the optimizer no index but the primary key, and the ORDER BY on
     // that key with a LIMIT keeps it the choice even in a small table, which would be scanned.
@@ -72,10 +69,9 @@ function restart(cursor: PruneCursor, instant: number | undefined): void {
 
 /**
  * One prune batch: deletes rows expired at `now`, at least `limit` of them unless fewer are left,
- * and answers how many it deleted. Each round reads the keys of up to `PRUNE_CONCURRENCY`
- * deletes, then runs those deletes at once: they touch different rows, so none waits for
- * another's locks, the server works on them side by side and their commits share the log's
- * flushes, where one statement at a time waited for each step in turn.
+ * and answers how many it deleted. Each round reads one delete's keys, then deletes them. One
+ * delete at a time leaves the server's other cores to the requests: four at once pruned faster
+ * but slowed reads made meanwhile several times more (docs/reliability.md).
  */
 export async function pruneBatch(
   client: PruneClient,
@@ -106,29 +102,21 @@ async function deleteRounds(
   let removed = 0;
   for (;;) {
     const rows = await client.rows(sql.select, [cursor.after, now]);
+    if (rows.length === 0) return removed;
     const keys = rows.map((row) => row.key);
     // Rows at this very expiry that the read did not reach come in the next read; those it read
     // are deleted or renewed by then, so the next read does not find them again.
-    if (rows.length > 0) cursor.after = Number(rows[rows.length - 1]!.expires_at);
-    const deletes: Promise<{ affectedRows: number }>[] = [];
-    for (let from = 0; from < keys.length; from += sql.keysPerDelete) {
-      const chunk = keys.slice(from, from + sql.keysPerDelete);
-      // A short list is padded with its own first key, so that the delete is always the same
-      // statement: one prepared statement per connection instead of one per list length.
-      const values: unknown[] = Array.from(
-        { length: sql.keysPerDelete },
-        (_, i) => chunk[i] ?? chunk[0],
-      );
-      values.push(now);
-      deletes.push(client.write(sql.delete, values));
-    }
-    // Every delete settles before the batch does, so that close() never returns with one running.
-    for (const outcome of await Promise.allSettled(deletes)) {
-      if (outcome.status === 'rejected') throw outcome.reason;
-      removed += outcome.value.affectedRows;
-    }
+    cursor.after = Number(rows[rows.length - 1]!.expires_at);
+    // A short list is padded with its own first key, so that the delete is always the same
+    // statement: one prepared statement per connection instead of one per list length.
+    const values: unknown[] = Array.from(
+      { length: sql.keysPerDelete },
+      (_, i) => keys[i] ?? keys[0],
+    );
+    values.push(now);
+    removed += (await client.write(sql.delete, values)).affectedRows;
     // A short read found every row left; a full one that deleted fewer than `limit` (rows
     // renewed or deleted meanwhile) reads again, so that the batch does not end the prune early.
-    if (keys.length < sql.keysPerDelete * PRUNE_CONCURRENCY || removed >= limit) return removed;
+    if (keys.length < sql.keysPerDelete || removed >= limit) return removed;
   }
 }
