@@ -121,14 +121,25 @@ function toArray(envelope: Envelope, sealed: boolean): unknown[] {
     fields.push(envelope.u ?? null, envelope.e - c);
     return fields;
   }
-  let length = fields.length;
+  let length = PLAIN_FIELDS;
   while (fields[length - 1] === null) length--;
-  fields.length = length;
-  return fields;
+  // A copy rather than a shorter `length`, whose setter is a call into V8's runtime.
+  return length === PLAIN_FIELDS ? fields : fields.slice(0, length);
 }
 
 function fromArray(fields: unknown[], sealed: boolean): Envelope | null {
-  const [d, c, w, i, x, a, ua, ip, p, u, e] = fields;
+  // Read by index: destructuring an array goes through its iterator.
+  const d = fields[0],
+    c = fields[1],
+    w = fields[2],
+    i = fields[3],
+    x = fields[4],
+    a = fields[5];
+  const ua = fields[6],
+    ip = fields[7],
+    p = fields[8],
+    u = fields[9],
+    e = fields[10];
   const sizeFits = sealed
     ? fields.length === SEALED_FIELDS
     : fields.length >= 5 && fields.length <= PLAIN_FIELDS;
@@ -274,7 +285,8 @@ export class Codec {
     let json: string;
     try {
       json = JSON.stringify(fields);
-      refuseWhatJsonChanges(fields, '', false);
+      // The other fields are the manager's own numbers and strings.
+      refuseWhatJsonChanges(envelope.d, '', false);
     } catch (cause) {
       if (cause instanceof SessionError) throw cause;
       // A cycle, a BigInt, nesting too deep, or a toJSON that threw.
