@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
+import type BetterSqlite3 from 'better-sqlite3';
 import { latencyOf, scaleKey, scaleRecord } from './scale-measure.js';
 import type { PruneSteps, ScaleStore } from './scale-stores.js';
 
@@ -39,11 +40,38 @@ setInterval(() => db.pragma('wal_checkpoint(PASSIVE)'), 1000);
  * How long this thread has waited, ready to run, for a CPU the machine gave to another process,
  * in milliseconds (the second field of Linux's `/proc/thread-self/schedstat`); 0 elsewhere.
  */
-function runQueueMs(): number {
+export function runQueueMs(): number {
   try {
     return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[1]) / 1e6;
   } catch {
     return 0;
+  }
+}
+
+/**
+ * Stores sessions `from` … `to` − 1 (expired ones when `expired`) in table `name` of `db`,
+ * 20,000 to a transaction, yielding to the event loop between transactions.
+ */
+export async function loadSqlite(
+  db: BetterSqlite3.Database,
+  name: string,
+  from: number,
+  to: number,
+  base: number,
+  expired = false,
+): Promise<void> {
+  const insert = db.prepare(
+    `INSERT INTO "${name}" (key, data, expires_at, version, user_id) VALUES (?, ?, ?, 1, ?)`,
+  );
+  const step = 20_000;
+  for (let start = from; start < to; start += step) {
+    db.transaction(() => {
+      for (let i = start; i < Math.min(to, start + step); i++) {
+        const record = scaleRecord(i, base, expired);
+        insert.run(scaleKey(i, expired), record.data, record.expiresAt, record.userId);
+      }
+    })();
+    await new Promise((resolve) => setImmediate(resolve));
   }
 }
 
@@ -85,24 +113,10 @@ export async function openSqlite(name: string, tuned: boolean): Promise<ScaleSto
   }) as typeof db.prepare;
   const store = new SqliteStore({ db, table: name, pruneInterval: 0 });
   db.prepare = prepare;
-  const insert = db.prepare(
-    `INSERT INTO "${name}" (key, data, expires_at, version, user_id) VALUES (?, ?, ?, 1, ?)`,
-  );
   return {
     kind: 'sqlite',
     store,
-    async load(from, to, base, expired = false) {
-      const step = 20_000;
-      for (let start = from; start < to; start += step) {
-        db.transaction(() => {
-          for (let i = start; i < Math.min(to, start + step); i++) {
-            const record = scaleRecord(i, base, expired);
-            insert.run(scaleKey(i, expired), record.data, record.expiresAt, record.userId);
-          }
-        })();
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    },
+    load: (from, to, base, expired = false) => loadSqlite(db, name, from, to, base, expired),
     async analyze() {
       db.exec('ANALYZE');
     },

@@ -4,6 +4,7 @@
  * store calls in flight), the query plans of the statements the store sent, and its size on
  * the server. Redis and Memcached are private servers on free loopback ports.
  */
+import type { Pool as MysqlPool } from 'mysql2/promise';
 import { hasUserIndex, type SessionStore, type UserIndex } from '../src/store.js';
 import { MemcachedServer } from '../test/support/memcached-server.js';
 import { RedisServerProcess, redisCli } from '../test/support/redis-server.js';
@@ -90,6 +91,79 @@ async function using<C extends { end(): Promise<unknown> }, T>(
   }
 }
 
+/** A client that runs one statement with values: a `pg` or a `mysql2/promise` pool. */
+interface Querying {
+  query(sql: string, values: unknown[]): Promise<unknown>;
+}
+
+/** Stores sessions `from` … `to` − 1 (expired ones when `expired`) in `table` (quoted). */
+type SqlLoader = (
+  pool: Querying,
+  table: string,
+  from: number,
+  to: number,
+  base: number,
+  expired?: boolean,
+) => Promise<void>;
+
+/** Loads a PostgreSQL table, 5,000 sessions to a statement, four statements at once. */
+export const loadPostgres: SqlLoader = async (pool, table, from, to, base, expired = false) => {
+  const step = 5_000;
+  await inParallel(Math.ceil((to - from) / step), 4, async (b) => {
+    const cols: [string[], string[], number[], (string | null)[]] = [[], [], [], []];
+    for (let i = from + b * step; i < Math.min(to, from + (b + 1) * step); i++) {
+      const record = scaleRecord(i, base, expired);
+      cols[0].push(scaleKey(i, expired));
+      cols[1].push(record.data);
+      cols[2].push(record.expiresAt);
+      cols[3].push(record.userId);
+    }
+    await pool.query(
+      `INSERT INTO ${table} (key, data, expires_at, version, user_id)
+       SELECT k, d, e, 1, u FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS x(k, d, e, u)`,
+      cols,
+    );
+  });
+};
+
+/** Loads a MariaDB table, 2,000 sessions to a statement, two statements at once. */
+export const loadMysql: SqlLoader = async (pool, table, from, to, base, expired = false) => {
+  const step = 2_000;
+  await inParallel(Math.ceil((to - from) / step), 2, async (b) => {
+    const rows: unknown[][] = [];
+    for (let i = from + b * step; i < Math.min(to, from + (b + 1) * step); i++) {
+      const record = scaleRecord(i, base, expired);
+      rows.push([scaleKey(i, expired), record.data, record.expiresAt, 1, record.userId]);
+    }
+    await pool.query(
+      `INSERT INTO ${table} (\`key\`, data, expires_at, version, user_id) VALUES ?`,
+      [rows],
+    );
+  });
+};
+
+/**
+ * A mysql2 pool on a private MariaDB server with the buffer pool docs/stores/mysql.md recommends
+ * for `capacity` sessions (its `test` database created), or on the shared server (`shared`).
+ * Stop `server`, if any, after ending the pool.
+ */
+export async function openMariadbPool(
+  capacity: number,
+  shared: boolean,
+): Promise<{ pool: MysqlPool; server: PrivateMariadb | undefined }> {
+  const mysql = await import('mysql2/promise');
+  const server = shared ? undefined : await PrivateMariadb.start(bufferPoolFor(capacity));
+  const endpoint = { ...MARIADB, port: server?.port ?? MARIADB.port };
+  if (server !== undefined) {
+    const { database, ...serverOnly } = endpoint;
+    const setup = await mysql.createConnection(serverOnly);
+    await setup.query(`CREATE DATABASE IF NOT EXISTS \`${database}\``);
+    await setup.end();
+  }
+  const pool = mysql.createPool({ ...endpoint, connectionLimit: 10, connectTimeout: 5_000 });
+  return { pool, server };
+}
+
 async function openPostgres(name: string): Promise<ScaleStore> {
   const { default: pg } = await import('pg');
   const { PostgresStore } = await import('../src/stores/postgres.js');
@@ -110,25 +184,7 @@ async function openPostgres(name: string): Promise<ScaleStore> {
   return {
     kind: 'postgres',
     store,
-    async load(from, to, base, expired = false) {
-      const step = 5_000;
-      const batches = Array.from({ length: Math.ceil((to - from) / step) }, (_, b) => b);
-      await inParallel(batches.length, 4, async (b) => {
-        const cols: [string[], string[], number[], (string | null)[]] = [[], [], [], []];
-        for (let i = from + b * step; i < Math.min(to, from + (b + 1) * step); i++) {
-          const record = scaleRecord(i, base, expired);
-          cols[0].push(scaleKey(i, expired));
-          cols[1].push(record.data);
-          cols[2].push(record.expiresAt);
-          cols[3].push(record.userId);
-        }
-        await pool.query(
-          `INSERT INTO ${table} (key, data, expires_at, version, user_id)
-           SELECT k, d, e, 1, u FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS x(k, d, e, u)`,
-          cols,
-        );
-      });
-    },
+    load: (from, to, base, expired = false) => loadPostgres(pool, table, from, to, base, expired),
     async analyze() {
       await pool.query(`ANALYZE ${table}`);
     },
@@ -176,17 +232,8 @@ async function openPostgres(name: string): Promise<ScaleStore> {
  * sessions, or the shared one as it is configured (`shared`).
  */
 async function openMysql(name: string, capacity: number, shared: boolean): Promise<ScaleStore> {
-  const mysql = await import('mysql2/promise');
   const { MysqlStore } = await import('../src/stores/mysql.js');
-  const server = shared ? undefined : await PrivateMariadb.start(bufferPoolFor(capacity));
-  const endpoint = { ...MARIADB, port: server?.port ?? MARIADB.port };
-  if (server !== undefined) {
-    const { database, ...serverOnly } = endpoint;
-    const setup = await mysql.createConnection(serverOnly);
-    await setup.query(`CREATE DATABASE IF NOT EXISTS \`${database}\``);
-    await setup.end();
-  }
-  const pool = mysql.createPool({ ...endpoint, connectionLimit: 10, connectTimeout: 5_000 });
+  const { pool, server } = await openMariadbPool(capacity, shared);
   const sent = new Map<string, unknown[]>();
   const recording = {
     execute(sql: string, values?: unknown[]) {
@@ -201,21 +248,7 @@ async function openMysql(name: string, capacity: number, shared: boolean): Promi
   return {
     kind: 'mysql',
     store,
-    async load(from, to, base, expired = false) {
-      const step = 2_000;
-      const batches = Array.from({ length: Math.ceil((to - from) / step) }, (_, b) => b);
-      await inParallel(batches.length, 2, async (b) => {
-        const rows: unknown[][] = [];
-        for (let i = from + b * step; i < Math.min(to, from + (b + 1) * step); i++) {
-          const record = scaleRecord(i, base, expired);
-          rows.push([scaleKey(i, expired), record.data, record.expiresAt, 1, record.userId]);
-        }
-        await pool.query(
-          `INSERT INTO ${table} (\`key\`, data, expires_at, version, user_id) VALUES ?`,
-          [rows],
-        );
-      });
-    },
+    load: (from, to, base, expired = false) => loadMysql(pool, table, from, to, base, expired),
     async analyze() {
       await pool.query(`ANALYZE TABLE ${table}`);
     },
