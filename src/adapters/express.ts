@@ -51,10 +51,10 @@ export interface ExpressSessionOptions {
  * through Express.
  *
  * Express swaps each request's and response's prototype, and a property added to such an object
- * afterwards costs thousands of instructions (callgrind). So the middleware adds no property to
- * either: the response's gate goes on `app.response`, and `req.session` and `req.sessionManager`
- * are getters on `app.request`, both the application's own prototypes (never Express's shared
- * ones, nor Node's).
+ * afterwards costs tens of thousands of instructions (callgrind). So the middleware adds one
+ * property per request (`req.session`) and none to the response: the response's gate goes on
+ * `app.response` and `req.sessionManager` is a getter on `app.request`, both the application's
+ * own prototypes (never Express's shared ones, nor Node's).
  */
 function applicationPrototypeOf(message: Request | Response): object | undefined {
   const prototype: unknown = Object.getPrototypeOf(message);
@@ -101,7 +101,7 @@ export function session<Data extends object = DefaultSessionData>(
       next();
       return;
     }
-    const ownManager = derivesSession(req) ? undefined : manager;
+    const ownManager = derivesSessionManager(req) ? undefined : manager;
     const loaded = attachSession(
       manager,
       req,
@@ -156,66 +156,40 @@ function addressOf(req: IncomingMessage): string | undefined {
   return (req as Request).ip;
 }
 
-/**
- * The session of each request whose application prototype derives `req.session` (see
- * {@link derivesSession}), beside the request rather than on it.
- */
-const requestSessions = new WeakMap<object, Session<DefaultSessionData>>();
-
-/**
- * Gives the request its session: beside it when its prototype derives `req.session` and
- * `req.sessionManager`, else as its own properties.
- */
+/** Sets `req.session`, and `req.sessionManager` where the prototype does not derive it. */
 function giveSession<Data extends object>(
   req: Request,
   loaded: Session<Data>,
   manager: SessionManager<Data> | undefined,
 ): void {
-  const session = loaded as unknown as Session<DefaultSessionData>;
-  if (manager === undefined) {
-    requestSessions.set(req, session);
-    return;
+  req.session = loaded as unknown as Session<DefaultSessionData>;
+  if (manager !== undefined) {
+    req.sessionManager = manager as unknown as SessionManager<DefaultSessionData>;
   }
-  req.session = session;
-  req.sessionManager = manager as unknown as SessionManager<DefaultSessionData>;
 }
 
-/** Application request prototypes whose `session` and `sessionManager` getters this module defined. */
+/** Application request prototypes whose `sessionManager` getter this module defined. */
 const derivingPrototypes = new WeakSet<object>();
 
 /**
- * Makes `req.session` and `req.sessionManager` getters on the application's `app.request`, the
- * first answering the session kept beside the request, the second that session's manager, so
- * that a request gets no added property (see {@link applicationPrototypeOf}). Assigning either
- * gives the request its own property, as on a plain object. Answers false for a request that did
- * not come through Express (or whose prototype has either property of its own), which then gets
- * both as its own properties.
+ * Makes `req.sessionManager` a getter on the application's `app.request`, answering the manager
+ * of `req.session`, so that each request gets one added property instead of two. Answers false
+ * for a request that did not come through Express (or whose prototype has a `sessionManager` of
+ * its own), which then gets both as its own properties.
  */
-function derivesSession(req: Request): boolean {
+function derivesSessionManager(req: Request): boolean {
   const application = applicationPrototypeOf(req);
   if (application === undefined) return false;
   if (derivingPrototypes.has(application)) return true;
-  if (Object.hasOwn(application, 'session') || Object.hasOwn(application, 'sessionManager')) {
-    return false;
-  }
-  defineDerived(application, 'session', function (this: Request) {
-    return requestSessions.get(this);
-  });
-  defineDerived(application, 'sessionManager', function (this: Request) {
-    return ownerOf(this.session);
-  });
-  derivingPrototypes.add(application);
-  return true;
-}
-
-/** Defines a getter on `prototype` whose setter gives the object its own property instead. */
-function defineDerived(prototype: object, name: string, get: (this: Request) => unknown): void {
-  Object.defineProperty(prototype, name, {
+  if (Object.hasOwn(application, 'sessionManager')) return false;
+  Object.defineProperty(application, 'sessionManager', {
     configurable: true,
     enumerable: false,
-    get,
+    get(this: Request) {
+      return ownerOf(this.session);
+    },
     set(this: Request, value: unknown) {
-      Object.defineProperty(this, name, {
+      Object.defineProperty(this, 'sessionManager', {
         configurable: true,
         enumerable: true,
         writable: true,
@@ -223,4 +197,6 @@ function defineDerived(prototype: object, name: string, get: (this: Request) => 
       });
     },
   });
+  derivingPrototypes.add(application);
+  return true;
 }
