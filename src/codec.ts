@@ -134,8 +134,8 @@ function fromArray(fields: unknown[], sealed: boolean): Envelope | null {
     w = fields[2],
     i = fields[3],
     x = fields[4],
-    a = fields[5];
-  const ua = fields[6],
+    a = fields[5],
+    ua = fields[6],
     ip = fields[7],
     p = fields[8],
     u = fields[9],

@@ -168,6 +168,14 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
     return { sent, recording };
   }
 
+  /** A store on the test table (or `options.table`) that prunes only when called, at `now`. */
+  function prunesOnCall(
+    now: () => number,
+    options: { pool?: MysqlQueryable; table?: string; pruneBatchSize?: number } = {},
+  ): MysqlStore {
+    return new MysqlStore({ pool, table, pruneInterval: 0, now, ...options });
+  }
+
   beforeEach(async () => {
     table = randomTable();
     store = new MysqlStore({ pool, table, pruneInterval: 0 });
@@ -353,13 +361,7 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
 
   it('prunes in batches until none is left', async () => {
     let now = Date.now();
-    const batched = new MysqlStore({
-      pool,
-      table,
-      pruneInterval: 0,
-      pruneBatchSize: 2,
-      now: () => now,
-    });
+    const batched = prunesOnCall(() => now, { pruneBatchSize: 2 });
     for (let i = 0; i < 5; i++)
       await batched.create(randomStoreKey(), { data: 'x', expiresAt: now + 1, userId: 'p' });
     const live = randomStoreKey();
@@ -377,12 +379,7 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
     const own = randomTable();
     const { sent, recording } = recordingPool();
     const now = Date.now();
-    const pruner = new MysqlStore({
-      pool: recording,
-      table: own,
-      pruneInterval: 0,
-      now: () => now,
-    });
+    const pruner = prunesOnCall(() => now, { pool: recording, table: own });
     try {
       await pruner.createTable();
       const rows = Array.from({ length: 5_000 }, (_, i) => [
@@ -408,13 +405,7 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
       };
       // With batches of 100, each read is followed by one delete, of the oldest keys left: never
       // two deletes at once, which slowed the reads made meanwhile.
-      const first = new MysqlStore({
-        pool: recording,
-        table: own,
-        pruneInterval: 0,
-        pruneBatchSize: 100,
-        now: () => now,
-      });
+      const first = prunesOnCall(() => now, { pool: recording, table: own, pruneBatchSize: 100 });
       sent.length = 0;
       expect(await first.prune()).toBe(1_000);
       expect(sent.map(({ sql }) => sql.slice(0, 6))).toEqual([
@@ -464,7 +455,7 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
       [rows],
     );
     await pool.query(`ANALYZE TABLE \`${table}\``);
-    const pruner = new MysqlStore({ pool: recording, table, pruneInterval: 0, now: () => now });
+    const pruner = prunesOnCall(() => now, { pool: recording });
     // The statement the prune sends, explained with the keys it named while they still exist.
     const first = new Promise<{ sql: string; values: unknown[] }>((resolve) => {
       recording.execute = (sql, values) => {
@@ -497,13 +488,7 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
       },
       query: (sql: string) => pool.query(sql),
     };
-    const pruner = new MysqlStore({
-      pool: racing,
-      table,
-      pruneInterval: 0,
-      pruneBatchSize: 2,
-      now: () => now,
-    });
+    const pruner = prunesOnCall(() => now, { pool: racing, pruneBatchSize: 2 });
     const soon = Date.now() + MINUTE;
     // The oldest, so that the first read of expired keys finds it.
     await store.create(renewed, { data: 'renewed', expiresAt: soon - 100, userId: null });
@@ -518,13 +503,7 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
   it('prunes every row of an expiry that many rows share, across reads', async () => {
     let now = Date.now();
     const { sent, recording } = recordingPool();
-    const pruner = new MysqlStore({
-      pool: recording,
-      table,
-      pruneInterval: 0,
-      pruneBatchSize: 2,
-      now: () => now,
-    });
+    const pruner = prunesOnCall(() => now, { pool: recording, pruneBatchSize: 2 });
     const at = now + 1;
     for (let i = 0; i < 21; i++)
       await store.create(randomStoreKey(), {
@@ -546,13 +525,7 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
   it('prunes with one delete statement whatever the number of rows left, and with batches above 10,000', async () => {
     let now = Date.now();
     const { sent, recording } = recordingPool();
-    const pruner = new MysqlStore({
-      pool: recording,
-      table,
-      pruneInterval: 0,
-      pruneBatchSize: 4,
-      now: () => now,
-    });
+    const pruner = prunesOnCall(() => now, { pool: recording, pruneBatchSize: 4 });
     for (const count of [1, 3, 4, 5, 11]) {
       for (let i = 0; i < count; i++)
         await store.create(randomStoreKey(), { data: 'x', expiresAt: now + 1, userId: null });
@@ -563,13 +536,7 @@ describe.skipIf(!gate.available)(`MysqlStore on MariaDB/MySQL${gate.label}`, () 
     const deletes = new Set(sent.map(({ sql }) => sql).filter((sql) => sql.startsWith('DELETE')));
     expect(deletes.size).toBe(1);
 
-    const large = new MysqlStore({
-      pool,
-      table,
-      pruneInterval: 0,
-      pruneBatchSize: 100_000,
-      now: () => now,
-    });
+    const large = prunesOnCall(() => now, { pruneBatchSize: 100_000 });
     for (let i = 0; i < 3; i++)
       await store.create(randomStoreKey(), { data: 'x', expiresAt: now + 1, userId: null });
     now += 2;

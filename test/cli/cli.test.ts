@@ -175,7 +175,7 @@ describe('tessera-session', () => {
   for (const store of cases) {
     // The stores' suites run side by side; the steps within one run in order.
     describe.concurrent(`on ${store.name}${store.label}`, () => {
-      const step = store.available ? it.sequential : it.skip;
+      const step = store.available ? it.sequential : it.skip; // skipped: store not reachable, see store.label
       let opened: Awaited<ReturnType<StoreCase['open']>> | undefined;
       let manager: SessionManager;
       afterAll(async () => {

@@ -81,42 +81,32 @@ export async function pruneBatch(
   limit: number,
 ): Promise<number> {
   if (cursor.instant !== now) restart(cursor, now);
+  let removed = 0;
   try {
-    const removed = await deleteRounds(client, sql, cursor, now, limit);
-    // Fewer than `limit` ends the prune: the next one starts from the oldest row again.
-    if (removed < limit) restart(cursor, undefined);
-    return removed;
+    for (;;) {
+      const rows = await client.rows(sql.select, [cursor.after, now]);
+      if (rows.length === 0) break;
+      const keys = rows.map((row) => row.key);
+      // Rows at this very expiry that the read did not reach come in the next read; those it
+      // read are deleted or renewed by then, so the next read does not find them again.
+      cursor.after = Number(rows[rows.length - 1]!.expires_at);
+      // A short list is padded with its own first key, so that the delete is always the same
+      // statement: one prepared statement per connection instead of one per list length.
+      const values: unknown[] = Array.from(
+        { length: sql.keysPerDelete },
+        (_, i) => keys[i] ?? keys[0],
+      );
+      values.push(now);
+      removed += (await client.write(sql.delete, values)).affectedRows;
+      // A short read found every row left; a full one that deleted fewer than `limit` (rows
+      // renewed or deleted meanwhile) reads again, so that the batch does not end the prune early.
+      if (keys.length < sql.keysPerDelete || removed >= limit) break;
+    }
   } catch (error) {
     restart(cursor, undefined);
     throw error;
   }
-}
-
-async function deleteRounds(
-  client: PruneClient,
-  sql: PruneStatements,
-  cursor: PruneCursor,
-  now: number,
-  limit: number,
-): Promise<number> {
-  let removed = 0;
-  for (;;) {
-    const rows = await client.rows(sql.select, [cursor.after, now]);
-    if (rows.length === 0) return removed;
-    const keys = rows.map((row) => row.key);
-    // Rows at this very expiry that the read did not reach come in the next read; those it read
-    // are deleted or renewed by then, so the next read does not find them again.
-    cursor.after = Number(rows[rows.length - 1]!.expires_at);
-    // A short list is padded with its own first key, so that the delete is always the same
-    // statement: one prepared statement per connection instead of one per list length.
-    const values: unknown[] = Array.from(
-      { length: sql.keysPerDelete },
-      (_, i) => keys[i] ?? keys[0],
-    );
-    values.push(now);
-    removed += (await client.write(sql.delete, values)).affectedRows;
-    // A short read found every row left; a full one that deleted fewer than `limit` (rows
-    // renewed or deleted meanwhile) reads again, so that the batch does not end the prune early.
-    if (keys.length < sql.keysPerDelete || removed >= limit) return removed;
-  }
+  // Fewer than `limit` ends the prune: the next one starts from the oldest row again.
+  if (removed < limit) restart(cursor, undefined);
+  return removed;
 }
