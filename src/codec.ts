@@ -227,10 +227,9 @@ function refuseWhatJsonChanges(value: unknown, key: string | number, inArray: bo
         const array = value as unknown[];
         for (let i = 0; i < array.length; i++) refuseWhatJsonChanges(array[i], i, true);
       } else if (prototype === Object.prototype || prototype === null) {
+        // The keys JSON.stringify writes: own, enumerable, string-named.
         const object = value as Record<string, unknown>;
-        for (const name in object) {
-          if (Object.hasOwn(object, name)) refuseWhatJsonChanges(object[name], name, false);
-        }
+        for (const name of Object.keys(object)) refuseWhatJsonChanges(object[name], name, false);
       } else {
         refuse('an object that is not a plain object or an array', key);
       }
