@@ -355,7 +355,7 @@ describe.skipIf(!built)(
       const skip = sample.marker.skip;
       const title = `${sample.where} (${sample.language === 'ts' ? 'TypeScript' : 'JavaScript'})`;
       if (skip !== undefined) {
-        it.skip(`${title} [skipped: ${skip}]`, () => undefined);
+        it.skip(`${title} [skipped: ${skip}]`, () => undefined); // skipped: the docs' `<!-- sample: skip: REASON -->` marker, whose reason is in the title
         continue;
       }
       if (sample.problem !== undefined) continue;

@@ -8,18 +8,18 @@
  *
  * For each number of hogs (processes that only spin, at the tool's own niceness), it starts
  * them, waits 300 ms, then reads one session after another through each store's `get`
- * (`--reads` of them, after 500 not counted), and prints the reads' p50, p99 and longest in µs,
+ * (`--reads` of them, after 500 not counted; each after a turn of the event loop, as the scale
+ * run times its reads), and prints the reads' p50, p99 and longest in µs,
  * with the load average first and last. Each store gets a table of its own, dropped at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import type { SessionStore } from '../../src/store.js';
 import { MysqlStore } from '../../src/stores/mysql.js';
 import { PostgresStore } from '../../src/stores/postgres.js';
-import { latencyOf, scaleKey, scaleRecord } from '../scale-measure.js';
+import { latencyOf, scaleKey, scaleRecord, timed } from '../scale-measure.js';
 import { MARIADB, POSTGRES } from '../stores.js';
 import { flags, loadLine, numberFlag, onInterrupt, say } from './common.js';
 
@@ -40,13 +40,8 @@ function startHogs(count: number): ChildProcess[] {
 
 /** p50, p99 and the longest of `reads` serial `get`s of the store's sessions, in µs. */
 async function readLatency(store: SessionStore): Promise<string> {
-  const samples: number[] = [];
-  for (let i = 0; i < WARMUP_READS + reads; i++) {
-    const started = performance.now();
-    await store.get(scaleKey(i % SESSIONS));
-    if (i >= WARMUP_READS) samples.push(performance.now() - started);
-  }
-  const { p50, p99, max } = latencyOf(samples);
+  await timed(WARMUP_READS, (n) => store.get(scaleKey(n % SESSIONS)));
+  const { p50, p99, max } = latencyOf(await timed(reads, (n) => store.get(scaleKey(n % SESSIONS))));
   return `p50 ${p50} p99 ${p99} max ${max} µs`;
 }
 
